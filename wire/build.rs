@@ -19,11 +19,7 @@ fn main() {
 
 fn run() -> BuildResult<()> {
     let data = PathBuf::from("data");
-    for f in [
-        "tls-cipher-suites.csv",
-        "sslv2-cipher-specs.csv",
-        "tls-registries.json",
-    ] {
+    for f in ["tls-cipher-suites.csv", "sslv2-cipher-specs.csv", "tls-registries.json"] {
         println!("cargo:rerun-if-changed=data/{f}");
     }
     println!("cargo:rerun-if-changed=build.rs");
@@ -31,21 +27,9 @@ fn run() -> BuildResult<()> {
 
     let mut codepoints = String::new();
     let mut catalog = String::new();
-    cipher_suites(
-        &data.join("tls-cipher-suites.csv"),
-        &mut codepoints,
-        &mut catalog,
-    )?;
-    sslv2_specs(
-        &data.join("sslv2-cipher-specs.csv"),
-        &mut codepoints,
-        &mut catalog,
-    )?;
-    registries(
-        &data.join("tls-registries.json"),
-        &mut codepoints,
-        &mut catalog,
-    )?;
+    cipher_suites(&data.join("tls-cipher-suites.csv"), &mut codepoints, &mut catalog)?;
+    sslv2_specs(&data.join("sslv2-cipher-specs.csv"), &mut codepoints, &mut catalog)?;
+    registries(&data.join("tls-registries.json"), &mut codepoints, &mut catalog)?;
     std::fs::write(out.join("codepoints_gen.rs"), codepoints).map_err(|e| e.to_string())?;
     std::fs::write(out.join("catalog_gen.rs"), catalog).map_err(|e| e.to_string())?;
     Ok(())
@@ -157,14 +141,14 @@ fn yes_no(s: &str, file: &str, line: usize, field: &str) -> BuildResult<bool> {
     match s {
         "Y" => Ok(true),
         "N" => Ok(false),
-        other => Err(format!(
-            "{file}:{line}: {field}: expected Y or N, found {other:?}"
-        )),
+        other => Err(format!("{file}:{line}: {field}: expected Y or N, found {other:?}")),
     }
 }
 
 /// Grades a suite from its properties; returns the grade and every reason
 /// for it (the reasons of the worst grade that applies).
+// One argument per catalog column the grade depends on; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn grade(
     kx: &str,
     auth: &str,
@@ -226,10 +210,7 @@ fn grade(
         return ("weak", weak.join("; "));
     }
     if aead && iana_recommended {
-        return (
-            "recommended",
-            "forward secrecy and AEAD, IANA recommended".to_string(),
-        );
+        return ("recommended", "forward secrecy and AEAD, IANA recommended".to_string());
     }
     let mut why = Vec::new();
     if !aead {
@@ -294,9 +275,7 @@ fn cipher_suites(path: &Path, codepoints: &mut String, catalog: &mut String) -> 
         }
         if let Some(prev) = last {
             if code <= prev {
-                return Err(format!(
-                    "{file}:{line}: code {code:#06x} not sorted or duplicated"
-                ));
+                return Err(format!("{file}:{line}: code {code:#06x} not sorted or duplicated"));
             }
         }
         last = Some(code);
@@ -318,22 +297,17 @@ fn cipher_suites(path: &Path, codepoints: &mut String, catalog: &mut String) -> 
         });
         let family = get(c_family);
         if !["SSLv3+", "TLS1.0+", "TLS1.2-only", "TLS1.3", "signal"].contains(&family) {
-            return Err(format!(
-                "{file}:{line}: protocol_family: unknown {family:?}"
-            ));
+            return Err(format!("{file}:{line}: protocol_family: unknown {family:?}"));
         }
         let signal = family == "signal";
         let versions = if signal {
             "None".to_string()
         } else {
-            let min = version_code(get(c_min))
-                .ok_or_else(|| format!("{file}:{line}: min_version_spec: unknown"))?;
-            let max = version_code(get(c_max))
-                .ok_or_else(|| format!("{file}:{line}: max_version_spec: unknown"))?;
+            let min = version_code(get(c_min)).ok_or_else(|| format!("{file}:{line}: min_version_spec: unknown"))?;
+            let max = version_code(get(c_max)).ok_or_else(|| format!("{file}:{line}: max_version_spec: unknown"))?;
             let min_ossl = match get(c_min_ossl) {
                 "" => min,
-                v => version_code(v)
-                    .ok_or_else(|| format!("{file}:{line}: min_version_openssl: unknown"))?,
+                v => version_code(v).ok_or_else(|| format!("{file}:{line}: min_version_openssl: unknown"))?,
             };
             format!("Some(VersionRange {{ min: ProtocolVersion({min}), max: ProtocolVersion({max}), min_seen: ProtocolVersion({min_ossl}) }})")
         };
@@ -347,25 +321,13 @@ fn cipher_suites(path: &Path, codepoints: &mut String, catalog: &mut String) -> 
             let pfs = yes_no(get(c_pfs), file, line, "pfs")?;
             let export = yes_no(get(c_export), file, line, "export")?;
             let recommended = get(c_rec) == "Y";
-            let (kx, auth, enc, mode, mac) =
-                (get(c_kx), get(c_auth), get(c_enc), get(c_mode), get(c_mac));
+            let (kx, auth, enc, mode, mac) = (get(c_kx), get(c_auth), get(c_enc), get(c_mode), get(c_mac));
             for (field, v) in [("kx", kx), ("auth", auth), ("enc", enc), ("mac", mac)] {
                 if v.is_empty() {
                     return Err(format!("{file}:{line}: {field}: empty for a cipher suite"));
                 }
             }
-            let (g, reason) = grade(
-                kx,
-                auth,
-                enc,
-                mode,
-                bits,
-                mac,
-                aead,
-                pfs,
-                export,
-                recommended,
-            );
+            let (g, reason) = grade(kx, auth, enc, mode, bits, mac, aead, pfs, export, recommended);
             let grade = match g {
                 "insecure" => "Grade::Insecure",
                 "weak" => "Grade::Weak",
@@ -387,7 +349,14 @@ fn cipher_suites(path: &Path, codepoints: &mut String, catalog: &mut String) -> 
         )
         .ok();
     }
-    emit_codepoints(codepoints, "TLS cipher suite (IANA TLS Cipher Suites registry, GREASE, SCSVs and legacy non-IANA codes).", "CipherSuite", "u16", &mut entries, file)?;
+    emit_codepoints(
+        codepoints,
+        "TLS cipher suite (IANA TLS Cipher Suites registry, GREASE, SCSVs and legacy non-IANA codes).",
+        "CipherSuite",
+        "u16",
+        &mut entries,
+        file,
+    )?;
     writeln!(catalog, "/// Every cipher suite codepoint of the catalog, sorted by id.\npub static SUITES: [SuiteInfo; {}] = [\n{rows}];\n", entries.len()).ok();
     Ok(())
 }
@@ -439,11 +408,7 @@ fn sslv2_specs(path: &Path, codepoints: &mut String, catalog: &mut String) -> Bu
         let export = match get(c_export) {
             "yes" => true,
             "no" => false,
-            other => {
-                return Err(format!(
-                    "{file}:{line}: export: expected yes or no, found {other:?}"
-                ))
-            }
+            other => return Err(format!("{file}:{line}: export: expected yes or no, found {other:?}")),
         };
         writeln!(
             rows,
@@ -461,15 +426,19 @@ fn sslv2_specs(path: &Path, codepoints: &mut String, catalog: &mut String) -> Bu
         &mut entries,
         file,
     )?;
-    writeln!(catalog, "/// The SSLv2 cipher specs, sorted by id.\npub static SSLV2_SPECS: [Sslv2SpecInfo; {}] = [\n{rows}];\n", entries.len()).ok();
+    writeln!(
+        catalog,
+        "/// The SSLv2 cipher specs, sorted by id.\npub static SSLV2_SPECS: [Sslv2SpecInfo; {}] = [\n{rows}];\n",
+        entries.len()
+    )
+    .ok();
     Ok(())
 }
 
 fn registries(path: &Path, codepoints: &mut String, catalog: &mut String) -> BuildResult<()> {
     let file = "data/tls-registries.json";
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{file}: {e}"))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{file}: {e}"))?;
 
     // (json key, type, repr, doc, how to clean a name)
     let tables: [(&str, &str, &str, &str); 17] = [
@@ -497,12 +466,7 @@ fn registries(path: &Path, codepoints: &mut String, catalog: &mut String) -> Bui
             "u8",
             "TLS HandshakeType registry (RFC 8446 §4).",
         ),
-        (
-            "alert_levels",
-            "AlertLevel",
-            "u8",
-            "TLS alert level (RFC 5246 §7.2).",
-        ),
+        ("alert_levels", "AlertLevel", "u8", "TLS alert level (RFC 5246 §7.2)."),
         (
             "alert_descriptions",
             "AlertDescription",
@@ -569,12 +533,7 @@ fn registries(path: &Path, codepoints: &mut String, catalog: &mut String) -> Bui
             "u8",
             "Client certificate type in a CertificateRequest (RFC 5246 §7.4.4).",
         ),
-        (
-            "heartbeat_modes",
-            "HeartbeatMode",
-            "u8",
-            "Heartbeat mode (RFC 6520).",
-        ),
+        ("heartbeat_modes", "HeartbeatMode", "u8", "Heartbeat mode (RFC 6520)."),
     ];
     for (key, ty, repr, doc) in tables {
         let list = json
@@ -633,8 +592,7 @@ fn registries(path: &Path, codepoints: &mut String, catalog: &mut String) -> Bui
         let Some(hex) = g.get("hex").and_then(|v| v.as_str()) else {
             continue;
         };
-        let value =
-            parse_hex(hex).ok_or_else(|| format!("{file}: supported_groups[{i}]: bad hex"))?;
+        let value = parse_hex(hex).ok_or_else(|| format!("{file}: supported_groups[{i}]: bad hex"))?;
         let kind = match g.get("kind").and_then(|v| v.as_str()).unwrap_or("") {
             "ec-char2" => "GroupKind::EcChar2",
             "ec-prime" => "GroupKind::EcPrime",
@@ -647,11 +605,7 @@ fn registries(path: &Path, codepoints: &mut String, catalog: &mut String) -> Bui
             "hybrid-pq" => "GroupKind::Hybrid",
             "grease" => "GroupKind::Grease",
             "explicit-curves" => "GroupKind::Explicit",
-            other => {
-                return Err(format!(
-                    "{file}: supported_groups[{i}]: unknown kind {other:?}"
-                ))
-            }
+            other => return Err(format!("{file}: supported_groups[{i}]: unknown kind {other:?}")),
         };
         let len = |k: &str| {
             g.get(k)
@@ -671,7 +625,12 @@ fn registries(path: &Path, codepoints: &mut String, catalog: &mut String) -> Bui
             ),
         );
     }
-    writeln!(catalog, "/// Facts about each supported group, sorted by id.\npub static GROUPS: [GroupInfo; {}] = [", rows.len()).ok();
+    writeln!(
+        catalog,
+        "/// Facts about each supported group, sorted by id.\npub static GROUPS: [GroupInfo; {}] = [",
+        rows.len()
+    )
+    .ok();
     for r in rows.values() {
         writeln!(catalog, "{r}").ok();
     }

@@ -11,11 +11,7 @@ use crate::codepoints::{CipherSuite, NamedGroup, ProtocolVersion, Sslv2CipherSpe
 
 /// Where a suite codepoint comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize),
-    serde(rename_all = "kebab-case")
-)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "kebab-case"))]
 pub enum SuiteKind {
     /// Assigned in the IANA registry.
     Iana,
@@ -41,11 +37,7 @@ pub struct VersionRange {
 
 /// A strength grade, worst first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize),
-    serde(rename_all = "kebab-case")
-)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "kebab-case"))]
 pub enum Grade {
     Insecure,
     Weak,
@@ -111,9 +103,8 @@ pub struct SuiteInfo {
 impl SuiteInfo {
     /// Valid at `v` according to its defining RFC.
     pub fn valid_in(&self, v: ProtocolVersion) -> bool {
-        self.versions.is_some_and(|r| {
-            version_rank(r.min) <= version_rank(v) && version_rank(v) <= version_rank(r.max)
-        })
+        self.versions
+            .is_some_and(|r| version_rank(r.min) <= version_rank(v) && version_rank(v) <= version_rank(r.max))
     }
 
     /// Worth offering at `v` in an enumeration: valid by the RFC, or
@@ -156,9 +147,7 @@ pub fn suite(id: CipherSuite) -> Option<&'static SuiteInfo> {
 pub fn suite_by_name(name: &str) -> Option<&'static SuiteInfo> {
     let n = name.trim();
     if let Some(hex) = n.strip_prefix("0x").or_else(|| n.strip_prefix("0X")) {
-        return u16::from_str_radix(hex, 16)
-            .ok()
-            .and_then(|v| suite(CipherSuite(v)));
+        return u16::from_str_radix(hex, 16).ok().and_then(|v| suite(CipherSuite(v)));
     }
     let eq = |s: Option<&str>| s.is_some_and(|s| s.eq_ignore_ascii_case(n));
     SUITES
@@ -182,11 +171,7 @@ pub fn suites_for(v: ProtocolVersion) -> impl Iterator<Item = &'static SuiteInfo
 
 /// What kind of group a codepoint names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize),
-    serde(rename_all = "kebab-case")
-)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "kebab-case"))]
 pub enum GroupKind {
     EcChar2,
     EcPrime,
@@ -255,21 +240,9 @@ mod tests {
     fn catalog_has_every_row_sorted() {
         assert_eq!(SUITES.len(), 433);
         assert!(SUITES.windows(2).all(|w| w[0].id < w[1].id));
-        assert_eq!(
-            SUITES
-                .iter()
-                .filter(|s| s.kind == SuiteKind::Grease)
-                .count(),
-            16
-        );
-        assert_eq!(
-            SUITES.iter().filter(|s| s.kind == SuiteKind::Scsv).count(),
-            2
-        );
-        assert_eq!(
-            SUITES.iter().filter(|s| s.kind == SuiteKind::Iana).count(),
-            350
-        );
+        assert_eq!(SUITES.iter().filter(|s| s.kind == SuiteKind::Grease).count(), 16);
+        assert_eq!(SUITES.iter().filter(|s| s.kind == SuiteKind::Scsv).count(), 2);
+        assert_eq!(SUITES.iter().filter(|s| s.kind == SuiteKind::Iana).count(), 350);
         assert_eq!(SSLV2_SPECS.len(), 13);
     }
 
@@ -278,16 +251,11 @@ mod tests {
         let s = suite_by_name("ECDHE-RSA-AES128-GCM-SHA256").unwrap();
         assert_eq!(s.id, CipherSuite(0xc02f));
         assert_eq!(
-            suite_by_name("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
-                .unwrap()
-                .id,
+            suite_by_name("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256").unwrap().id,
             CipherSuite(0xc02f)
         );
         assert_eq!(suite_by_name("aes128-sha").unwrap().id, CipherSuite(0x002f));
-        assert_eq!(
-            suite_by_name("0x1301").unwrap().name,
-            "TLS_AES_128_GCM_SHA256"
-        );
+        assert_eq!(suite_by_name("0x1301").unwrap().name, "TLS_AES_128_GCM_SHA256");
         assert!(suite_by_name("NOPE").is_none());
     }
 
@@ -333,18 +301,9 @@ mod tests {
 
     #[test]
     fn group_share_sizes() {
-        assert_eq!(
-            group(NamedGroup::X25519).unwrap().client_share_len,
-            Some(32)
-        );
-        assert_eq!(
-            group(NamedGroup::SECP384R1).unwrap().client_share_len,
-            Some(97)
-        );
-        assert_eq!(
-            group(NamedGroup(0x11ec)).unwrap().client_share_len,
-            Some(1216)
-        );
+        assert_eq!(group(NamedGroup::X25519).unwrap().client_share_len, Some(32));
+        assert_eq!(group(NamedGroup::SECP384R1).unwrap().client_share_len, Some(97));
+        assert_eq!(group(NamedGroup(0x11ec)).unwrap().client_share_len, Some(1216));
         assert_eq!(group(NamedGroup(0x0100)).unwrap().kind, GroupKind::Ffdhe);
     }
 

@@ -177,9 +177,7 @@ impl CipherSuite {
 
     /// A signalling value that is never selected (GREASE or an SCSV).
     pub fn is_signal(self) -> bool {
-        self.is_grease()
-            || self == Self::TLS_EMPTY_RENEGOTIATION_INFO_SCSV
-            || self == Self::TLS_FALLBACK_SCSV
+        self.is_grease() || self == Self::TLS_EMPTY_RENEGOTIATION_INFO_SCSV || self == Self::TLS_FALLBACK_SCSV
     }
 }
 
@@ -210,10 +208,7 @@ mod tests {
     #[test]
     fn registry_names_and_constants_agree() {
         assert_eq!(CipherSuite::TLS_AES_128_GCM_SHA256.0, 0x1301);
-        assert_eq!(
-            CipherSuite(0x002f).name(),
-            Some("TLS_RSA_WITH_AES_128_CBC_SHA")
-        );
+        assert_eq!(CipherSuite(0x002f).name(), Some("TLS_RSA_WITH_AES_128_CBC_SHA"));
         assert_eq!(NamedGroup::X25519.0, 0x001d);
         assert_eq!(NamedGroup::SECP256R1.name(), Some("secp256r1"));
         assert_eq!(ExtensionType::SUPPORTED_VERSIONS.0, 43);
@@ -256,18 +251,9 @@ mod tests {
 
     #[test]
     fn user_version_names() {
-        assert_eq!(
-            ProtocolVersion::parse_user("TLSv1.2"),
-            Some(ProtocolVersion::TLS12)
-        );
-        assert_eq!(
-            ProtocolVersion::parse_user("ssl3"),
-            Some(ProtocolVersion::SSL3)
-        );
-        assert_eq!(
-            ProtocolVersion::parse_user("tls1"),
-            Some(ProtocolVersion::TLS10)
-        );
+        assert_eq!(ProtocolVersion::parse_user("TLSv1.2"), Some(ProtocolVersion::TLS12));
+        assert_eq!(ProtocolVersion::parse_user("ssl3"), Some(ProtocolVersion::SSL3));
+        assert_eq!(ProtocolVersion::parse_user("tls1"), Some(ProtocolVersion::TLS10));
         assert_eq!(ProtocolVersion::parse_user("tls9"), None);
     }
 }

@@ -54,8 +54,5 @@ pub enum EncodeError {
     },
     /// A parameter cannot be encoded as asked.
     #[error("{field}: {reason}")]
-    Invalid {
-        field: &'static str,
-        reason: &'static str,
-    },
+    Invalid { field: &'static str, reason: &'static str },
 }

@@ -14,10 +14,7 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over `bytes`, offsets counted from 0.
     pub fn new(bytes: &'a [u8]) -> Self {
-        Self {
-            rest: bytes,
-            offset: 0,
-        }
+        Self { rest: bytes, offset: 0 }
     }
 
     /// A reader over `bytes` that reports offsets from `base`.
@@ -120,11 +117,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A reader over a body with a three-byte length prefix, refused past `max`.
-    pub fn nested_u24(
-        &mut self,
-        field: &'static str,
-        max: usize,
-    ) -> Result<Reader<'a>, DecodeError> {
+    pub fn nested_u24(&mut self, field: &'static str, max: usize) -> Result<Reader<'a>, DecodeError> {
         let at = self.offset;
         let len = self.u24(field)? as usize;
         if len > max {
@@ -138,11 +131,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The rest as bytes, refused past `max` (e.g. a session id over 32).
-    pub fn rest_at_most(
-        &mut self,
-        max: usize,
-        field: &'static str,
-    ) -> Result<&'a [u8], DecodeError> {
+    pub fn rest_at_most(&mut self, max: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
         if self.rest.len() > max {
             return Err(self.error(
                 field,
@@ -169,7 +158,8 @@ impl<'a> Reader<'a> {
         let out = self
             .rest
             .chunks_exact(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .filter_map(|c| <[u8; 2]>::try_from(c).ok())
+            .map(u16::from_be_bytes)
             .collect();
         self.rest();
         Ok(out)
@@ -180,12 +170,7 @@ impl<'a> Reader<'a> {
         if self.rest.is_empty() {
             Ok(())
         } else {
-            Err(self.error(
-                field,
-                Kind::Trailing {
-                    extra: self.rest.len(),
-                },
-            ))
+            Err(self.error(field, Kind::Trailing { extra: self.rest.len() }))
         }
     }
 }
@@ -225,9 +210,6 @@ mod tests {
     #[test]
     fn rejects_odd_u16_list() {
         let mut r = Reader::new(&[0, 1, 2]);
-        assert!(matches!(
-            r.u16_list("l").unwrap_err().kind,
-            Kind::Misaligned { .. }
-        ));
+        assert!(matches!(r.u16_list("l").unwrap_err().kind, Kind::Misaligned { .. }));
     }
 }

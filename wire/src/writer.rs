@@ -73,8 +73,8 @@ impl Writer {
         if len > max {
             return Err(EncodeError::TooLong { field, len, max });
         }
-        let be = (len as u32).to_be_bytes();
-        let src = be.get(4 - width..).unwrap_or(&[]);
+        let be = len.to_be_bytes();
+        let src = be.get(be.len() - width..).unwrap_or(&[]);
         if let Some(dst) = self.buf.get_mut(at..at + width) {
             dst.copy_from_slice(src);
         }
