@@ -428,10 +428,18 @@ impl State {
             self.hs.extend_from_slice(rest);
         } else {
             self.hs.extend_from_slice(fragment);
-            let hs = std::mem::take(&mut self.hs);
-            let used = self.messages(&hs, self.hs_offset)?;
-            self.hs_offset += used;
-            self.hs = hs.get(used..).unwrap_or(&[]).to_vec();
+            // Decode only once the pending message is whole, so a peer that
+            // sends a message in one-byte records costs linear time.
+            if let Some(&[_, a, b, c]) = self.hs.get(..4) {
+                let want = 4 + u32::from_be_bytes([0, a, b, c]) as usize;
+                if self.hs.len() >= want {
+                    let mut hs = std::mem::take(&mut self.hs);
+                    let used = self.messages(&hs, self.hs_offset)?;
+                    self.hs_offset += used;
+                    hs.drain(..used);
+                    self.hs = hs;
+                }
+            }
         }
         // A declared length over the cap fails at once, before buffering it.
         if let Some(&[_, a, b, c]) = self.hs.get(..4) {

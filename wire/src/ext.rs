@@ -235,7 +235,7 @@ impl ClientExtension {
             ExtensionType::RECORD_SIZE_LIMIT if data.len() == 2 => {
                 Some(E::RecordSizeLimit(r.u16("record_size_limit")?))
             }
-            ExtensionType::PADDING_0015 if data.iter().all(|&b| b == 0) => Some(E::Padding(data.len())),
+            ExtensionType::PADDING_0015 if data.iter().all(|&b| b == 0) => Some(E::Padding(r.rest().len())),
             _ => None,
         };
         match typed {
