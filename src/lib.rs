@@ -1,4 +1,9 @@
 //! hsscan: a TLS handshake scanner for mail administrators.
+//!
+//! The TLS wire format lives in the `hsscan-wire` crate; this crate holds
+//! the command line and the reports built on it.
 #![forbid(unsafe_code)]
 
+pub mod catalog_report;
 pub mod cli;
+pub mod style;

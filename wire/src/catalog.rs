@@ -110,10 +110,12 @@ impl SuiteInfo {
     /// Worth offering at `v` in an enumeration: valid by the RFC, or
     /// accepted there by a real implementation (SHA-1 suites over SSLv3).
     pub fn offerable_in(&self, v: ProtocolVersion) -> bool {
-        self.versions.is_some_and(|r| {
-            let lo = version_rank(r.min).min(version_rank(r.min_seen));
-            lo <= version_rank(v) && version_rank(v) <= version_rank(r.max)
-        })
+        // TLS_NULL_WITH_NULL_NULL is the initial state, never negotiable.
+        self.id != CipherSuite(0x0000)
+            && self.versions.is_some_and(|r| {
+                let lo = version_rank(r.min).min(version_rank(r.min_seen));
+                lo <= version_rank(v) && version_rank(v) <= version_rank(r.max)
+            })
     }
 
     pub fn grade(&self) -> Option<Grade> {
@@ -278,7 +280,8 @@ mod tests {
         assert!(!v(0x002f).valid_in(ProtocolVersion::SSL3));
         assert!(v(0x002f).offerable_in(ProtocolVersion::SSL3));
         assert!(!v(0xc02f).offerable_in(ProtocolVersion::TLS11));
-        // Signals are never offerable as suites.
+        // Signals and the initial NULL state are never offerable as suites.
+        assert!(!v(0x0000).offerable_in(ProtocolVersion::TLS10));
         assert!(!v(0x5600).offerable_in(ProtocolVersion::TLS12));
     }
 
