@@ -24,6 +24,29 @@ pub struct Sslv2ClientHello {
 }
 
 impl Sslv2ClientHello {
+    /// An SSLv2 CLIENT-HELLO offering every SSLv2 cipher spec of the catalog,
+    /// for SSLv2 detection. The caller supplies the 16-byte challenge.
+    pub fn sslv2(challenge: [u8; 16]) -> Self {
+        Self {
+            version: ProtocolVersion::SSL2,
+            cipher_specs: crate::catalog::SSLV2_SPECS.iter().map(|s| s.id).collect(),
+            session_id: Vec::new(),
+            challenge: challenge.to_vec(),
+        }
+    }
+
+    /// The SSLv2-compatible hello of an SSLv3/TLS client (RFC 5246 §E.2):
+    /// `version` is the highest offered, TLS suites travel as `0x00XXYY`
+    /// specs, and `challenge` becomes the right end of the client random.
+    pub fn compatible(version: ProtocolVersion, suites: &[CipherSuite], challenge: [u8; 32]) -> Self {
+        Self {
+            version,
+            cipher_specs: suites.iter().map(|s| Sslv2CipherSpec(u32::from(s.0))).collect(),
+            session_id: Vec::new(),
+            challenge: challenge.to_vec(),
+        }
+    }
+
     /// The TLS suites listed as `0x00XXYY` specs (in a compatible hello).
     pub fn tls_suites(&self) -> Vec<CipherSuite> {
         self.cipher_specs
@@ -208,5 +231,34 @@ impl Sslv2ServerHello {
         w.u16(0x8000 | u16::try_from(len).unwrap_or(0x7fff));
         w.bytes(body.as_bytes());
         Ok(w.into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compatible_hello_carries_tls_suites_as_specs() {
+        let h = Sslv2ClientHello::compatible(
+            ProtocolVersion::TLS10,
+            &[CipherSuite(0x002f), CipherSuite(0x000a)],
+            [9; 32],
+        );
+        let rec = h.to_record().unwrap();
+        // Two-byte header with the high bit set, then CLIENT-HELLO, version 3.1.
+        assert_eq!(&rec[..5], &[0x80, (rec.len() - 2) as u8, 1, 3, 1]);
+        assert_eq!(&rec[11..17], &[0, 0, 0x2f, 0, 0, 0x0a]);
+        assert_eq!(
+            Sslv2ClientHello::read_body(&rec[2..], 2).unwrap().tls_suites(),
+            vec![CipherSuite(0x002f), CipherSuite(0x000a)]
+        );
+    }
+
+    #[test]
+    fn sslv2_hello_offers_every_spec() {
+        let h = Sslv2ClientHello::sslv2([1; 16]);
+        assert_eq!(h.cipher_specs.len(), crate::catalog::SSLV2_SPECS.len());
+        assert_eq!(h.version, ProtocolVersion::SSL2);
     }
 }
