@@ -6,4 +6,5 @@
 
 pub mod catalog_report;
 pub mod cli;
+pub mod finding;
 pub mod style;
