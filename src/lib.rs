@@ -7,4 +7,6 @@
 pub mod catalog_report;
 pub mod cli;
 pub mod finding;
+pub mod smtp;
 pub mod style;
+pub mod target;

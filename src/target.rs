@@ -1,0 +1,255 @@
+//! Targets as users type them (SPEC §2): `host`, `host:port`,
+//! `[v6addr]:port`, an IP address, `smtp://host[:port]` (STARTTLS) and
+//! `smtps://host[:port]` (implicit TLS). The transport follows the port
+//! (25, 587 and 2525 speak STARTTLS; everything else starts TLS at once)
+//! unless the scheme or `--starttls` says otherwise.
+
+use serde::Serialize;
+use std::fmt;
+use std::net::IpAddr;
+
+/// How TLS starts on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    SmtpStarttls,
+    ImplicitTls,
+}
+
+/// `--starttls smtp|none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StartTlsMode {
+    /// SMTP STARTTLS whatever the port.
+    Smtp,
+    /// TLS at once whatever the port.
+    None,
+}
+
+/// The host part of a target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    Name(String),
+    Ip(IpAddr),
+}
+
+impl Host {
+    /// The DNS name, if the target has one (SNI and certificate checks use it).
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Host::Name(n) => Some(n),
+            Host::Ip(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Name(n) => f.write_str(n),
+            Host::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// A parsed target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// What the user typed.
+    pub input: String,
+    pub host: Host,
+    pub port: u16,
+    pub transport: Transport,
+}
+
+/// Why a target could not be parsed; the message names the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("parsing target '{input}': {reason}")]
+pub struct TargetError {
+    pub input: String,
+    pub reason: String,
+}
+
+/// The transport a port implies (SPEC §2).
+pub fn transport_for_port(port: u16) -> Transport {
+    match port {
+        25 | 587 | 2525 => Transport::SmtpStarttls,
+        _ => Transport::ImplicitTls,
+    }
+}
+
+impl Target {
+    /// Parses one target; `mode` is `--starttls` when given.
+    pub fn parse(input: &str, mode: Option<StartTlsMode>) -> Result<Self, TargetError> {
+        let err = |reason: &str| TargetError {
+            input: input.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let s = input.trim();
+        if s.is_empty() {
+            return Err(err("empty target; give a host name, an IP address or host:port"));
+        }
+        let (scheme, rest) = match s.split_once("://") {
+            Some((scheme, rest)) => (Some(scheme.to_ascii_lowercase()), rest),
+            None => (None, s),
+        };
+        let (scheme_transport, default_port) = match scheme.as_deref() {
+            None => (None, 25),
+            Some("smtp") => (Some(Transport::SmtpStarttls), 25),
+            Some("smtps") => (Some(Transport::ImplicitTls), 465),
+            Some(_) => return Err(err("unknown scheme; use smtp:// (STARTTLS) or smtps:// (implicit TLS)")),
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('/') || rest.contains('@') || rest.contains('?') {
+            return Err(err("a target is host[:port]; paths, users and queries are not allowed"));
+        }
+        let (host_text, port_text) = split_host_port(rest).map_err(|r| err(&r))?;
+        let port = match port_text {
+            None => default_port,
+            Some("") => {
+                return Err(err(
+                    "missing port number after ':'; write host:port, e.g. mx.example.net:25",
+                ))
+            }
+            Some(p) => match p.parse::<u16>() {
+                Ok(0) | Err(_) => return Err(err(&format!("port '{p}' is not a number from 1 to 65535"))),
+                Ok(n) => n,
+            },
+        };
+        let host = parse_host(host_text).map_err(|r| err(&r))?;
+        let transport = match (scheme_transport, mode) {
+            (Some(t), _) => t,
+            (None, Some(StartTlsMode::Smtp)) => Transport::SmtpStarttls,
+            (None, Some(StartTlsMode::None)) => Transport::ImplicitTls,
+            (None, None) => transport_for_port(port),
+        };
+        Ok(Self {
+            input: input.to_owned(),
+            host,
+            port,
+            transport,
+        })
+    }
+}
+
+/// Splits `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address.
+fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
+    if let Some(inner) = s.strip_prefix('[') {
+        let Some((addr, after)) = inner.split_once(']') else {
+            return Err("unclosed '['; write an IPv6 address as [2001:db8::1]:25".into());
+        };
+        return match after {
+            "" => Ok((addr, None)),
+            _ => match after.strip_prefix(':') {
+                Some(p) => Ok((addr, Some(p))),
+                None => Err(format!("unexpected '{after}' after ']'")),
+            },
+        };
+    }
+    match s.matches(':').count() {
+        0 => Ok((s, None)),
+        1 => s
+            .split_once(':')
+            .map(|(h, p)| (h, Some(p)))
+            .ok_or_else(|| "bad host:port".into()),
+        // More than one colon without brackets: a bare IPv6 address.
+        _ => Ok((s, None)),
+    }
+}
+
+fn parse_host(h: &str) -> Result<Host, String> {
+    if h.is_empty() {
+        return Err("missing host name".into());
+    }
+    if let Ok(ip) = h.parse::<IpAddr>() {
+        return Ok(Host::Ip(ip));
+    }
+    if h.contains(':') {
+        return Err(format!("'{h}' is not an IPv6 address"));
+    }
+    let name = h.strip_suffix('.').unwrap_or(h);
+    if name.len() > 253 {
+        return Err("host name longer than 253 characters".into());
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(format!("empty label in host name '{h}'"));
+        }
+        if label.len() > 63 {
+            return Err(format!("label '{label}' longer than 63 characters"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!("'{h}' is not a host name (letters, digits, '-' and '.' only)"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!("label '{label}' starts or ends with '-'"));
+        }
+    }
+    Ok(Host::Name(name.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Target {
+        Target::parse(s, None).unwrap()
+    }
+
+    #[test]
+    fn forms_and_default_transports() {
+        assert_eq!(
+            (t("mx.example.net").port, t("mx.example.net").transport),
+            (25, Transport::SmtpStarttls)
+        );
+        assert_eq!(t("mx.example.net:465").transport, Transport::ImplicitTls);
+        assert_eq!(t("mx.example.net:587").transport, Transport::SmtpStarttls);
+        assert_eq!(t("MX.Example.NET.").host, Host::Name("mx.example.net".into()));
+        assert_eq!(t("smtps://mx.example.net").port, 465);
+        assert_eq!(t("smtps://mx.example.net").transport, Transport::ImplicitTls);
+        assert_eq!(t("smtp://mx.example.net:2526").transport, Transport::SmtpStarttls);
+        assert_eq!(t("192.0.2.7").host, Host::Ip("192.0.2.7".parse().unwrap()));
+        assert_eq!(t("[2001:db8::1]:587").port, 587);
+        assert_eq!(t("[::1]").host, Host::Ip("::1".parse().unwrap()));
+        assert_eq!(t("::1").port, 25);
+        assert_eq!(t("127.0.0.1:4433").transport, Transport::ImplicitTls);
+    }
+
+    #[test]
+    fn starttls_flag_overrides_the_port_but_not_the_scheme() {
+        assert_eq!(
+            Target::parse("h:4433", Some(StartTlsMode::Smtp)).unwrap().transport,
+            Transport::SmtpStarttls
+        );
+        assert_eq!(
+            Target::parse("h:25", Some(StartTlsMode::None)).unwrap().transport,
+            Transport::ImplicitTls
+        );
+        assert_eq!(
+            Target::parse("smtp://h:465", Some(StartTlsMode::None))
+                .unwrap()
+                .transport,
+            Transport::SmtpStarttls
+        );
+    }
+
+    #[test]
+    fn bad_input_names_the_problem() {
+        let e = |s: &str| Target::parse(s, None).unwrap_err().to_string();
+        assert!(
+            e("mx.example.net:").contains("missing port number"),
+            "{}",
+            e("mx.example.net:")
+        );
+        assert!(e("mx.example.net:99999").contains("1 to 65535"));
+        assert!(e("mx.example.net:smtp").contains("not a number"));
+        assert!(e("http://mx.example.net").contains("unknown scheme"));
+        assert!(e("mx..example.net").contains("empty label"));
+        assert!(e("mx example.net").contains("not a host name"));
+        assert!(e("[2001:db8::1").contains("unclosed"));
+        assert!(e("").contains("empty target"));
+        assert!(e("bad host").starts_with("parsing target 'bad host': "));
+    }
+}
