@@ -1,23 +1,112 @@
 //! The command line (clap types only) and `main`'s dispatch. Errors reach
 //! the user as one line, `hsscan: <what was being done>: <why>`, exit 2.
 
+use crate::target::{StartTlsMode, Target};
 use clap::{Args, Parser, Subcommand};
 use hsscan_wire::ProtocolVersion;
 use std::io::Write as _;
 use std::process::ExitCode;
 
 /// TLS handshake scanner for mail administrators.
+///
+/// With targets and no command: scan them (SMTP STARTTLS on ports 25, 587
+/// and 2525, implicit TLS elsewhere).
 #[derive(Debug, Parser)]
-#[command(name = "hsscan", version, about, propagate_version = true)]
+#[command(
+    name = "hsscan",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub scan: ScanArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the cipher suite catalog (IANA, GREASE, SCSVs, legacy codes).
     Catalog(CatalogArgs),
+}
+
+/// The scan (the default command).
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// host, host:port, [v6]:port, an IP, smtp://host[:port] or smtps://host[:port].
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Read targets from FILE, one per line ('#' comments and blank lines ignored; '-' for stdin).
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub input: Option<String>,
+    /// Force SMTP STARTTLS or implicit TLS whatever the port.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub starttls: Option<StartTlsMode>,
+    /// Send this SNI instead of the target's host name.
+    #[arg(long, value_name = "NAME", conflicts_with = "no_sni")]
+    pub sni: Option<String>,
+    /// Send no SNI at all.
+    #[arg(long)]
+    pub no_sni: bool,
+    /// The EHLO name (default: this machine's FQDN, else a name under localdomain).
+    #[arg(long, value_name = "NAME")]
+    pub ehlo: Option<String>,
+    /// One JSON object per endpoint, one per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Same as --json (JSON Lines).
+    #[arg(long)]
+    pub jsonl: bool,
+    /// Endpoints scanned at once.
+    #[arg(short = 'j', long = "concurrency", value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub concurrency: u32,
+    /// Connections in flight to one IP.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub per_host: u32,
+    /// Milliseconds between connections to one IP.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub delay: u64,
+    /// Connections allowed per IP in all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// Seconds to wait for a TCP connection.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_secs)]
+    pub connect_timeout: f64,
+    /// Seconds to wait for each read (the SMTP banner gets at least 30).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]
+    pub timeout: f64,
+    /// Use IP for HOST instead of DNS (repeatable).
+    #[arg(long, value_name = "HOST:IP")]
+    pub resolve: Vec<String>,
+    /// IPv4 addresses only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 addresses only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Judge certificate dates at this RFC 3339 instant instead of now.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_at)]
+    pub at: Option<time::OffsetDateTime>,
+    /// Trust the CA certificates in this PEM file instead of the system store.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<String>,
+    /// Never colour the report.
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err("expected seconds, a number above 0 and at most 3600".to_owned()),
+    }
+}
+
+fn parse_at(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| "expected an RFC 3339 instant such as 2026-11-21T12:00:00Z".to_owned())
 }
 
 #[derive(Debug, Args)]
@@ -89,8 +178,118 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Catalog(args) => catalog(&args),
+        Some(Command::Catalog(args)) => catalog(&args),
+        None => scan(cli.scan),
     }
+}
+
+/// This machine's FQDN when it has one, else its name under `localdomain`.
+fn default_ehlo_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name = name.trim();
+    match name {
+        "" => "localhost.localdomain".to_owned(),
+        n if n.contains('.') => n.to_owned(),
+        n => format!("{n}.localdomain"),
+    }
+}
+
+fn read_targets(args: &ScanArgs) -> anyhow::Result<Vec<Target>> {
+    use anyhow::Context as _;
+    let mut inputs: Vec<String> = args.targets.clone();
+    if let Some(path) = &args.input {
+        let text = if path == "-" {
+            std::io::read_to_string(std::io::stdin()).context("reading targets from stdin")?
+        } else {
+            std::fs::read_to_string(path).with_context(|| format!("reading targets from {path}"))?
+        };
+        inputs.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim())
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    if inputs.is_empty() {
+        anyhow::bail!("reading the command line: no target given; name one (hsscan mx.example.net) or use -i FILE");
+    }
+    inputs
+        .iter()
+        .map(|i| Target::parse(i, args.starttls).map_err(anyhow::Error::from))
+        .collect()
+}
+
+fn parse_resolve(entries: &[String]) -> anyhow::Result<std::collections::HashMap<String, Vec<std::net::IpAddr>>> {
+    let mut map: std::collections::HashMap<String, Vec<std::net::IpAddr>> = std::collections::HashMap::new();
+    for e in entries {
+        let bad = || {
+            anyhow::anyhow!("reading --resolve '{e}': expected HOST:IP, e.g. mx.example.net:192.0.2.7 or mx.example.net:[2001:db8::1]")
+        };
+        let (host, ip) = e.split_once(':').ok_or_else(bad)?;
+        let ip = ip.trim_start_matches('[').trim_end_matches(']');
+        let ip: std::net::IpAddr = ip.parse().map_err(|_| bad())?;
+        if host.is_empty() {
+            return Err(bad());
+        }
+        map.entry(host.trim_end_matches('.').to_ascii_lowercase())
+            .or_default()
+            .push(ip);
+    }
+    Ok(map)
+}
+
+fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let targets = read_targets(&args)?;
+    let resolve = parse_resolve(&args.resolve)?;
+    let trust = match &args.ca_file {
+        Some(path) => crate::certs::TrustStore::from_pem_file(std::path::Path::new(path))?,
+        None => crate::certs::TrustStore::system(),
+    };
+    let read = std::time::Duration::from_secs_f64(args.timeout);
+    let probe = crate::probe::ProbeConfig {
+        connect_timeout: std::time::Duration::from_secs_f64(args.connect_timeout),
+        read_timeout: read,
+        banner_timeout: read.max(std::time::Duration::from_secs(30)),
+    };
+    let scan = crate::scan::ScanConfig {
+        probe,
+        ehlo_name: args.ehlo.clone().unwrap_or_else(default_ehlo_name),
+        sni_override: args.sni.clone(),
+        no_sni: args.no_sni,
+        per_host: args.per_host as usize,
+        delay: std::time::Duration::from_millis(args.delay),
+        max_connections: args.max_connections,
+        at: args.at.unwrap_or_else(time::OffsetDateTime::now_utc),
+        trust: std::sync::Arc::new(trust),
+    };
+    let output = if args.json || args.jsonl {
+        crate::run::Output::Json
+    } else {
+        crate::run::Output::Terminal {
+            colour: crate::style::colour_stdout(args.no_color),
+        }
+    };
+    let family = match (args.ipv4, args.ipv6) {
+        (true, _) => crate::run::Family::V4,
+        (_, true) => crate::run::Family::V6,
+        _ => crate::run::Family::Any,
+    };
+    let cfg = crate::run::RunConfig {
+        scan,
+        output,
+        concurrency: args.concurrency as usize,
+        family,
+        resolve,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let all_ok = runtime
+        .block_on(crate::run::run(targets, cfg))
+        .context("writing results")?;
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn catalog(args: &CatalogArgs) -> anyhow::Result<ExitCode> {

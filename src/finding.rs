@@ -28,6 +28,11 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(id: &'static str, severity: Severity, message: impl Into<String>, evidence: impl Into<String>) -> Self {
-        Self { id, severity, message: message.into(), evidence: evidence.into() }
+        Self {
+            id,
+            severity,
+            message: message.into(),
+            evidence: evidence.into(),
+        }
     }
 }

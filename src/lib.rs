@@ -5,8 +5,14 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog_report;
+pub mod certs;
 pub mod cli;
 pub mod finding;
+pub mod hellos;
+pub mod probe;
+pub mod report;
+pub mod run;
+pub mod scan;
 pub mod smtp;
 pub mod style;
 pub mod target;

@@ -1,0 +1,408 @@
+//! One probe: one TCP connection, SMTP STARTTLS when the transport says so,
+//! one hello, the server's first flight read with size caps and timeouts,
+//! and a classification with the failure kinds of SPEC §3. Nothing is ever
+//! completed: after the flight the probe sends a close_notify and closes.
+
+use crate::smtp::{self, Dialog, SmtpTimeouts};
+use crate::target::Transport;
+use hsscan_wire::{Alert, CertificateStatus, Deframer, Event, ServerHello, ServerKeyExchange, Side, Sslv2ServerHello};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Where a connection failed and why (SPEC §3 `failure`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// `dns`, `connect`, `banner`, `ehlo`, `starttls` or `handshake`.
+    pub stage: &'static str,
+    /// A SPEC §3 failure kind, e.g. `reset-after-hello`.
+    pub kind: &'static str,
+    /// The evidence: an alert name, a reply, the bytes received.
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn new(stage: &'static str, kind: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            stage,
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// Whether this says nothing about the server's TLS (rate limiting):
+    /// the result is `inconclusive`, never "no TLS" (SPEC §7).
+    pub fn is_inconclusive(&self) -> bool {
+        self.kind == "rate-limited"
+    }
+}
+
+/// Timeouts of one probe.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeConfig {
+    pub connect_timeout: Duration,
+    /// For each read of the server's flight and each SMTP reply.
+    pub read_timeout: Duration,
+    /// For the SMTP banner (postscreen greeting delays).
+    pub banner_timeout: Duration,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(10),
+            banner_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub transport: Transport,
+    pub ehlo_name: String,
+}
+
+/// What the server sent before the handshake would turn encrypted.
+#[derive(Debug, Clone, Default)]
+pub struct Flight {
+    pub server_hello: Option<ServerHello>,
+    pub retry_request: Option<ServerHello>,
+    pub sslv2: Option<Sslv2ServerHello>,
+    /// DER certificates as sent, leaf first.
+    pub certificates: Vec<Vec<u8>>,
+    pub server_key_exchange: Option<ServerKeyExchange>,
+    pub certificate_status: Option<CertificateStatus>,
+    pub certificate_request: bool,
+    pub server_hello_done: bool,
+    pub alerts: Vec<Alert>,
+    pub bytes: usize,
+}
+
+/// The result of one probe.
+#[derive(Debug, Clone)]
+pub struct ProbeResult {
+    pub smtp: Option<Dialog>,
+    pub flight: Flight,
+    /// `None` when the server answered with a (retry) hello.
+    pub failure: Option<Failure>,
+    pub elapsed: Duration,
+}
+
+impl ProbeResult {
+    /// The server chose something: a ServerHello, a HelloRetryRequest or an SSLv2 SERVER-HELLO.
+    pub fn answered(&self) -> bool {
+        self.flight.server_hello.is_some() || self.flight.retry_request.is_some() || self.flight.sslv2.is_some()
+    }
+}
+
+/// A flight larger than this is cut short: real first flights are under
+/// 16 KiB, and this bounds memory per probe at high concurrency.
+pub const MAX_FLIGHT_BYTES: usize = 512 * 1024;
+
+/// Runs one probe: connect, STARTTLS if needed, send `writes` (the hello,
+/// possibly over several writes), read and classify the answer.
+pub async fn run(endpoint: &Endpoint, writes: &[Vec<u8>], cfg: &ProbeConfig) -> ProbeResult {
+    let started = Instant::now();
+    let mut result = ProbeResult {
+        smtp: None,
+        flight: Flight::default(),
+        failure: None,
+        elapsed: Duration::ZERO,
+    };
+    let failure = exchange(endpoint, writes, cfg, &mut result).await.err();
+    result.failure = failure;
+    result.elapsed = started.elapsed();
+    result
+}
+
+async fn exchange(
+    endpoint: &Endpoint,
+    writes: &[Vec<u8>],
+    cfg: &ProbeConfig,
+    result: &mut ProbeResult,
+) -> Result<(), Failure> {
+    let mut stream = connect(endpoint.addr, cfg.connect_timeout).await?;
+    // Split hellos must leave as separate segments.
+    let _ = stream.set_nodelay(true);
+    let mut leftover = Vec::new();
+    if endpoint.transport == Transport::SmtpStarttls {
+        let mut dialog = Dialog::default();
+        let timeouts = SmtpTimeouts {
+            banner: cfg.banner_timeout,
+            reply: cfg.read_timeout,
+        };
+        let r = smtp::starttls(&mut stream, &endpoint.ehlo_name, timeouts, &mut dialog).await;
+        result.smtp = Some(dialog);
+        leftover = r.map_err(|f| Failure::new(f.stage, f.kind, f.detail))?;
+    }
+    for (i, w) in writes.iter().enumerate() {
+        let sent = tokio::time::timeout(cfg.read_timeout, stream.write_all(w)).await;
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(io_failure(&e, result.answered())),
+            Err(_) => {
+                return Err(Failure::new(
+                    "handshake",
+                    "timeout-after-hello",
+                    "writing the hello timed out",
+                ))
+            }
+        }
+        if i + 1 < writes.len() {
+            // Give each part its own TCP segment.
+            let _ = stream.flush().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let outcome = read_flight(&mut stream, leftover, cfg.read_timeout, &mut result.flight).await;
+    // Politeness: a close_notify, then close; nothing is completed.
+    if result.flight.sslv2.is_none() && outcome.is_ok() {
+        let _ = tokio::time::timeout(Duration::from_millis(200), stream.write_all(&[21, 3, 1, 0, 2, 1, 0])).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(200), stream.shutdown()).await;
+    outcome
+}
+
+async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Failure> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Err(_) => Err(Failure::new(
+            "connect",
+            "timeout",
+            format!("connecting to {addr}: no answer within {}s", timeout.as_secs_f32()),
+        )),
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => {
+            use std::io::ErrorKind as K;
+            let kind = match e.kind() {
+                K::ConnectionRefused => "refused",
+                K::TimedOut => "timeout",
+                _ => "unreachable",
+            };
+            Err(Failure::new("connect", kind, format!("connecting to {addr}: {e}")))
+        }
+    }
+}
+
+fn io_failure(e: &std::io::Error, answered: bool) -> Failure {
+    let after = if answered { " after the server's hello" } else { "" };
+    match e.kind() {
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::BrokenPipe => Failure::new(
+            "handshake",
+            "reset-after-hello",
+            format!("connection reset{after}: {e}"),
+        ),
+        _ => Failure::new("handshake", "closed-after-hello", format!("{e}{after}")),
+    }
+}
+
+/// Reads until the flight is complete, the server refuses, or it falls silent.
+async fn read_flight(
+    stream: &mut TcpStream,
+    leftover: Vec<u8>,
+    read_timeout: Duration,
+    flight: &mut Flight,
+) -> Result<(), Failure> {
+    let mut deframer = Deframer::new(Side::Server);
+    // A slow server (a byte at a time) gets at most three read timeouts in all.
+    let deadline = tokio::time::Instant::now() + 3 * read_timeout;
+    let mut pending = leftover;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if !pending.is_empty() {
+            flight.bytes += pending.len();
+            if let Err(e) = deframer.push(&pending) {
+                return Err(Failure::new("handshake", "not-tls", e.to_string()));
+            }
+            pending.clear();
+            loop {
+                match deframer.next_event() {
+                    Ok(Some(event)) => {
+                        if let Some(done) = take_event(event, flight) {
+                            return done;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Err(Failure::new(
+                            "handshake",
+                            "not-tls",
+                            format!("undecodable server bytes: {e}"),
+                        ))
+                    }
+                }
+            }
+            if flight.bytes > MAX_FLIGHT_BYTES {
+                return if flight.server_hello.is_some() {
+                    Ok(())
+                } else {
+                    Err(Failure::new(
+                        "handshake",
+                        "not-tls",
+                        "over 512 KiB without a ServerHello",
+                    ))
+                };
+            }
+        }
+        let wait = (tokio::time::Instant::now() + read_timeout).min(deadline);
+        let n = match tokio::time::timeout_at(wait, stream.read(&mut buf)).await {
+            Err(_) if flight.server_hello.is_some() => return Ok(()),
+            Err(_) => {
+                let detail = match deframer.unconsumed() {
+                    [] => format!("no answer within {}s after the hello", read_timeout.as_secs_f32()),
+                    part => format!(
+                        "{} bytes of an incomplete answer: {}",
+                        part.len(),
+                        smtp::printable(part)
+                    ),
+                };
+                return Err(Failure::new("handshake", "timeout-after-hello", detail));
+            }
+            Ok(Err(e)) if flight.server_hello.is_some() => {
+                // A reset after the ServerHello still leaves the negotiated values.
+                let _ = e;
+                return Ok(());
+            }
+            Ok(Err(e)) => return Err(io_failure(&e, false)),
+            Ok(Ok(0)) => return end_of_stream(&deframer, flight),
+            Ok(Ok(n)) => n,
+        };
+        pending.extend_from_slice(buf.get(..n).unwrap_or(&[]));
+    }
+}
+
+/// Records one event; `Some` ends the read with that result.
+fn take_event(event: Event, flight: &mut Flight) -> Option<Result<(), Failure>> {
+    match event {
+        Event::ServerHello(h) => {
+            let tls13 = h.selected_version() == hsscan_wire::ProtocolVersion::TLS13;
+            flight.server_hello = Some(h);
+            // After a TLS 1.3 ServerHello everything is encrypted.
+            if tls13 {
+                return Some(Ok(()));
+            }
+        }
+        Event::HelloRetryRequest(h) => {
+            flight.retry_request = Some(h);
+            return Some(Ok(()));
+        }
+        Event::Certificate(c) => flight.certificates = c.entries.into_iter().map(|e| e.der).collect(),
+        Event::ServerKeyExchange(s) => flight.server_key_exchange = Some(s),
+        Event::CertificateStatus(s) => flight.certificate_status = Some(s),
+        Event::CertificateRequest(_) => flight.certificate_request = true,
+        Event::ServerHelloDone => {
+            flight.server_hello_done = true;
+            return Some(Ok(()));
+        }
+        Event::Alert(a) => {
+            flight.alerts.push(a);
+            // Old servers warn `unrecognized_name` and carry on with their hello.
+            let warning = a.level == hsscan_wire::AlertLevel::WARNING
+                && a.description != hsscan_wire::AlertDescription::CLOSE_NOTIFY;
+            if warning && flight.server_hello.is_none() {
+                return None;
+            }
+            if flight.server_hello.is_some() {
+                return Some(Ok(()));
+            }
+            return Some(Err(Failure::new("handshake", "alert", a.to_string())));
+        }
+        Event::Sslv2ServerHello(h) => {
+            flight.sslv2 = Some(h);
+            return Some(Ok(()));
+        }
+        Event::Sslv2Error(code) => {
+            let what = match code {
+                1 => "NO-CIPHER-ERROR",
+                2 => "NO-CERTIFICATE-ERROR",
+                4 => "BAD-CERTIFICATE-ERROR",
+                6 => "UNSUPPORTED-CERTIFICATE-TYPE-ERROR",
+                _ => "unknown error",
+            };
+            let kind = if code == 1 { "no-shared-cipher" } else { "alert" };
+            return Some(Err(Failure::new("handshake", kind, format!("SSLv2 {what} ({code})"))));
+        }
+        Event::NotTls(bytes) => return Some(Err(classify_plaintext(&bytes))),
+        Event::ChangeCipherSpec | Event::Encrypted { .. } | Event::Heartbeat { .. } | Event::Sslv2Other { .. } => {
+            if flight.server_hello.is_some() {
+                return Some(Ok(()));
+            }
+        }
+        Event::ClientHello(_) | Event::Sslv2ClientHello(_) | Event::Handshake { .. } => {}
+    }
+    None
+}
+
+fn end_of_stream(deframer: &Deframer, flight: &Flight) -> Result<(), Failure> {
+    if flight.server_hello.is_some() {
+        return Ok(());
+    }
+    match deframer.unconsumed() {
+        [] => Err(Failure::new(
+            "handshake",
+            "closed-after-hello",
+            "the server closed the connection without answering the hello",
+        )),
+        part if looks_like_text(part) => Err(classify_plaintext(part)),
+        part => Err(Failure::new(
+            "handshake",
+            "not-tls",
+            format!("{} bytes then close: {}", part.len(), smtp::printable(part)),
+        )),
+    }
+}
+
+fn looks_like_text(b: &[u8]) -> bool {
+    !b.is_empty()
+        && b.iter()
+            .all(|&c| c == b'\r' || c == b'\n' || c == b'\t' || (0x20..0x7f).contains(&c))
+}
+
+/// Text in answer to a ClientHello: an SMTP reply means implicit TLS was
+/// spoken to a STARTTLS port (SPEC §3 `plaintext-reply`); anything else is
+/// `not-tls`.
+fn classify_plaintext(bytes: &[u8]) -> Failure {
+    let text = String::from_utf8_lossy(bytes);
+    let first = text.lines().next().unwrap_or("").trim_end();
+    let smtp_reply = first.len() >= 3
+        && first.as_bytes().iter().take(3).all(u8::is_ascii_digit)
+        && matches!(first.as_bytes().get(3), None | Some(b' ' | b'-'));
+    if smtp_reply {
+        Failure::new(
+            "handshake",
+            "plaintext-reply",
+            format!("the server answered the ClientHello with an SMTP reply ({first}): this port expects STARTTLS, not implicit TLS"),
+        )
+    } else {
+        Failure::new(
+            "handshake",
+            "not-tls",
+            format!(
+                "the server answered with bytes that are not TLS: {}",
+                smtp::printable(bytes)
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_classification() {
+        assert_eq!(classify_plaintext(b"220 mx ESMTP\r\n").kind, "plaintext-reply");
+        assert_eq!(
+            classify_plaintext(b"500 5.5.2 Error: bad syntax\r\n").kind,
+            "plaintext-reply"
+        );
+        assert_eq!(classify_plaintext(b"HTTP/1.1 400 Bad Request\r\n").kind, "not-tls");
+        assert_eq!(classify_plaintext(&[0, 1, 2]).kind, "not-tls");
+    }
+}

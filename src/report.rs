@@ -1,0 +1,230 @@
+//! The scan result (SPEC §3) as serde types, and its terminal rendering:
+//! the verdict first, graded by colour on a terminal, plain otherwise.
+
+use crate::finding::{Finding, Severity};
+use crate::probe::Failure;
+use crate::smtp::Dialog;
+use crate::target::Transport;
+use hsscan_wire::catalog::{self, Grade};
+use hsscan_wire::{CipherSuite, NamedGroup, ProtocolVersion};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// `target` of SPEC §3.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetInfo {
+    pub input: String,
+    pub host: String,
+    /// `None` when the host could not be resolved.
+    pub ip: Option<String>,
+    pub port: u16,
+    pub transport: Transport,
+    pub sni: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mx_of: Option<Vec<String>>,
+}
+
+/// `status` of SPEC §3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Negotiated,
+    Failed,
+    Inconclusive,
+}
+
+/// What a hello offered.
+#[derive(Debug, Clone, Serialize)]
+pub struct Offered {
+    pub max_version: ProtocolVersion,
+    pub cipher_count: usize,
+    pub hello_bytes: usize,
+}
+
+/// What the server chose.
+#[derive(Debug, Clone, Serialize)]
+pub struct Negotiated {
+    pub version: ProtocolVersion,
+    pub cipher: CipherSuite,
+    pub group: Option<NamedGroup>,
+}
+
+/// One attempt of the quick check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub offered: Offered,
+    pub result: Option<Negotiated>,
+    pub failure: Option<Failure>,
+}
+
+/// `quick` of SPEC §3.
+#[derive(Debug, Clone, Serialize)]
+pub struct Quick {
+    pub modern: Attempt,
+    pub legacy: Attempt,
+}
+
+/// One certificate chain and its verdicts.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateReport {
+    pub key: String,
+    pub chain: Vec<crate::certs::CertInfo>,
+    pub verdicts: Vec<Finding>,
+}
+
+/// One endpoint record (SPEC §3).
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointRecord {
+    pub record: &'static str,
+    pub target: TargetInfo,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<Dialog>,
+    pub quick: Quick,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enumeration: Option<serde_json::Value>,
+    pub certificates: Vec<CertificateReport>,
+    pub findings: Vec<Finding>,
+    pub connections: u32,
+    pub duration_ms: u64,
+}
+
+fn paint(text: &str, code: &str, colour: bool) -> String {
+    if colour {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn severity_colour(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical | Severity::High => "31",
+        Severity::Medium => "33",
+        Severity::Low | Severity::Info => "36",
+    }
+}
+
+fn name_of(v: Option<&str>, hex: String) -> String {
+    v.map_or(hex, str::to_owned)
+}
+
+/// `TLSv1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 (x25519)`, the suite graded by colour.
+pub fn describe(n: &Negotiated, colour: bool) -> String {
+    let grade = catalog::suite(n.cipher).and_then(|s| s.grade());
+    let suite = crate::style::grade(&name_of(n.cipher.name(), n.cipher.hex()), grade, colour);
+    let version = name_of(n.version.name(), n.version.hex());
+    let version = match catalog::version_rank(n.version) {
+        r if r < catalog::version_rank(ProtocolVersion::TLS12) => {
+            crate::style::grade(&version, Some(Grade::Insecure), colour)
+        }
+        _ => version,
+    };
+    match n.group {
+        Some(g) => format!("{version} {suite} ({})", name_of(g.name(), g.hex())),
+        None => format!("{version} {suite}"),
+    }
+}
+
+fn attempt_line(label: &str, a: &Attempt, colour: bool) -> String {
+    let offered = format!(
+        "{} hello (up to {}, {} suites, {} bytes)",
+        label,
+        name_of(a.offered.max_version.name(), a.offered.max_version.hex()),
+        a.offered.cipher_count,
+        a.offered.hello_bytes
+    );
+    match (&a.result, &a.failure) {
+        (Some(n), _) => format!("{offered}: {}", describe(n, colour)),
+        (None, Some(f)) => format!("{offered}: {} — {}", paint(f.kind, "31", colour), f.detail),
+        (None, None) => format!("{offered}: not sent"),
+    }
+}
+
+/// The readable report of one endpoint.
+pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
+    let mut out = String::new();
+    let t = &r.target;
+    let head = format!(
+        "{} [{}]:{} {}",
+        t.host,
+        t.ip.as_deref().unwrap_or("unresolved"),
+        t.port,
+        match t.transport {
+            Transport::SmtpStarttls => "smtp-starttls",
+            Transport::ImplicitTls => "implicit-tls",
+        }
+    );
+    let status = match r.status {
+        Status::Negotiated => paint("NEGOTIATED", "1;32", colour),
+        Status::Failed => paint("FAILED", "1;31", colour),
+        Status::Inconclusive => paint("INCONCLUSIVE", "1;33", colour),
+    };
+    let _ = writeln!(out, "{}  {status}", paint(&head, "1", colour));
+    // The verdict first: where it broke and the evidence, or what it negotiates.
+    if let Some(f) = &r.failure {
+        let _ = writeln!(out, "  verdict: fails at {} — {}: {}", f.stage, f.kind, f.detail);
+    } else if let Some(best) = r.quick.modern.result.as_ref().or(r.quick.legacy.result.as_ref()) {
+        let _ = writeln!(out, "  verdict: negotiates {}", describe(best, colour));
+    }
+    for f in r.findings.iter().filter(|f| f.severity >= Severity::Medium) {
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            paint(
+                &format!("[{:?}]", f.severity).to_lowercase(),
+                severity_colour(f.severity),
+                colour
+            ),
+            f.message
+        );
+        if !f.evidence.is_empty() {
+            let _ = writeln!(out, "      evidence: {}", f.evidence);
+        }
+    }
+    if let Some(s) = &r.smtp {
+        if let Some(b) = &s.banner {
+            let _ = writeln!(out, "  smtp banner: {}", b.replace('\n', " | "));
+        }
+        let starttls = s.starttls.unwrap_or("not reached");
+        let _ = writeln!(
+            out,
+            "  smtp EHLO {}: STARTTLS {starttls}{}",
+            s.ehlo_name,
+            s.reply
+                .as_deref()
+                .map(|r| format!(" ({})", r.replace('\n', " | ")))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out, "  {}", attempt_line("modern", &r.quick.modern, colour));
+    let _ = writeln!(out, "  {}", attempt_line("legacy", &r.quick.legacy, colour));
+    for c in &r.certificates {
+        let _ = writeln!(out, "  certificate chain ({}):", c.key);
+        for (i, cert) in c.chain.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "    {i}: {}  [{} .. {}]  {}",
+                cert.subject, cert.not_before, cert.not_after, cert.key
+            );
+            let _ = writeln!(out, "       issuer {}  {}", cert.issuer, cert.signature_algorithm);
+        }
+        // Its verdicts are among the findings printed above.
+    }
+    for f in r.findings.iter().filter(|f| f.severity < Severity::Medium) {
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            paint(
+                &format!("[{:?}]", f.severity).to_lowercase(),
+                severity_colour(f.severity),
+                colour
+            ),
+            f.message
+        );
+    }
+    let _ = writeln!(out, "  {} connections, {} ms", r.connections, r.duration_ms);
+    out
+}

@@ -1,0 +1,173 @@
+//! The scan run: targets in, one record per (host, IP, port) out, in
+//! completion order, through one writer that owns stdout (so lines never
+//! interleave). A target that cannot be resolved still yields its record.
+
+use crate::probe::Failure;
+use crate::report::{self, Attempt, EndpointRecord, Offered, Quick, Status, TargetInfo};
+use crate::scan::{self, ScanConfig};
+use crate::target::{Host, Target};
+use futures::StreamExt;
+use hsscan_wire::ProtocolVersion;
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::IpAddr;
+
+/// How results are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The readable report.
+    Terminal { colour: bool },
+    /// One JSON document (one target) or JSON Lines.
+    Json,
+}
+
+/// Address family restriction (`-4`, `-6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Any,
+    V4,
+    V6,
+}
+
+/// What the run needs beyond the per-endpoint config.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub scan: ScanConfig,
+    pub output: Output,
+    /// Targets scanned at once.
+    pub concurrency: usize,
+    pub family: Family,
+    /// `--resolve HOST:IP` overrides.
+    pub resolve: HashMap<String, Vec<IpAddr>>,
+}
+
+/// Resolves a target's host to the addresses to scan.
+async fn resolve(target: &Target, cfg: &RunConfig) -> Result<Vec<IpAddr>, Failure> {
+    let ips: Vec<IpAddr> = match &target.host {
+        Host::Ip(ip) => vec![*ip],
+        Host::Name(name) => match cfg.resolve.get(name) {
+            Some(ips) => ips.clone(),
+            None => match tokio::net::lookup_host((name.as_str(), target.port)).await {
+                Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+                Err(e) => {
+                    let text = e.to_string();
+                    let kind =
+                        if text.contains("not known") || text.contains("No address") || text.contains("not found") {
+                            "nxdomain"
+                        } else {
+                            "dns-error"
+                        };
+                    return Err(Failure::new("dns", kind, format!("resolving {name}: {text}")));
+                }
+            },
+        },
+    };
+    let mut out: Vec<IpAddr> = Vec::new();
+    for ip in ips {
+        let keep = match cfg.family {
+            Family::Any => true,
+            Family::V4 => ip.is_ipv4(),
+            Family::V6 => ip.is_ipv6(),
+        };
+        if keep && !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    if out.is_empty() {
+        return Err(Failure::new(
+            "dns",
+            "dns-error",
+            format!("{} has no address of the requested family", target.host),
+        ));
+    }
+    Ok(out)
+}
+
+/// The record of a target that never reached a connection.
+fn unreachable_record(target: &Target, failure: Failure, cfg: &ScanConfig) -> EndpointRecord {
+    let offered = |v| Offered {
+        max_version: v,
+        cipher_count: 0,
+        hello_bytes: 0,
+    };
+    let none = |v| Attempt {
+        offered: offered(v),
+        result: None,
+        failure: Some(failure.clone()),
+    };
+    EndpointRecord {
+        record: "endpoint",
+        target: TargetInfo {
+            input: target.input.clone(),
+            host: target.host.to_string(),
+            ip: None,
+            port: target.port,
+            transport: target.transport,
+            sni: cfg.sni_for(&target.host),
+            mx_of: None,
+        },
+        status: Status::Failed,
+        failure: Some(failure.clone()),
+        smtp: None,
+        quick: Quick {
+            modern: none(ProtocolVersion::TLS13),
+            legacy: none(ProtocolVersion::TLS10),
+        },
+        enumeration: None,
+        certificates: vec![],
+        findings: vec![],
+        connections: 0,
+        duration_ms: 0,
+    }
+}
+
+/// Scans every target; returns whether every endpoint negotiated TLS.
+pub async fn run(targets: Vec<Target>, cfg: RunConfig) -> std::io::Result<bool> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<EndpointRecord>(64);
+    let output = cfg.output;
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+        let mut out = std::io::stdout().lock();
+        let mut all_ok = true;
+        let mut count = 0usize;
+        while let Some(record) = rx.blocking_recv() {
+            all_ok &= record.status == Status::Negotiated;
+            count += 1;
+            match output {
+                Output::Json => {
+                    let line = serde_json::to_string(&record).map_err(std::io::Error::other)?;
+                    writeln!(out, "{line}")?;
+                }
+                Output::Terminal { colour } => {
+                    if count > 1 {
+                        writeln!(out)?;
+                    }
+                    write!(out, "{}", report::terminal(&record, colour))?;
+                }
+            }
+            out.flush()?;
+        }
+        Ok(all_ok)
+    });
+    let cfg = std::sync::Arc::new(cfg);
+    futures::stream::iter(targets)
+        .for_each_concurrent(cfg.concurrency.max(1), |target| {
+            let tx = tx.clone();
+            let cfg = cfg.clone();
+            async move {
+                match resolve(&target, &cfg).await {
+                    Err(f) => {
+                        let _ = tx.send(unreachable_record(&target, f, &cfg.scan)).await;
+                    }
+                    Ok(ips) => {
+                        for ip in ips {
+                            let record = scan::scan_endpoint(&target, ip, &cfg.scan, None).await;
+                            let _ = tx.send(record).await;
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+    drop(tx);
+    writer.await.map_err(std::io::Error::other)?
+}

@@ -1,0 +1,365 @@
+//! Scanning one endpoint (SPEC §1 item 1): the quick check's two hellos,
+//! the certificate chain, and a verdict naming the failure point and its
+//! evidence. Every connection to an IP goes through its [`HostGate`], which
+//! bounds connections in flight (`--per-host`), paces them (`--delay`) and
+//! counts them against a budget (`--max-connections`).
+
+use crate::certs::TrustStore;
+use crate::finding::{Finding, Severity};
+use crate::hellos::{self, Prepared};
+use crate::probe::{self, Endpoint, Failure, ProbeConfig, ProbeResult};
+use crate::report::{Attempt, CertificateReport, EndpointRecord, Negotiated, Offered, Quick, Status, TargetInfo};
+use crate::target::{Host, Target};
+use hsscan_wire::catalog::{self, Grade};
+use hsscan_wire::{ProtocolVersion, ServerKeyExchange};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, Semaphore};
+
+/// Everything a scan needs, resolved once from the command line.
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    pub probe: ProbeConfig,
+    pub ehlo_name: String,
+    /// `Some(name)`: send this SNI; `None` with `sni_from_target`: the
+    /// target's host name (never an IP, RFC 6066 §3).
+    pub sni_override: Option<String>,
+    pub no_sni: bool,
+    pub per_host: usize,
+    pub delay: Duration,
+    pub max_connections: Option<u32>,
+    /// The instant certificate dates are judged at (`--at`).
+    pub at: time::OffsetDateTime,
+    pub trust: Arc<TrustStore>,
+}
+
+impl ScanConfig {
+    /// The SNI for `host`: the override, else its DNS name, never an IP.
+    pub fn sni_for(&self, host: &Host) -> Option<String> {
+        if self.no_sni {
+            return None;
+        }
+        self.sni_override.clone().or_else(|| host.name().map(str::to_owned))
+    }
+}
+
+/// Gates every connection to one IP: at most `per_host` in flight, `delay`
+/// between starts, at most `max` in all. Counts what it let through.
+#[derive(Debug)]
+pub struct HostGate {
+    slots: Semaphore,
+    last_start: Mutex<Option<Instant>>,
+    delay: Duration,
+    used: AtomicU32,
+    max: Option<u32>,
+}
+
+impl HostGate {
+    pub fn new(per_host: usize, delay: Duration, max: Option<u32>) -> Self {
+        Self {
+            slots: Semaphore::new(per_host.max(1)),
+            last_start: Mutex::new(None),
+            delay,
+            used: AtomicU32::new(0),
+            max,
+        }
+    }
+
+    /// Connections made so far.
+    pub fn used(&self) -> u32 {
+        self.used.load(Ordering::SeqCst)
+    }
+
+    /// Runs one probe through the gate; `None` when the budget is spent.
+    pub async fn probe(&self, endpoint: &Endpoint, hello: &Prepared, cfg: &ProbeConfig) -> Option<ProbeResult> {
+        let _slot = self.slots.acquire().await.ok()?;
+        // Claim a connection from the budget before connecting.
+        let claimed = self
+            .used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match self.max {
+                Some(max) if n >= max => None,
+                _ => Some(n + 1),
+            });
+        claimed.ok()?;
+        {
+            let mut last = self.last_start.lock().await;
+            if let Some(t) = *last {
+                let next = t + self.delay;
+                let now = Instant::now();
+                if next > now {
+                    tokio::time::sleep(next - now).await;
+                }
+            }
+            *last = Some(Instant::now());
+        }
+        Some(probe::run(endpoint, &hello.writes, cfg).await)
+    }
+}
+
+fn negotiated(r: &ProbeResult) -> Option<Negotiated> {
+    let f = &r.flight;
+    if let Some(h) = &f.server_hello {
+        let group = h
+            .key_share_group()
+            .or_else(|| f.server_key_exchange.as_ref().and_then(ServerKeyExchange::group));
+        return Some(Negotiated {
+            version: h.selected_version(),
+            cipher: h.cipher_suite,
+            group,
+        });
+    }
+    if let Some(h) = &f.sslv2 {
+        let cipher = h.cipher_specs.first().map_or(hsscan_wire::CipherSuite(0), |s| {
+            hsscan_wire::CipherSuite(u16::try_from(s.0 & 0xffff).unwrap_or(0))
+        });
+        return Some(Negotiated {
+            version: ProtocolVersion::SSL2,
+            cipher,
+            group: None,
+        });
+    }
+    None
+}
+
+fn attempt(p: &Prepared, r: Option<&ProbeResult>) -> Attempt {
+    let offered = Offered {
+        max_version: p.max_version,
+        cipher_count: p.cipher_count,
+        hello_bytes: p.hello_bytes,
+    };
+    match r {
+        None => Attempt {
+            offered,
+            result: None,
+            failure: Some(Failure::new(
+                "connect",
+                "rate-limited",
+                "the --max-connections budget for this host is spent",
+            )),
+        },
+        Some(r) => Attempt {
+            offered,
+            result: negotiated(r),
+            failure: r.failure.clone().filter(|_| !r.answered()),
+        },
+    }
+}
+
+/// Certificate chain report for the DER certificates the server sent.
+pub fn certificate_report(ders: &[Vec<u8>], host: Option<&str>, cfg: &ScanConfig) -> CertificateReport {
+    let chain: Vec<crate::certs::CertInfo> = ders.iter().map(|d| crate::certs::CertInfo::from_der(d)).collect();
+    let verdicts = crate::certs::check_chain(ders, host, cfg.at, &cfg.trust);
+    CertificateReport {
+        key: crate::certs::key_label(&chain),
+        chain,
+        verdicts,
+    }
+}
+
+/// Findings from what the two hellos negotiated.
+fn quick_findings(quick: &Quick) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let describe = |n: &Negotiated| crate::report::describe(n, false);
+    let (m, l) = (&quick.modern, &quick.legacy);
+    let best = [m.result.as_ref(), l.result.as_ref()]
+        .into_iter()
+        .flatten()
+        .max_by_key(|n| catalog::version_rank(n.version));
+    if let Some(best) = best {
+        let rank = catalog::version_rank(best.version);
+        if best.version == ProtocolVersion::SSL2 || best.version == ProtocolVersion::SSL3 {
+            out.push(Finding::new(
+                "protocol-sslv3-or-older",
+                Severity::Critical,
+                "the best protocol the server negotiates is SSLv3 or older",
+                describe(best),
+            ));
+        } else if rank < catalog::version_rank(ProtocolVersion::TLS12) {
+            out.push(Finding::new(
+                "protocol-below-tls12",
+                Severity::High,
+                "the server negotiates nothing better than TLS 1.0/1.1; senders with a TLS 1.2 minimum (OpenSSL 3 at its default security level) fail the handshake",
+                describe(best),
+            ));
+        }
+    }
+    if let (None, Some(lr), Some(mf)) = (&m.result, &l.result, &m.failure) {
+        out.push(Finding::new(
+            "modern-hello-refused",
+            Severity::High,
+            "a TLS 1.2/1.3 hello fails where a TLS 1.0 hello succeeds: a modern sender gets 'handshake failure'; a per-destination policy allowing TLS 1.0 and the legacy suite (e.g. Postfix smtp_tls_policy_maps with protocols=>=TLSv1 and, on OpenSSL 3, SECLEVEL=0) would work",
+            format!("modern: {} ({}); legacy: {}", mf.kind, mf.detail, describe(lr)),
+        ));
+    }
+    for (label, a) in [("modern", m), ("legacy", l)] {
+        let Some(n) = &a.result else { continue };
+        let Some(p) = catalog::suite(n.cipher).and_then(|s| s.properties) else {
+            continue;
+        };
+        let (id, severity) = match p.grade {
+            Grade::Insecure => ("cipher-insecure-negotiated", Severity::High),
+            Grade::Weak if label == "modern" => ("cipher-weak-negotiated", Severity::Medium),
+            _ => continue,
+        };
+        out.push(Finding::new(
+            id,
+            severity,
+            format!(
+                "the {label} hello negotiates a {} suite: {}",
+                p.grade.as_str(),
+                p.grade_reason
+            ),
+            describe(n),
+        ));
+    }
+    out
+}
+
+/// The status and failure of the endpoint from its two attempts.
+fn verdict(quick: &Quick) -> (Status, Option<Failure>) {
+    if quick.modern.result.is_some() || quick.legacy.result.is_some() {
+        return (Status::Negotiated, None);
+    }
+    let fm = quick.modern.failure.clone();
+    let fl = quick.legacy.failure.clone();
+    if [&fm, &fl].into_iter().flatten().any(Failure::is_inconclusive) {
+        let f = [fm, fl].into_iter().flatten().find(Failure::is_inconclusive);
+        return (Status::Inconclusive, f);
+    }
+    (Status::Failed, fm.or(fl))
+}
+
+/// Scans one (target, IP): the quick check, certificates, findings.
+pub async fn scan_endpoint(
+    target: &Target,
+    ip: IpAddr,
+    cfg: &ScanConfig,
+    mx_of: Option<Vec<String>>,
+) -> EndpointRecord {
+    let started = Instant::now();
+    let sni = cfg.sni_for(&target.host);
+    let gate = HostGate::new(cfg.per_host, cfg.delay, cfg.max_connections);
+    let endpoint = Endpoint {
+        addr: SocketAddr::new(ip, target.port),
+        transport: target.transport,
+        ehlo_name: cfg.ehlo_name.clone(),
+    };
+    let info = TargetInfo {
+        input: target.input.clone(),
+        host: target.host.to_string(),
+        ip: Some(ip.to_string()),
+        port: target.port,
+        transport: target.transport,
+        sni: sni.clone(),
+        mx_of,
+    };
+    let (modern, legacy) = match (hellos::modern(sni.as_deref()), hellos::legacy(sni.as_deref())) {
+        (Ok(m), Ok(l)) => (m, l),
+        (Err(e), _) | (_, Err(e)) => {
+            // Our own hellos always encode; this is a bug, reported as data.
+            let f = Failure::new("handshake", "not-tls", format!("building the hello: {e}"));
+            let empty = Offered {
+                max_version: ProtocolVersion::TLS13,
+                cipher_count: 0,
+                hello_bytes: 0,
+            };
+            let a = Attempt {
+                offered: empty,
+                result: None,
+                failure: Some(f.clone()),
+            };
+            return EndpointRecord {
+                record: "endpoint",
+                target: info,
+                status: Status::Failed,
+                failure: Some(f),
+                smtp: None,
+                quick: Quick {
+                    modern: a.clone(),
+                    legacy: a,
+                },
+                enumeration: None,
+                certificates: vec![],
+                findings: vec![],
+                connections: 0,
+                duration_ms: 0,
+            };
+        }
+    };
+    let (rm, rl) = tokio::join!(
+        gate.probe(&endpoint, &modern, &cfg.probe),
+        gate.probe(&endpoint, &legacy, &cfg.probe)
+    );
+    let quick = Quick {
+        modern: attempt(&modern, rm.as_ref()),
+        legacy: attempt(&legacy, rl.as_ref()),
+    };
+    let smtp = [rm.as_ref(), rl.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.smtp.clone())
+        .max_by_key(|d| d.starttls.is_some() as u8 + d.banner.is_some() as u8);
+    let (status, failure) = verdict(&quick);
+    let mut findings = quick_findings(&quick);
+    let mut certificates = Vec::new();
+    let host_name = target
+        .host
+        .name()
+        .map(str::to_owned)
+        .or_else(|| cfg.sni_override.clone());
+    for r in [rm.as_ref(), rl.as_ref()].into_iter().flatten() {
+        if r.flight.certificates.is_empty() && r.flight.sslv2.is_none() {
+            continue;
+        }
+        let ders = if r.flight.certificates.is_empty() {
+            r.flight.sslv2.iter().map(|h| h.certificate.clone()).collect()
+        } else {
+            r.flight.certificates.clone()
+        };
+        let report = certificate_report(&ders, host_name.as_deref(), cfg);
+        if !certificates
+            .iter()
+            .any(|c: &CertificateReport| c.chain.first().map(|x| &x.sha256) == report.chain.first().map(|x| &x.sha256))
+        {
+            certificates.push(report);
+        }
+    }
+    // A TLS 1.3 server encrypts its Certificate: when neither hello showed a
+    // chain, one TLS 1.2 hello fetches it in clear (one more connection).
+    let negotiated_any = quick.modern.result.is_some() || quick.legacy.result.is_some();
+    if certificates.is_empty() && negotiated_any {
+        let suites: Vec<hsscan_wire::CipherSuite> = catalog::suites_for(ProtocolVersion::TLS12).map(|s| s.id).collect();
+        if let Ok(hello) = hellos::for_version(
+            ProtocolVersion::TLS12,
+            &suites,
+            &hellos::MODERN_GROUPS,
+            &[],
+            sni.as_deref(),
+        ) {
+            if let Some(r) = gate.probe(&endpoint, &hello, &cfg.probe).await {
+                if !r.flight.certificates.is_empty() {
+                    certificates.push(certificate_report(&r.flight.certificates, host_name.as_deref(), cfg));
+                }
+            }
+        }
+    }
+    for c in &certificates {
+        findings.extend(c.verdicts.iter().cloned());
+    }
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    EndpointRecord {
+        record: "endpoint",
+        target: info,
+        status,
+        failure,
+        smtp,
+        quick,
+        enumeration: None,
+        certificates,
+        findings,
+        connections: gate.used(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }
+}
