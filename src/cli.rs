@@ -53,6 +53,9 @@ pub struct ScanArgs {
     /// The EHLO name (default: this machine's FQDN, else a name under localdomain).
     #[arg(long, value_name = "NAME")]
     pub ehlo: Option<String>,
+    /// The full matrix: every protocol, suite, group, feature and certificate chain.
+    #[arg(long)]
+    pub enumerate: bool,
     /// One JSON object per endpoint, one per line.
     #[arg(long)]
     pub json: bool,
@@ -262,6 +265,7 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         max_connections: args.max_connections,
         at: args.at.unwrap_or_else(time::OffsetDateTime::now_utc),
         trust: std::sync::Arc::new(trust),
+        enumerate: args.enumerate,
     };
     let output = if args.json || args.jsonl {
         crate::run::Output::Json

@@ -67,7 +67,9 @@ pub struct Prepared {
 fn pad_out_of_window(hello: &mut ClientHello, record_version: ProtocolVersion) -> Result<(), EncodeError> {
     let len = hello.to_record(record_version)?.len();
     if (256..512).contains(&len) {
-        hello.pad_to(512)?;
+        // The padding extension needs four bytes even when empty: a hello of
+        // 509 to 511 bytes goes just past 512 instead.
+        hello.pad_to(512.max(len + 4))?;
     }
     Ok(())
 }
@@ -130,6 +132,16 @@ pub fn legacy(sni: Option<&str>) -> Result<Prepared, EncodeError> {
     prepare(&hello, ProtocolVersion::TLS10, ProtocolVersion::TLS10)
 }
 
+/// Extras of an enumeration hello.
+#[derive(Debug, Clone, Default)]
+pub struct HelloOptions {
+    /// Offer DEFLATE before null compression (TLS ≤ 1.2), to see whether the
+    /// server would compress (CRIME).
+    pub deflate: bool,
+    /// Append TLS_FALLBACK_SCSV (RFC 7507).
+    pub fallback_scsv: bool,
+}
+
 /// A hello offering exactly `suites` at `version` (enumeration). TLS 1.3
 /// goes through supported_versions with `shares` as key shares (empty: draw
 /// a HelloRetryRequest); SSLv3 carries no extensions at all.
@@ -140,13 +152,34 @@ pub fn for_version(
     shares: &[NamedGroup],
     sni: Option<&str>,
 ) -> Result<Prepared, EncodeError> {
+    for_version_with(version, suites, groups, shares, sni, &HelloOptions::default())
+}
+
+/// [`for_version`] with extras.
+pub fn for_version_with(
+    version: ProtocolVersion,
+    suites: &[CipherSuite],
+    groups: &[NamedGroup],
+    shares: &[NamedGroup],
+    sni: Option<&str>,
+    options: &HelloOptions,
+) -> Result<Prepared, EncodeError> {
     let tls13 = version == ProtocolVersion::TLS13;
     let mut suites = suites.to_vec();
     if !tls13 {
         suites.push(CipherSuite::TLS_EMPTY_RENEGOTIATION_INFO_SCSV);
     }
+    if options.fallback_scsv {
+        suites.push(CipherSuite::TLS_FALLBACK_SCSV);
+    }
     let legacy = if tls13 { ProtocolVersion::TLS12 } else { version };
     let mut hello = ClientHello::new(legacy, random32(), suites);
+    if options.deflate && !tls13 {
+        hello.compression_methods = vec![
+            hsscan_wire::CompressionMethod::DEFLATE,
+            hsscan_wire::CompressionMethod::NULL,
+        ];
+    }
     if version == ProtocolVersion::SSL3 {
         hello.extensions = None;
     } else {
@@ -154,21 +187,25 @@ pub fn for_version(
         if let Some(name) = sni {
             ext.push(ClientExtension::ServerName(name.to_owned()));
         }
-        ext.push(ClientExtension::SupportedGroups(groups.to_vec()));
-        ext.push(ClientExtension::EcPointFormats(vec![EcPointFormat::UNCOMPRESSED]));
-        if !tls13 {
-            ext.push(ClientExtension::RenegotiationInfo(Vec::new()));
+        if !groups.is_empty() {
+            ext.push(ClientExtension::SupportedGroups(groups.to_vec()));
+            ext.push(ClientExtension::EcPointFormats(vec![EcPointFormat::UNCOMPRESSED]));
         }
         if version == ProtocolVersion::TLS12 || tls13 {
             ext.push(ClientExtension::SignatureAlgorithms(
                 hsscan_wire::client_hello::DEFAULT_SIGNATURE_SCHEMES.to_vec(),
             ));
         }
-        ext.push(ClientExtension::ExtendedMasterSecret);
-        ext.push(ClientExtension::EncryptThenMac);
-        ext.push(ClientExtension::SessionTicket(Vec::new()));
         ext.push(ClientExtension::StatusRequest);
-        if tls13 {
+        if !tls13 {
+            ext.push(ClientExtension::RenegotiationInfo(Vec::new()));
+            ext.push(ClientExtension::ExtendedMasterSecret);
+            ext.push(ClientExtension::EncryptThenMac);
+            ext.push(ClientExtension::SessionTicket(Vec::new()));
+            ext.push(ClientExtension::Heartbeat(
+                hsscan_wire::HeartbeatMode::PEER_ALLOWED_TO_SEND,
+            ));
+        } else {
             ext.push(ClientExtension::SupportedVersions(vec![ProtocolVersion::TLS13]));
             ext.push(ClientExtension::PskKeyExchangeModes(vec![
                 hsscan_wire::PskKeyExchangeMode::PSK_DHE_KE,
@@ -245,6 +282,27 @@ mod tests {
         ] {
             assert!(!(256..512).contains(&p.hello_bytes), "{}", p.hello_bytes);
             assert_eq!(p.writes.concat().len(), p.hello_bytes);
+        }
+    }
+
+    #[test]
+    fn every_hello_size_near_the_window_edge_encodes() {
+        // Grow the suite list one by one across the 256-511 window.
+        let all: Vec<CipherSuite> = catalog::suites_for(ProtocolVersion::TLS12).map(|s| s.id).collect();
+        for n in 60..all.len().min(260) {
+            let p = for_version(
+                ProtocolVersion::TLS12,
+                &all[..n],
+                &MODERN_GROUPS,
+                &[],
+                Some("mx.example.net"),
+            )
+            .unwrap();
+            assert!(
+                !(256..512).contains(&p.hello_bytes),
+                "{n} suites: {} bytes",
+                p.hello_bytes
+            );
         }
     }
 

@@ -84,7 +84,7 @@ pub struct EndpointRecord {
     pub smtp: Option<Dialog>,
     pub quick: Quick,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub enumeration: Option<serde_json::Value>,
+    pub enumeration: Option<crate::enumerate::Enumeration>,
     pub certificates: Vec<CertificateReport>,
     pub findings: Vec<Finding>,
     pub connections: u32,
@@ -201,6 +201,77 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
     }
     let _ = writeln!(out, "  {}", attempt_line("modern", &r.quick.modern, colour));
     let _ = writeln!(out, "  {}", attempt_line("legacy", &r.quick.legacy, colour));
+    if let Some(e) = &r.enumeration {
+        let _ = writeln!(
+            out,
+            "  protocols and suites{}:",
+            if e.complete {
+                ""
+            } else {
+                " (incomplete: connection budget spent)"
+            }
+        );
+        for (label, d) in &e.details {
+            let mark = if d.supported {
+                paint(
+                    "yes",
+                    if matches!(*label, "SSLv2" | "SSLv3" | "TLSv1.0" | "TLSv1.1") {
+                        "31"
+                    } else {
+                        "32"
+                    },
+                    colour,
+                )
+            } else {
+                "no ".to_owned()
+            };
+            let order = if d.supported {
+                format!(", {} order", d.order)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "    {label:<8} {mark}  ({}{order}, {} connections)",
+                d.evidence, d.connections
+            );
+            for c in e.ciphers.get(label).into_iter().flatten() {
+                let grade = hsscan_wire::catalog::suite_by_name(&c.id).and_then(|s| s.grade());
+                let grade = if *label == "SSLv2" {
+                    Some(Grade::Insecure)
+                } else {
+                    grade
+                };
+                let name = c.name.unwrap_or("unknown");
+                let _ = writeln!(out, "      {}  {}", c.id, crate::style::grade(name, grade, colour));
+            }
+        }
+        if !e.groups.is_empty() {
+            let names: Vec<String> = e.groups.iter().map(|g| name_of(g.name(), g.hex())).collect();
+            let _ = writeln!(out, "    groups: {}", names.join(", "));
+        }
+        if let Some(bits) = e.dh_bits {
+            let _ = writeln!(out, "    DH parameters: {bits} bits");
+        }
+        let f = &e.features;
+        let flag = |v: Option<bool>| match v {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "?",
+        };
+        let _ = writeln!(
+            out,
+            "    features: secure renegotiation {}, EMS {}, encrypt-then-MAC {}, OCSP stapling {}, session tickets {}, compression {}, heartbeat {}, fallback SCSV {}",
+            flag(f.secure_renegotiation),
+            flag(f.extended_master_secret),
+            flag(f.encrypt_then_mac),
+            flag(f.ocsp_stapling),
+            flag(f.session_ticket),
+            flag(f.compression),
+            flag(f.heartbeat),
+            flag(f.fallback_scsv)
+        );
+    }
     for c in &r.certificates {
         let _ = writeln!(out, "  certificate chain ({}):", c.key);
         for (i, cert) in c.chain.iter().enumerate() {

@@ -33,6 +33,8 @@ pub struct ScanConfig {
     /// The instant certificate dates are judged at (`--at`).
     pub at: time::OffsetDateTime,
     pub trust: Arc<TrustStore>,
+    /// Run the full enumeration after the quick check (`--enumerate`).
+    pub enumerate: bool,
 }
 
 impl ScanConfig {
@@ -217,6 +219,83 @@ fn quick_findings(quick: &Quick) -> Vec<Finding> {
     out
 }
 
+/// Findings from the enumeration matrix.
+fn enumeration_findings(e: &crate::enumerate::Enumeration) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let yes = |l: &str| e.protocols.get(l).copied().unwrap_or(false);
+    for (label, id, severity) in [
+        ("SSLv2", "sslv2-supported", Severity::Critical),
+        ("SSLv3", "sslv3-supported", Severity::High),
+        ("TLSv1.0", "tls10-supported", Severity::Low),
+        ("TLSv1.1", "tls11-supported", Severity::Low),
+    ] {
+        if yes(label) {
+            let evidence = e.details.get(label).map(|d| d.evidence.clone()).unwrap_or_default();
+            out.push(Finding::new(id, severity, format!("{label} is supported"), evidence));
+        }
+    }
+    if !yes("TLSv1.2") && !yes("TLSv1.3") {
+        out.push(Finding::new(
+            "no-tls12-or-better",
+            Severity::High,
+            "neither TLS 1.2 nor TLS 1.3 is supported",
+            String::new(),
+        ));
+    }
+    let mut insecure = Vec::new();
+    for (label, suites) in &e.ciphers {
+        for c in suites {
+            if *label == "SSLv2" || catalog::suite_by_name(&c.id).and_then(|s| s.grade()) == Some(Grade::Insecure) {
+                insecure.push(format!("{label} {}", c.name.unwrap_or(&c.id)));
+            }
+        }
+    }
+    if !insecure.is_empty() {
+        out.push(Finding::new(
+            "insecure-cipher-offered",
+            Severity::High,
+            format!(
+                "{} insecure suites are accepted (NULL, anonymous, export, RC4, DES or MD5)",
+                insecure.len()
+            ),
+            insecure.join(", "),
+        ));
+    }
+    if e.features.secure_renegotiation == Some(false) {
+        out.push(Finding::new(
+            "no-secure-renegotiation",
+            Severity::Medium,
+            "the server does not support secure renegotiation (RFC 5746)",
+            String::new(),
+        ));
+    }
+    if e.features.compression == Some(true) {
+        out.push(Finding::new(
+            "tls-compression",
+            Severity::High,
+            "the server accepts TLS compression (CRIME)",
+            String::new(),
+        ));
+    }
+    if e.features.heartbeat == Some(true) {
+        out.push(Finding::new(
+            "heartbeat-enabled",
+            Severity::Low,
+            "the heartbeat extension is enabled (check for Heartbleed)",
+            String::new(),
+        ));
+    }
+    if let Some(bits) = e.dh_bits.filter(|b| *b < 2048) {
+        out.push(Finding::new(
+            "dh-params-weak",
+            if bits < 1024 { Severity::High } else { Severity::Medium },
+            format!("DH parameters of {bits} bits (Logjam below 1024; 2048 recommended)"),
+            format!("{bits}-bit prime"),
+        ));
+    }
+    out
+}
+
 /// The status and failure of the endpoint from its two attempts.
 fn verdict(quick: &Quick) -> (Status, Option<Failure>) {
     if quick.modern.result.is_some() || quick.legacy.result.is_some() {
@@ -345,6 +424,22 @@ pub async fn scan_endpoint(
             }
         }
     }
+    let mut enumeration = None;
+    if cfg.enumerate && negotiated_any {
+        let (e, extra, chains) =
+            crate::enumerate::enumerate(&gate, &endpoint, cfg, sni.clone(), host_name.as_deref()).await;
+        findings.extend(extra);
+        for c in chains {
+            if !certificates
+                .iter()
+                .any(|x| x.chain.first().map(|x| &x.sha256) == c.chain.first().map(|x| &x.sha256))
+            {
+                certificates.push(c);
+            }
+        }
+        findings.extend(enumeration_findings(&e));
+        enumeration = Some(e);
+    }
     for c in &certificates {
         findings.extend(c.verdicts.iter().cloned());
     }
@@ -356,7 +451,7 @@ pub async fn scan_endpoint(
         failure,
         smtp,
         quick,
-        enumeration: None,
+        enumeration,
         certificates,
         findings,
         connections: gate.used(),
