@@ -191,6 +191,9 @@ struct Run<'a> {
     /// Whether the server reads suites past the 64th: proven by a choice
     /// made past that position, disproven by one found only beyond it.
     reads_all: Option<bool>,
+    /// Who decided at the last protocol where that was settled (true: the
+    /// server). Only a hint for spending hellos, never reported.
+    last_server_order: Option<bool>,
 }
 
 impl Run<'_> {
@@ -295,12 +298,27 @@ impl Run<'_> {
         let mut partial = false;
         let mut evidence = String::new();
         let mut deflate_tried = false;
-        // Set when the window test already showed who decides.
+        // Set once a hello has shown who decides.
         let mut preference: Option<Option<bool>> = None;
+        let mut no_append = false;
+        let mut claims: Vec<Vec<CipherSuite>> = Vec::new();
+        let mut forward_only = false;
         loop {
             let start = skip.min(remaining.len());
             let tail: Vec<CipherSuite> = remaining.get(start..).unwrap_or(&[]).to_vec();
-            let offer: Vec<CipherSuite> = tail.iter().copied().take(limit.unwrap_or(usize::MAX)).collect();
+            let mut offer: Vec<CipherSuite> = tail.iter().copied().take(limit.unwrap_or(usize::MAX)).collect();
+            // Every other hello offers the remaining suites reversed: a
+            // client-preference server must then take the first supported one
+            // in each order, so any choice that contradicts an earlier one
+            // proves the server decides, without a hello spent on asking. A
+            // server that may read only the first 64 suites gets a reversed
+            // long list at most once (see the refusal below).
+            let alternate =
+                self.reads_all != Some(false) && limit.is_none() && start == 0 && preference.is_none() && !forward_only;
+            let reversed = alternate && found.len() % 2 == 1;
+            if reversed {
+                offer.reverse();
+            }
             if offer.is_empty() {
                 break;
             }
@@ -310,11 +328,59 @@ impl Run<'_> {
                 fallback_scsv: false,
             };
             deflate_tried |= options.deflate;
-            match self.ask(v, &offer, &groups, &options).await {
-                Answer::Chose(s) if offer.contains(&s) => {
-                    if offer.iter().position(|x| *x == s).is_some_and(|i| i >= WINDOW) {
-                        self.reads_all = Some(true);
+            // While it is unknown who decides, the found suites ride along,
+            // reversed, after the remaining ones.
+            // With alternation, wait for a fifth suite: a server that decides
+            // has usually contradicted the client's order by then, and a
+            // hello that carries the found suites costs such a server one
+            // connection (a client-preference server answers it for free).
+            // Where the last protocol showed client preference, the found
+            // suites ride along from the second on: that costs such a server
+            // nothing and settles small sets without an extra hello.
+            let need = if alternate && self.last_server_order != Some(false) {
+                5
+            } else {
+                2
+            };
+            let append = preference.is_none() && found.len() >= need && limit.is_none() && !no_append;
+            let mut sent = offer.clone();
+            if append {
+                sent.extend(found.iter().rev());
+            }
+            let answer = self.ask(v, &sent, &groups, &options).await;
+            if let Answer::Chose(s) = &answer {
+                if sent.iter().position(|x| x == s).is_some_and(|i| i >= WINDOW) {
+                    self.reads_all = Some(true);
+                }
+            }
+            match answer {
+                Answer::Chose(s) if append && found.contains(&s) => {
+                    // A client-preference server takes the first found suite
+                    // in our order (the last found) only when no remaining
+                    // suite is supported: one hello says "done" and "client
+                    // decides". A server-preference server takes its top one.
+                    if Some(&s) == found.first() {
+                        preference = Some(Some(true));
+                        continue;
                     }
+                    if Some(&s) == found.last() {
+                        preference = Some(Some(false));
+                        if offer.len() == tail.len() || self.reads_all == Some(true) {
+                            break;
+                        }
+                        skip = start + offer.len();
+                        continue;
+                    }
+                    preference = Some(None);
+                    continue;
+                }
+                Answer::Chose(s) if offer.contains(&s) => {
+                    // Under client preference every suite offered before `s` is
+                    // unsupported; a later find among them refutes that.
+                    if claims.iter().any(|c: &Vec<CipherSuite>| c.contains(&s)) && preference.is_none() {
+                        preference = Some(Some(true));
+                    }
+                    claims.push(offer.iter().take_while(|x| **x != s).copied().collect());
                     if found.is_empty() {
                         evidence = format!("ServerHello {} {}", label(v), s.name().unwrap_or("?"));
                     }
@@ -347,12 +413,28 @@ impl Run<'_> {
                 }
                 refusal @ (Answer::Alert(_) | Answer::Dropped(_)) => {
                     let dropped = matches!(refusal, Answer::Dropped(_));
+                    if append {
+                        // Suites accepted before were refused: past a window the
+                        // server does not read, or it is inconsistent. Stop
+                        // appending; the explicit check after the loop decides.
+                        no_append = true;
+                        if sent.len() > WINDOW && self.reads_all.is_none() {
+                            self.reads_all = Some(false);
+                        }
+                    }
                     if found.is_empty() && evidence.is_empty() {
                         evidence = match refusal {
                             Answer::Alert(a) => format!("alert {}", hsscan_wire::Alert::fatal(a)),
                             Answer::Dropped(how) => how.to_owned(),
                             _ => String::new(),
                         };
+                    }
+                    // A reversed long list refused by a server not known to read
+                    // past the 64th suite proves nothing about the rest: ask
+                    // again in forward order, and never reverse again.
+                    if reversed && offer.len() > WINDOW && self.reads_all != Some(true) {
+                        forward_only = true;
+                        continue;
                     }
                     // A long hello dropped where a shorter one might pass.
                     if dropped && found.is_empty() {
@@ -431,6 +513,9 @@ impl Run<'_> {
         } else {
             None
         };
+        if preference.is_some() {
+            self.last_server_order = preference;
+        }
         let order = match preference {
             Some(true) if partial => "partial",
             Some(true) => "server",
@@ -495,12 +580,13 @@ impl Run<'_> {
     }
 
     /// Groups by HelloRetryRequest (TLS 1.3) or ServerKeyExchange (TLS 1.2).
-    async fn groups(&mut self, v: ProtocolVersion, suites: &[CipherSuite]) -> Vec<NamedGroup> {
+    async fn groups(&mut self, v: ProtocolVersion, suites: &[CipherSuite], known: &[NamedGroup]) -> Vec<NamedGroup> {
         let mut remaining = if v == ProtocolVersion::TLS13 {
             tls13_groups()
         } else {
             tls12_curves()
         };
+        remaining.retain(|g| !known.contains(g));
         let mut found = Vec::new();
         while !remaining.is_empty() {
             let Ok(hello) = hellos::for_version(v, suites, &remaining, &[], self.sni.as_deref()) else {
@@ -598,6 +684,7 @@ pub async fn enumerate(
         findings: Vec::new(),
         complete: true,
         reads_all: None,
+        last_server_order: None,
     };
     let mut protocols = BTreeMap::new();
     let mut ciphers = BTreeMap::new();
@@ -636,11 +723,14 @@ pub async fn enumerate(
     let mut groups = Vec::new();
     if let Some((_, s13)) = supported.iter().find(|(v, _)| *v == ProtocolVersion::TLS13) {
         let first: Vec<CipherSuite> = s13.iter().take(1).copied().collect();
-        groups = run.groups(ProtocolVersion::TLS13, &first).await;
+        groups = run.groups(ProtocolVersion::TLS13, &first, &[]).await;
     }
     supported.sort_by_key(|(v, _)| catalog::version_rank(*v));
     let tls12ish = supported.iter().rev().find(|(v, _)| *v != ProtocolVersion::TLS13);
     if let Some((v, suites)) = tls12ish {
+        // Curves the TLS 1.3 pass found need no second look; the TLS 1.2 pass
+        // looks for the ones TLS 1.3 does not use (secp256k1, brainpool, …).
+        let known = groups.clone();
         let ecdhe: Vec<CipherSuite> = suites
             .iter()
             .copied()
@@ -652,7 +742,7 @@ pub async fn enumerate(
             .take(WINDOW)
             .collect();
         if !ecdhe.is_empty() {
-            for g in run.groups(*v, &ecdhe).await {
+            for g in run.groups(*v, &ecdhe, &known).await {
                 if !groups.contains(&g) {
                     groups.push(g);
                 }

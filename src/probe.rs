@@ -160,9 +160,15 @@ async fn exchange(
         }
     }
     let outcome = read_flight(&mut stream, leftover, cfg.read_timeout, &mut result.flight).await;
-    // Politeness: a close_notify, then close; nothing is completed.
-    if result.flight.sslv2.is_none() && outcome.is_ok() {
-        let _ = tokio::time::timeout(Duration::from_millis(200), stream.write_all(&[21, 3, 1, 0, 2, 1, 0])).await;
+    // Politeness: a close_notify in the record version the server chose,
+    // then close; nothing is completed. After a TLS 1.3 ServerHello only an
+    // encrypted alert would be valid, so the connection is just closed.
+    if let Some(h) = &result.flight.server_hello {
+        if h.selected_version() != hsscan_wire::ProtocolVersion::TLS13 {
+            let [major, minor] = h.legacy_version.0.to_be_bytes();
+            let alert = [21, major, minor, 0, 2, 1, 0];
+            let _ = tokio::time::timeout(Duration::from_millis(200), stream.write_all(&alert)).await;
+        }
     }
     let _ = tokio::time::timeout(Duration::from_millis(200), stream.shutdown()).await;
     outcome
@@ -373,7 +379,17 @@ fn classify_plaintext(bytes: &[u8]) -> Failure {
     let smtp_reply = first.len() >= 3
         && first.as_bytes().iter().take(3).all(u8::is_ascii_digit)
         && matches!(first.as_bytes().get(3), None | Some(b' ' | b'-'));
-    if smtp_reply {
+    let code = first.get(..3).unwrap_or("");
+    let rate_limited = code == "421"
+        || (code.starts_with('4') && (first.contains("4.7.0") || first.to_ascii_lowercase().contains("too many")));
+    if smtp_reply && rate_limited {
+        // A 421 is the server limiting connections, whatever it was sent (SPEC §7).
+        Failure::new(
+            "handshake",
+            "rate-limited",
+            format!("the server answered the ClientHello with {first}"),
+        )
+    } else if smtp_reply {
         Failure::new(
             "handshake",
             "plaintext-reply",
@@ -403,6 +419,10 @@ mod tests {
             "plaintext-reply"
         );
         assert_eq!(classify_plaintext(b"HTTP/1.1 400 Bad Request\r\n").kind, "not-tls");
+        assert_eq!(
+            classify_plaintext(b"421 4.7.0 mx Error: too many connections from 192.0.2.1\r\n").kind,
+            "rate-limited"
+        );
         assert_eq!(classify_plaintext(&[0, 1, 2]).kind, "not-tls");
     }
 }

@@ -96,7 +96,26 @@ impl HostGate {
             }
             *last = Some(Instant::now());
         }
-        Some(probe::run(endpoint, &hello.writes, cfg).await)
+        let r = probe::run(endpoint, &hello.writes, cfg).await;
+        if std::env::var_os("HSSCAN_TRACE").is_some() {
+            let f = &r.flight;
+            let outcome = match (&f.server_hello, &f.retry_request, &f.sslv2, &r.failure) {
+                (Some(h), _, _, _) => format!("ServerHello {:?} {:?}", h.selected_version(), h.cipher_suite),
+                (_, Some(h), _, _) => format!("HelloRetryRequest {:?} {:?}", h.cipher_suite, h.key_share_group()),
+                (_, _, Some(h), _) => format!("SSLv2 SERVER-HELLO, {} specs", h.cipher_specs.len()),
+                (_, _, _, Some(fail)) => format!("{}: {}", fail.kind, fail.detail),
+                _ => "nothing".to_owned(),
+            };
+            eprintln!(
+                "hsscan trace: connection {} to {}: up to {:?}, {} suites, {} bytes -> {outcome}",
+                self.used(),
+                endpoint.addr,
+                hello.max_version,
+                hello.cipher_count,
+                hello.hello_bytes
+            );
+        }
+        Some(r)
     }
 }
 
@@ -408,7 +427,8 @@ pub async fn scan_endpoint(
     // A TLS 1.3 server encrypts its Certificate: when neither hello showed a
     // chain, one TLS 1.2 hello fetches it in clear (one more connection).
     let negotiated_any = quick.modern.result.is_some() || quick.legacy.result.is_some();
-    if certificates.is_empty() && negotiated_any {
+    // Under --enumerate the enumeration's own TLS 1.2 hellos carry the chains.
+    if certificates.is_empty() && negotiated_any && !cfg.enumerate {
         let suites: Vec<hsscan_wire::CipherSuite> = catalog::suites_for(ProtocolVersion::TLS12).map(|s| s.id).collect();
         if let Ok(hello) = hellos::for_version(
             ProtocolVersion::TLS12,

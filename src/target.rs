@@ -181,7 +181,9 @@ fn parse_host(h: &str) -> Result<Host, String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(format!("'{h}' is not a host name (letters, digits, '-' and '.' only)"));
+            return Err(format!(
+                "'{h}' is not a host name (letters, digits, '-', '_' and '.' only)"
+            ));
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(format!("label '{label}' starts or ends with '-'"));

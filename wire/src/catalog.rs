@@ -108,12 +108,20 @@ impl SuiteInfo {
     }
 
     /// Worth offering at `v` in an enumeration: valid by the RFC, or
-    /// accepted there by a real implementation (SHA-1 suites over SSLv3).
+    /// accepted there by a real implementation. SSLv3 and TLS 1.0 share a
+    /// handshake, and stacks accept TLS 1.0 suites over SSLv3 (OpenSSL the
+    /// SHA-1 ones, tlslite-ng ECDHE-RSA-AES too), so at SSLv3 every suite
+    /// valid at TLS 1.0 is offered.
     pub fn offerable_in(&self, v: ProtocolVersion) -> bool {
+        let ssl3 = version_rank(ProtocolVersion::SSL3);
+        let tls10 = version_rank(ProtocolVersion::TLS10);
         // TLS_NULL_WITH_NULL_NULL is the initial state, never negotiable.
         self.id != CipherSuite(0x0000)
             && self.versions.is_some_and(|r| {
-                let lo = version_rank(r.min).min(version_rank(r.min_seen));
+                let mut lo = version_rank(r.min).min(version_rank(r.min_seen));
+                if lo <= tls10 {
+                    lo = lo.min(ssl3);
+                }
                 lo <= version_rank(v) && version_rank(v) <= version_rank(r.max)
             })
     }
@@ -280,6 +288,11 @@ mod tests {
         assert!(!v(0x002f).valid_in(ProtocolVersion::SSL3));
         assert!(v(0x002f).offerable_in(ProtocolVersion::SSL3));
         assert!(!v(0xc02f).offerable_in(ProtocolVersion::TLS11));
+        // ECDHE-RSA-AES128-SHA: TLS 1.0 by RFC, taken over SSLv3 by tlslite-ng.
+        assert!(v(0xc013).offerable_in(ProtocolVersion::SSL3));
+        // TLS 1.2-only and TLS 1.3 suites never are.
+        assert!(!v(0xc02f).offerable_in(ProtocolVersion::SSL3));
+        assert!(!v(0x1301).offerable_in(ProtocolVersion::SSL3));
         // Signals and the initial NULL state are never offerable as suites.
         assert!(!v(0x0000).offerable_in(ProtocolVersion::TLS10));
         assert!(!v(0x5600).offerable_in(ProtocolVersion::TLS12));
