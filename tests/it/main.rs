@@ -2,6 +2,14 @@
 //! real TLS servers on loopback. See `support` for the process and socket
 //! discipline every test follows.
 
+mod enum_gnutls;
+mod enum_openssl;
+mod enum_support;
+mod enum_tlslite;
+mod postfix;
+mod scan_failures;
+mod scan_quick;
+mod scan_support;
 mod support;
 mod wire_gnutls;
 mod wire_openssl;

@@ -1,0 +1,461 @@
+//! Shared machinery of the `--enumerate` tests: running hsscan against a
+//! real server on loopback, and comparing what it reports with the
+//! server's configured truth.
+//!
+//! The truth is never taken from hsscan: each peer's test module computes
+//! it at test time from the peer's own tools (`openssl ciphers`,
+//! `gnutls-cli --list`, tlslite-ng's constants) and hands it over as a
+//! [`Truth`]. [`Check`] then collects every difference, so that one failing
+//! run shows all of them, with the numbers and the `HSSCAN_TRACE` lines
+//! of the protocols concerned.
+//!
+//! hsscan is only ever pointed at `127.0.0.1:PORT` (never a DNS name), with
+//! `--starttls none`, so it sends no SNI and speaks TLS at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::Server;
+
+/// The protocol labels of `enumeration.protocols`, lowest first.
+pub const PROTOCOLS: [&str; 6] = ["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
+
+/// How long one enumeration may take. On loopback it takes well under a
+/// second (tlslite-ng: under two); this only bounds a hang.
+const SCAN_LIMIT: Duration = Duration::from_secs(120);
+
+/// How long one helper command (`openssl ciphers`, `s_client`, …) may take.
+pub const TOOL_LIMIT: Duration = Duration::from_secs(30);
+
+/// Connections allowed beyond the floor and one per group:
+/// SPEC §4 "near the floor".
+const SLACK: usize = 5;
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Output {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// stdout then stderr, for parsers that do not care which.
+    pub fn both(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `program args…` with stdin closed and `envs` added, killed (and the
+/// test failed) if it has not finished within `limit`.
+pub fn run(program: &Path, args: &[String], envs: &[(&str, &str)], limit: Duration) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut p) = pipe {
+                let mut bytes = Vec::new();
+                let _ = p.read_to_end(&mut bytes);
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            text
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{} {} did not finish within {limit:?}",
+                    program.display(),
+                    args.join(" ")
+                );
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => panic!("waiting for {}: {e}", program.display()),
+        }
+    };
+    Output {
+        success: status.success(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// One `hsscan --enumerate --json` run.
+pub struct Scan {
+    /// The endpoint record.
+    pub record: Value,
+    /// The `hsscan trace:` lines of stderr.
+    pub trace: Vec<String>,
+    pub command: String,
+}
+
+impl Scan {
+    pub fn enumeration(&self) -> &Value {
+        &self.record["enumeration"]
+    }
+
+    pub fn connections(&self) -> u64 {
+        self.record["connections"].as_u64().unwrap_or(u64::MAX)
+    }
+
+    /// The suite ids hsscan reports for `proto`, in its order.
+    pub fn ciphers(&self, proto: &str) -> Vec<u16> {
+        self.enumeration()["ciphers"][proto]
+            .as_array()
+            .map(|a| a.iter().map(|c| parse_id(&c["id"])).collect())
+            .unwrap_or_default()
+    }
+
+    /// The group ids hsscan reports, in its order.
+    pub fn groups(&self) -> Vec<u16> {
+        self.enumeration()["groups"]
+            .as_array()
+            .map(|a| a.iter().map(|c| parse_id(&c["id"])).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn feature(&self, name: &str) -> &Value {
+        &self.enumeration()["features"][name]
+    }
+
+    /// The trace lines of one protocol.
+    pub fn trace_of(&self, proto: &str) -> Vec<&str> {
+        let tag = format!("hsscan trace: {proto} ");
+        self.trace
+            .iter()
+            .filter(|l| l.starts_with(&tag))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// `"0x002f"` → 0x002f; panics on anything else.
+fn parse_id(v: &Value) -> u16 {
+    v.as_str()
+        .and_then(|s| s.strip_prefix("0x"))
+        .and_then(|h| u16::from_str_radix(h, 16).ok())
+        .unwrap_or_else(|| panic!("codepoint id is not \"0x....\": {v}"))
+}
+
+/// `0x002f` as the JSON spells it.
+pub fn hex(id: u16) -> String {
+    format!("0x{id:04x}")
+}
+
+fn hex_list(ids: &[u16]) -> String {
+    ids.iter().map(|&i| hex(i)).collect::<Vec<_>>().join(" ")
+}
+
+/// Runs `hsscan 127.0.0.1:PORT --starttls none --enumerate --json` with
+/// `HSSCAN_TRACE=1` against `server`, once it listens.
+pub fn enumerate(server: &mut Server) -> Scan {
+    // Waits until the server listens (restarting it on another port if its
+    // port was taken). This connection is the test's, not hsscan's: it
+    // does not count in hsscan's `connections`.
+    drop(server.connect());
+    let hsscan = Path::new(env!("CARGO_BIN_EXE_hsscan"));
+    let args: Vec<String> = [
+        format!("127.0.0.1:{}", server.port),
+        "--starttls".into(),
+        "none".into(),
+        "--enumerate".into(),
+        "--json".into(),
+    ]
+    .into();
+    let command = format!("HSSCAN_TRACE=1 hsscan {}", args.join(" "));
+    let out = run(hsscan, &args, &[("HSSCAN_TRACE", "1")], SCAN_LIMIT);
+    let record: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "`{command}` did not print one JSON object ({e}):\nstdout:\n{}\nstderr:\n{}\n{}",
+            out.stdout,
+            out.stderr,
+            server.log()
+        )
+    });
+    assert!(
+        record["enumeration"].is_object(),
+        "`{command}` printed no enumeration:\n{record:#}\nstderr:\n{}",
+        out.stderr
+    );
+    let trace = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("hsscan trace:"))
+        .map(str::to_owned)
+        .collect();
+    Scan { record, trace, command }
+}
+
+/// What the server is configured to negotiate, from its own tools.
+#[derive(Debug, Default, Clone)]
+pub struct Truth {
+    /// Every supported protocol with its suites, in the server's preference
+    /// order when `server_order`, else in any order. A protocol that is
+    /// not a key is not supported.
+    pub ciphers: BTreeMap<&'static str, Vec<u16>>,
+    /// Whether the server picks the suite by its own order.
+    pub server_order: bool,
+    /// The groups hsscan can see: TLS 1.3 groups and TLS 1.2 ECDHE curves.
+    pub groups: Vec<u16>,
+    /// Whether `groups` is in the server's order and the server decides.
+    pub groups_ordered: bool,
+}
+
+impl Truth {
+    /// Number of (protocol, suite) pairs.
+    pub fn pairs(&self) -> usize {
+        self.ciphers.values().map(Vec::len).sum()
+    }
+
+    /// Connections allowed: the floor (one per pair plus one refusal per
+    /// protocol probed), one per group, and [`SLACK`].
+    pub fn connection_bound(&self) -> usize {
+        self.pairs() + PROTOCOLS.len() + self.groups.len() + SLACK
+    }
+
+    fn sizes(&self) -> String {
+        let per: Vec<String> = self.ciphers.iter().map(|(p, s)| format!("{p} {}", s.len())).collect();
+        format!(
+            "{} pairs ({}), {} groups",
+            self.pairs(),
+            per.join(", "),
+            self.groups.len()
+        )
+    }
+}
+
+/// Collects every difference between a [`Scan`] and a [`Truth`].
+pub struct Check<'a> {
+    name: &'static str,
+    scan: &'a Scan,
+    truth: &'a Truth,
+    problems: Vec<String>,
+    /// Protocols whose trace belongs in the failure message.
+    traced: BTreeSet<&'static str>,
+}
+
+impl<'a> Check<'a> {
+    /// Compares protocols, suites per protocol (as sets, and in order when
+    /// the server decides), server preference, `details[..].order`, groups,
+    /// `complete` and the connection count.
+    pub fn new(name: &'static str, scan: &'a Scan, truth: &'a Truth) -> Self {
+        let mut c = Self {
+            name,
+            scan,
+            truth,
+            problems: Vec::new(),
+            traced: BTreeSet::new(),
+        };
+        c.protocols();
+        c.groups();
+        c.connections();
+        if scan.enumeration()["complete"] != Value::Bool(true) {
+            c.problems.push(format!(
+                "enumeration.complete is {} (no budget was set)",
+                scan.enumeration()["complete"]
+            ));
+        }
+        c
+    }
+
+    fn protocols(&mut self) {
+        let e = self.scan.enumeration();
+        for proto in PROTOCOLS {
+            let want = self.truth.ciphers.get(proto);
+            let got_supported = e["protocols"][proto].as_bool();
+            if got_supported != Some(want.is_some()) {
+                self.problems.push(format!(
+                    "protocols.{proto}: hsscan says {}, truth {} (evidence: {})",
+                    e["protocols"][proto],
+                    want.is_some(),
+                    e["details"][proto]["evidence"]
+                ));
+                self.traced.insert(proto);
+            }
+            let got = self.scan.ciphers(proto);
+            let pref = &e["server_preference"][proto];
+            let order = e["details"][proto]["order"].as_str().unwrap_or("(none)");
+            let Some(want) = want else {
+                if !got.is_empty() {
+                    self.problems.push(format!(
+                        "ciphers.{proto}: unsupported, yet hsscan lists {}",
+                        hex_list(&got)
+                    ));
+                }
+                if !pref.is_null() {
+                    self.problems.push(format!(
+                        "server_preference.{proto}: unsupported, yet hsscan says {pref}"
+                    ));
+                }
+                continue;
+            };
+            let want_set: BTreeSet<u16> = want.iter().copied().collect();
+            let got_set: BTreeSet<u16> = got.iter().copied().collect();
+            if got_set != want_set || got.len() != got_set.len() {
+                let missing: Vec<u16> = want.iter().copied().filter(|s| !got_set.contains(s)).collect();
+                let extra: Vec<u16> = got.iter().copied().filter(|s| !want_set.contains(s)).collect();
+                self.problems.push(format!(
+                    "ciphers.{proto}: truth {} suites, hsscan {} ({} distinct); missing [{}], extra [{}]",
+                    want.len(),
+                    got.len(),
+                    got_set.len(),
+                    hex_list(&missing),
+                    hex_list(&extra)
+                ));
+                self.traced.insert(proto);
+            } else if self.truth.server_order && got != *want {
+                self.problems.push(format!(
+                    "ciphers.{proto}: right set, wrong order (the server decides):\n  truth  [{}]\n  hsscan [{}]",
+                    hex_list(want),
+                    hex_list(&got)
+                ));
+                self.traced.insert(proto);
+            }
+            // One suite cannot show who decides.
+            let (want_pref, want_order) = match (want.len() >= 2, self.truth.server_order) {
+                (false, _) => (Value::Null, "unknown"),
+                (true, true) => (Value::Bool(true), "server"),
+                (true, false) => (Value::Bool(false), "client"),
+            };
+            if *pref != want_pref {
+                self.problems
+                    .push(format!("server_preference.{proto}: hsscan {pref}, truth {want_pref}"));
+                self.traced.insert(proto);
+            }
+            if order != want_order {
+                self.problems
+                    .push(format!("details.{proto}.order: hsscan {order:?}, truth {want_order:?}"));
+                self.traced.insert(proto);
+            }
+        }
+    }
+
+    fn groups(&mut self) {
+        let got = self.scan.groups();
+        let want = &self.truth.groups;
+        let got_set: BTreeSet<u16> = got.iter().copied().collect();
+        let want_set: BTreeSet<u16> = want.iter().copied().collect();
+        if got_set != want_set || got.len() != got_set.len() {
+            self.problems.push(format!(
+                "groups: truth [{}], hsscan [{}]",
+                hex_list(want),
+                hex_list(&got)
+            ));
+        } else if self.truth.groups_ordered && got != *want {
+            self.problems.push(format!(
+                "groups: right set, wrong order (the server decides): truth [{}], hsscan [{}]",
+                hex_list(want),
+                hex_list(&got)
+            ));
+        }
+    }
+
+    fn connections(&mut self) {
+        let got = self.scan.connections();
+        let bound = self.truth.connection_bound();
+        if usize::try_from(got).map_or(true, |g| g > bound) {
+            self.problems.push(format!(
+                "connections {got} > bound {bound} = {} pairs + {} protocols + {} groups + {SLACK}; {}",
+                self.truth.pairs(),
+                PROTOCOLS.len(),
+                self.truth.groups.len(),
+                self.per_protocol_connections()
+            ));
+        }
+    }
+
+    fn per_protocol_connections(&self) -> String {
+        let e = self.scan.enumeration();
+        let per: Vec<String> = PROTOCOLS
+            .iter()
+            .map(|p| format!("{p} {}", e["details"][p]["connections"]))
+            .collect();
+        let sum: u64 = PROTOCOLS
+            .iter()
+            .filter_map(|p| e["details"][p]["connections"].as_u64())
+            .sum();
+        format!(
+            "per protocol: {} (sum {sum}; the other {} went to the quick check, groups, fallback SCSV)",
+            per.join(", "),
+            self.scan.connections().saturating_sub(sum)
+        )
+    }
+
+    /// `features.<name>` must be `want`.
+    pub fn feature(&mut self, name: &str, want: bool) -> &mut Self {
+        let got = self.scan.feature(name);
+        if *got != Value::Bool(want) {
+            self.problems
+                .push(format!("features.{name}: hsscan {got}, truth {want}"));
+        }
+        self
+    }
+
+    /// `dh_bits` must be `want`.
+    pub fn dh_bits(&mut self, want: u64) -> &mut Self {
+        let got = &self.scan.enumeration()["dh_bits"];
+        if got.as_u64() != Some(want) {
+            self.problems.push(format!("dh_bits: hsscan {got}, truth {want}"));
+        }
+        self
+    }
+
+    /// Prints the numbers (visible with `--nocapture`) and fails the test
+    /// with every difference found.
+    pub fn finish(&mut self, server: &Server) {
+        let e = self.scan.enumeration();
+        let summary = format!(
+            "[{}] truth: {}; hsscan: {} connections (bound {}), {}, complete {}",
+            self.name,
+            self.truth.sizes(),
+            self.scan.connections(),
+            self.truth.connection_bound(),
+            self.per_protocol_connections(),
+            e["complete"]
+        );
+        eprintln!("{summary}");
+        if self.problems.is_empty() {
+            return;
+        }
+        let mut msg = format!(
+            "{summary}\n`{}` differs from the truth:\n- {}\n",
+            self.scan.command,
+            self.problems.join("\n- ")
+        );
+        for proto in &self.traced {
+            let lines = self.scan.trace_of(proto);
+            msg.push_str(&format!("--- trace of {proto} ({} hellos) ---\n", lines.len()));
+            for l in lines.iter().take(80) {
+                msg.push_str(l);
+                msg.push('\n');
+            }
+        }
+        msg.push_str(&format!(
+            "--- details ---\n{:#}\n--- features, dh_bits ---\n{} {}\n{}",
+            e["details"],
+            e["features"],
+            e["dh_bits"],
+            server.log()
+        ));
+        panic!("{msg}");
+    }
+}
