@@ -30,6 +30,51 @@ pub struct Cli {
 pub enum Command {
     /// List the cipher suite catalog (IANA, GREASE, SCSVs, legacy codes).
     Catalog(CatalogArgs),
+    /// Play a legacy or broken receiver: answer ClientHellos as a profile says, log each one decoded.
+    Emulate(EmulateArgs),
+}
+
+/// `hsscan emulate`.
+#[derive(Debug, Args)]
+pub struct EmulateArgs {
+    /// A shipped profile (see --list-profiles).
+    #[arg(long, value_name = "NAME", required_unless_present_any = ["config", "list_profiles"])]
+    pub profile: Option<String>,
+    /// A profile file (TOML; format in the README).
+    #[arg(long, value_name = "FILE", conflicts_with = "profile")]
+    pub config: Option<std::path::PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:2525 (repeatable).
+    #[arg(long, value_name = "ADDR", required_unless_present = "list_profiles", value_parser = parse_listen)]
+    pub listen: Vec<std::net::SocketAddr>,
+    /// List the shipped profiles, one line each, and exit.
+    #[arg(long)]
+    pub list_profiles: bool,
+    /// One JSON line per connection, and a summary line on exit.
+    #[arg(long)]
+    pub json: bool,
+    /// Speak SMTP STARTTLS or implicit TLS whatever the profile says.
+    #[arg(long, value_enum, value_name = "FRONT")]
+    pub front: Option<Front>,
+    /// The host name in the banner, EHLO reply and certificates.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// Present the certificates of this PEM file (leaf first) for its key type (repeatable).
+    #[arg(long, value_name = "PEM")]
+    pub cert: Vec<std::path::PathBuf>,
+    /// Exit once this many connections have ended.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub exit_after: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Front {
+    Smtp,
+    Tls,
+}
+
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse()
+        .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:2525 or [::1]:2525".to_owned())
 }
 
 /// The scan (the default command).
@@ -182,6 +227,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Catalog(args)) => catalog(&args),
+        Some(Command::Emulate(args)) => emulate(args),
         None => scan(cli.scan),
     }
 }
@@ -294,6 +340,37 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         .block_on(crate::run::run(targets, cfg))
         .context("writing results")?;
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn emulate(args: EmulateArgs) -> anyhow::Result<ExitCode> {
+    use crate::emulate::profile::Profile;
+    use anyhow::Context as _;
+    if args.list_profiles {
+        print!("{}", crate::emulate::list_profiles()?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let profile = match (&args.profile, &args.config) {
+        (Some(name), _) => Profile::shipped(name).context("reading --profile")?,
+        (None, Some(path)) => Profile::from_file(path).context("reading --config")?,
+        (None, None) => anyhow::bail!("reading the command line: name a --profile or a --config FILE"),
+    };
+    let opts = crate::emulate::Options {
+        profile,
+        listen: args.listen,
+        json: args.json,
+        smtp: args.front.map(|f| f == Front::Smtp),
+        hostname: args.hostname,
+        certs: args.cert,
+        exit_after: args.exit_after.map(|n| n as usize),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime
+        .block_on(crate::emulate::run(opts))
+        .context("running the emulator")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn catalog(args: &CatalogArgs) -> anyhow::Result<ExitCode> {

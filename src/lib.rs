@@ -7,6 +7,7 @@
 pub mod catalog_report;
 pub mod certs;
 pub mod cli;
+pub mod emulate;
 pub mod enumerate;
 pub mod finding;
 pub mod hellos;

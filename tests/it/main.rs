@@ -2,6 +2,8 @@
 //! real TLS servers on loopback. See `support` for the process and socket
 //! discipline every test follows.
 
+mod emulate;
+mod emulate_postfix;
 mod enum_gnutls;
 mod enum_openssl;
 mod enum_support;

@@ -387,3 +387,106 @@ fn unknown_starttls_mode_is_a_usage_error() {
     let run = hsscan(&["--starttls", "pop3", "127.0.0.1"]);
     assert!(run.stderr.contains("--starttls"), "{}", run.describe());
 }
+
+/// An emulator playing a profile file written here.
+fn emulator_config(name: &str, toml: &str) -> crate::support::Server {
+    let dir = std::env::temp_dir().join(format!("hsscan-it-scan-emulate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(&cfg, toml).expect("write profile");
+    crate::emulate::emulator_with(vec!["emulate".into(), "--config".into(), cfg.display().to_string()])
+}
+
+/// Implicit TLS, TLS 1.2 with one suite, and this misbehaviour.
+fn misbehaving(after_hello: &str) -> String {
+    format!(
+        "description = \"{after_hello} after every hello\"\n[tls]\nversions = [\"TLSv1.2\"]\nciphers = [\"TLS_RSA_WITH_AES_128_CBC_SHA\"]\n[misbehave]\nafter_hello = \"{after_hello}\"\n"
+    )
+}
+
+#[test]
+fn reset_after_the_hello() {
+    let em = emulator_config("reset", &misbehaving("reset"));
+    let target = format!("127.0.0.1:{}", em.port);
+    let run = hsscan(&["--json", &target]);
+    let r = run.record();
+    assert_eq!(run.code, 1, "{}\n{}", run.describe(), em.log());
+    assert_eq!(r["status"], "failed", "{r:#}");
+    assert_both_failed(
+        &r,
+        "handshake",
+        "reset-after-hello",
+        "connection reset: Connection reset by peer (os error 104)",
+    );
+    assert_eq!(r["connections"], 2, "{r:#}");
+}
+
+#[test]
+fn silence_after_the_hello_is_a_timeout() {
+    let em = emulator_config("silence", &misbehaving("silence"));
+    let target = format!("127.0.0.1:{}", em.port);
+    let run = hsscan(&["--json", "--timeout", "1", &target]);
+    let r = run.record();
+    assert_eq!(run.code, 1, "{}\n{}", run.describe(), em.log());
+    assert_eq!(r["status"], "failed", "{r:#}");
+    assert_both_failed(
+        &r,
+        "handshake",
+        "timeout-after-hello",
+        "no answer within 1s after the hello",
+    );
+}
+
+#[test]
+fn load_balancer_closing_after_starttls_is_closed_after_hello() {
+    let em = crate::emulate::emulator("lb-drop-after-hello", &[]);
+    let target = format!("127.0.0.1:{}", em.port);
+    let run = hsscan(&["--json", "--starttls", "smtp", "--ehlo", EHLO, &target]);
+    let r = run.record();
+    assert_eq!(run.code, 1, "{}\n{}", run.describe(), em.log());
+    assert_eq!(r["status"], "failed", "{r:#}");
+    assert_both_failed(
+        &r,
+        "handshake",
+        "closed-after-hello",
+        "the server closed the connection without answering the hello",
+    );
+    // The SMTP dialog up to STARTTLS is kept.
+    assert_eq!(r["smtp"]["starttls"], "offered", "{r:#}");
+    assert_eq!(r["smtp"]["reply"], "220 2.0.0 Ready to start TLS", "{r:#}");
+    assert_eq!(
+        r["smtp"]["banner"], "220 mx.emulated.test Microsoft ESMTP MAIL Service ready",
+        "{r:#}"
+    );
+}
+
+#[test]
+fn emulated_connection_limit_is_inconclusive() {
+    // Two connections held open; the scan's is the third.
+    let em = crate::emulate::emulator("rate-limited", &[]);
+    let hold = |_| {
+        let s = TcpStream::connect_timeout(
+            &SocketAddr::from((Ipv4Addr::LOCALHOST, em.port)),
+            Duration::from_secs(5),
+        )
+        .expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut line = String::new();
+        BufReader::new(s.try_clone().expect("clone"))
+            .read_line(&mut line)
+            .expect("banner");
+        assert!(line.starts_with("220 "), "{line}");
+        s
+    };
+    let _held: Vec<TcpStream> = (0..2).map(hold).collect();
+    let target = format!("127.0.0.1:{}", em.port);
+    let run = hsscan(&["--json", "--starttls", "smtp", "--ehlo", EHLO, &target]);
+    let r = run.record();
+    assert_eq!(r["status"], "inconclusive", "{r:#}\n{}", em.log());
+    assert_both_failed(
+        &r,
+        "banner",
+        "rate-limited",
+        "421 4.7.0 mx.emulated.test Error: too many connections from 127.0.0.1",
+    );
+}

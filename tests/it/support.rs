@@ -148,7 +148,11 @@ impl Server {
     /// Starts `program args(port)…` on a free port, with stdout and stderr
     /// going to a log file next to the certificates.
     pub fn start(name: &'static str, tool: Tool, args: impl Fn(u16) -> Vec<String> + 'static) -> Self {
-        let program = tool.require();
+        Self::start_program(name, tool.require(), args)
+    }
+
+    /// Starts a program given by path (e.g. the hsscan binary under test).
+    pub fn start_program(name: &'static str, program: PathBuf, args: impl Fn(u16) -> Vec<String> + 'static) -> Self {
         let port = free_port();
         let (child, stdin, log) = spawn(name, &program, port, &args(port));
         Self {

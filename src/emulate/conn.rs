@@ -1,0 +1,419 @@
+//! One connection to the emulator: the SMTP front (banner, EHLO, STARTTLS),
+//! the ClientHello read with size caps and timeouts, the answer, and the
+//! log of it all.
+
+use super::profile::{Refusal, StartTls};
+use super::responder::{alert_record, client_versions, group_name, label, Answer, Arrival, Bytes, Decision, Responder};
+use super::Shared;
+use hsscan_wire::{ClientExtension, ClientHello, Deframer, Event, ExtensionType, Side, Sslv2ClientHello};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+/// A ClientHello is at most this many bytes on the wire (with its records):
+/// real ones are under 2 KiB, post-quantum ones under 4 KiB.
+const MAX_HELLO_BYTES: usize = 64 * 1024;
+/// An SMTP command line (RFC 5321 §4.5.3.1.4 allows 512; be lenient).
+const MAX_LINE: usize = 4096;
+/// Commands before STARTTLS, then the connection is closed.
+const MAX_COMMANDS: usize = 50;
+/// How long a client may stay idle.
+const IDLE: Duration = Duration::from_secs(60);
+/// How long a silent server holds a connection.
+const SILENCE: Duration = Duration::from_secs(300);
+/// How long to drain the client's bytes after the flight before closing.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// What happened on one connection, for the log.
+#[derive(Debug, Default)]
+struct Log {
+    smtp: Vec<String>,
+    hellos: Vec<Value>,
+    text: Vec<String>,
+    outcome: String,
+}
+
+/// Decrements the open-connection count when the connection ends.
+struct Open<'a>(&'a Shared);
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.stats.current.fetch_sub(1, Ordering::SeqCst);
+        self.0.stats.finished.fetch_add(1, Ordering::SeqCst);
+        self.0.finished.notify_one();
+    }
+}
+
+pub async fn handle(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let id = shared.stats.total.fetch_add(1, Ordering::SeqCst) + 1;
+    let now = shared.stats.current.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.stats.max.fetch_max(now, Ordering::SeqCst);
+    let _open = Open(&shared);
+    let mut log = Log::default();
+    let mut rng = Bytes::new(shared.seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let _ = stream.set_nodelay(true);
+    let outcome = session(&mut stream, peer, id, now, &shared, &mut log, &mut rng).await;
+    log.outcome = outcome;
+    shared.emit(id, peer, log.smtp, log.hellos, log.text, &log.outcome);
+}
+
+async fn write(stream: &mut TcpStream, bytes: &[u8], byte_delay: u64) -> std::io::Result<()> {
+    if byte_delay == 0 {
+        return stream.write_all(bytes).await;
+    }
+    for b in bytes {
+        stream.write_all(std::slice::from_ref(b)).await?;
+        tokio::time::sleep(Duration::from_millis(byte_delay)).await;
+    }
+    Ok(())
+}
+
+/// Reads one CRLF line (capped); `None` on EOF, timeout or overflow.
+async fn read_line(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    loop {
+        if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            return Some(String::from_utf8_lossy(&line).trim_end().to_owned());
+        }
+        if buf.len() > MAX_LINE {
+            return None;
+        }
+        let mut chunk = [0u8; 1024];
+        match tokio::time::timeout(IDLE, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+            _ => return None,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    id: usize,
+    open_now: usize,
+    shared: &Shared,
+    log: &mut Log,
+    rng: &mut Bytes,
+) -> String {
+    let profile = &shared.profile;
+    let delay = profile.misbehave.byte_delay_ms;
+    if let Some(smtp) = shared.smtp() {
+        let limited =
+            (smtp.max_concurrent > 0 && open_now > smtp.max_concurrent) || (smtp.max_total > 0 && id > smtp.max_total);
+        if limited {
+            let reply = format!(
+                "421 4.7.0 {} Error: too many connections from {}",
+                smtp.hostname,
+                peer.ip()
+            );
+            let _ = write(stream, format!("{reply}\r\n").as_bytes(), 0).await;
+            let _ = stream.shutdown().await;
+            log.smtp.push(format!("> {reply}"));
+            return format!("refused with 421 ({open_now} open, {id} in all)");
+        }
+        if smtp.greeting_delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(smtp.greeting_delay_ms)).await;
+        }
+        if write(stream, format!("{}\r\n", smtp.banner).as_bytes(), delay)
+            .await
+            .is_err()
+        {
+            return "the client left before the banner".to_owned();
+        }
+        let mut buf = Vec::new();
+        let mut commands = 0;
+        loop {
+            commands += 1;
+            if commands > MAX_COMMANDS {
+                let _ = write(stream, b"421 4.7.0 too many commands\r\n", 0).await;
+                return "closed after too many commands".to_owned();
+            }
+            let Some(line) = read_line(stream, &mut buf).await else {
+                return "the client closed (or went quiet) before STARTTLS".to_owned();
+            };
+            log.smtp.push(format!("< {line}"));
+            let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+            let reply = match verb.as_str() {
+                "EHLO" => {
+                    let mut lines = vec![smtp.hostname.clone()];
+                    lines.extend(smtp.extensions.iter().cloned());
+                    if smtp.starttls != StartTls::Absent {
+                        lines.push("STARTTLS".to_owned());
+                    }
+                    let n = lines.len();
+                    lines
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| format!("250{}{l}", if i + 1 == n { ' ' } else { '-' }))
+                        .collect::<Vec<_>>()
+                        .join("\r\n")
+                }
+                "HELO" => format!("250 {}", smtp.hostname),
+                "STARTTLS" => match smtp.starttls {
+                    StartTls::Offer => "220 2.0.0 Ready to start TLS".to_owned(),
+                    StartTls::Reject => "454 4.7.0 TLS not available due to local problem".to_owned(),
+                    StartTls::Absent => "502 5.5.1 Error: command not implemented".to_owned(),
+                },
+                "QUIT" => "221 2.0.0 Bye".to_owned(),
+                "NOOP" | "RSET" => "250 2.0.0 Ok".to_owned(),
+                "MAIL" | "RCPT" | "DATA" | "BDAT" => "451 4.3.0 this emulator accepts no mail".to_owned(),
+                _ => "502 5.5.2 Error: command not recognized".to_owned(),
+            };
+            for l in reply.split("\r\n") {
+                log.smtp.push(format!("> {l}"));
+            }
+            if write(stream, format!("{reply}\r\n").as_bytes(), delay).await.is_err() {
+                return "the client left".to_owned();
+            }
+            match verb.as_str() {
+                "QUIT" => {
+                    let _ = stream.shutdown().await;
+                    return "QUIT".to_owned();
+                }
+                "STARTTLS" if smtp.starttls == StartTls::Offer => {
+                    // RFC 3207 §5: anything pipelined after STARTTLS is discarded.
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    tls(stream, log, shared, rng).await
+}
+
+/// The hello that was read, and how it arrived.
+enum Hello {
+    Tls(ClientHello),
+    Sslv2(Sslv2ClientHello),
+}
+
+/// Reads the next ClientHello from `d` (fed from `stream`).
+async fn read_hello(stream: &mut TcpStream, d: &mut Deframer, reads: &mut usize) -> Result<Hello, String> {
+    let mut total = 0usize;
+    loop {
+        loop {
+            match d.next_event() {
+                Ok(Some(Event::ClientHello(h))) => return Ok(Hello::Tls(h)),
+                Ok(Some(Event::Sslv2ClientHello(h))) => return Ok(Hello::Sslv2(h)),
+                Ok(Some(Event::NotTls(bytes))) => {
+                    return Err(format!("not TLS: {:?}", String::from_utf8_lossy(&bytes)));
+                }
+                Ok(Some(Event::Alert(a))) => return Err(format!("the client sent alert {a}")),
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                Err(e) => return Err(format!("undecodable hello: {e}")),
+            }
+        }
+        if total > MAX_HELLO_BYTES {
+            return Err(format!("no complete hello in {total} bytes"));
+        }
+        let mut chunk = vec![0u8; 16 * 1024];
+        match tokio::time::timeout(IDLE, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) => return Err("the client closed before a complete hello".to_owned()),
+            Ok(Ok(n)) => {
+                total += n;
+                *reads += 1;
+                if let Err(e) = d.push(chunk.get(..n).unwrap_or(&[])) {
+                    return Err(format!("undecodable hello: {e}"));
+                }
+            }
+            Ok(Err(e)) => return Err(format!("read error: {e}")),
+            Err(_) => return Err("no hello within 60 s".to_owned()),
+        }
+    }
+}
+
+async fn tls(stream: &mut TcpStream, log: &mut Log, shared: &Shared, rng: &mut Bytes) -> String {
+    let responder = Responder {
+        profile: &shared.profile,
+        chains: &shared.chains,
+    };
+    let delay = shared.profile.misbehave.byte_delay_ms;
+    let mut d = Deframer::new(Side::Client);
+    let mut retried = false;
+    loop {
+        let mut reads = 0usize;
+        let hello = match read_hello(stream, &mut d, &mut reads).await {
+            Ok(h) => h,
+            Err(why) => return why,
+        };
+        let framing = d.hello_framing().unwrap_or_default();
+        let arrival = Arrival {
+            bytes: framing.bytes,
+            records: framing.records.max(1),
+            reads,
+        };
+        let decision = match &hello {
+            Hello::Tls(h) => responder.tls(h, arrival, retried, rng),
+            Hello::Sslv2(h) => responder.sslv2(h, arrival, rng),
+        };
+        describe(&hello, arrival, retried, &decision, log);
+        match decision.answer {
+            Answer::Flight { bytes, more } => {
+                if write(stream, &bytes, delay).await.is_err() {
+                    return "the client left during the flight".to_owned();
+                }
+                if more && !retried {
+                    retried = true;
+                    continue;
+                }
+                finish(stream).await;
+                return format!(
+                    "answered ({}); closed after the first flight: no handshake is ever completed",
+                    decision.why
+                );
+            }
+            Answer::Refuse(r) => {
+                refuse(stream, r, decision.version).await;
+                return format!("{} ({})", r.describe(), decision.why);
+            }
+        }
+    }
+}
+
+/// Half-closes and reads what the client still sends, so that the close is
+/// a FIN rather than a reset caused by unread bytes.
+async fn finish(stream: &mut TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + DRAIN;
+    let mut drained = 0usize;
+    while drained < MAX_HELLO_BYTES {
+        match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => drained += n,
+            _ => break,
+        }
+    }
+}
+
+async fn refuse(stream: &mut TcpStream, r: Refusal, version: Option<hsscan_wire::ProtocolVersion>) {
+    match r {
+        Refusal::Alert(a) => {
+            let v = version.unwrap_or(hsscan_wire::ProtocolVersion::TLS10);
+            let _ = stream.write_all(&alert_record(v, a)).await;
+            finish(stream).await;
+        }
+        Refusal::Close => finish(stream).await,
+        Refusal::Reset => {
+            // SO_LINGER 0: the close sends RST. (The deprecation warns of
+            // a blocking close; a zero linger never blocks.)
+            #[allow(deprecated)]
+            let _ = stream.set_linger(Some(Duration::ZERO));
+        }
+        Refusal::Silence => {
+            let mut sink = [0u8; 4096];
+            let deadline = tokio::time::Instant::now() + SILENCE;
+            while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn names<T: Copy>(items: &[T], name: impl Fn(T) -> String) -> Vec<String> {
+    items.iter().map(|x| name(*x)).collect()
+}
+
+/// Logs the decoded hello and the decision.
+fn describe(hello: &Hello, arrival: Arrival, retried: bool, d: &Decision, log: &mut Log) {
+    let nth = if retried { "second " } else { "" };
+    let mut j = json!({
+        "bytes": arrival.bytes,
+        "records": arrival.records,
+        "reads": arrival.reads,
+        "retry": retried,
+    });
+    match hello {
+        Hello::Tls(h) => {
+            let suites = names(&h.cipher_suites, |s| s.name().map_or_else(|| s.hex(), str::to_owned));
+            let versions = names(&client_versions(h), |v| label(v).to_owned());
+            let groups = match h.extension(ExtensionType::SUPPORTED_GROUPS) {
+                Some(ClientExtension::SupportedGroups(g)) => names(g, group_name),
+                _ => Vec::new(),
+            };
+            let shares = match h.extension(ExtensionType::KEY_SHARE) {
+                Some(ClientExtension::KeyShare(k)) => k.iter().map(|e| group_name(e.group)).collect(),
+                _ => Vec::new(),
+            };
+            let exts: Vec<String> = h
+                .extensions
+                .iter()
+                .flatten()
+                .map(|e| {
+                    e.typ()
+                        .name()
+                        .map_or_else(|| format!("{:#06x}", e.typ().0), str::to_owned)
+                })
+                .collect();
+            let sni = h.sni().unwrap_or("");
+            log.text.push(format!(
+                "{nth}ClientHello: {} bytes in {} record(s), {} read(s); legacy_version {}; versions {}; SNI {}",
+                arrival.bytes,
+                arrival.records,
+                arrival.reads,
+                label(h.legacy_version),
+                versions.join(", "),
+                if sni.is_empty() { "none" } else { sni }
+            ));
+            log.text
+                .push(format!("  {} suites: {}", suites.len(), suites.join(", ")));
+            log.text.push(format!(
+                "  groups: {}; key shares: {}",
+                or_none(&groups),
+                or_none(&shares)
+            ));
+            log.text.push(format!("  extensions: {}", or_none(&exts)));
+            j["format"] = json!("tls");
+            j["legacy_version"] = json!(label(h.legacy_version));
+            j["versions"] = json!(versions);
+            j["sni"] = json!(h.sni());
+            j["cipher_suites"] = json!(suites);
+            j["groups"] = json!(groups);
+            j["key_shares"] = json!(shares);
+            j["extensions"] = json!(exts);
+            j["compression"] = json!(h.compression_methods.iter().map(|c| c.0).collect::<Vec<_>>());
+        }
+        Hello::Sslv2(h) => {
+            log.text.push(format!(
+                "{nth}SSLv2-format hello: {} bytes; version {}; {} cipher specs",
+                arrival.bytes,
+                label(h.version),
+                h.cipher_specs.len()
+            ));
+            j["format"] = json!("sslv2");
+            j["version"] = json!(label(h.version));
+            j["cipher_specs"] = json!(h
+                .cipher_specs
+                .iter()
+                .map(|s| format!("{:#08x}", s.0))
+                .collect::<Vec<_>>());
+        }
+    }
+    let verb = match &d.answer {
+        Answer::Flight { .. } => "answer".to_owned(),
+        Answer::Refuse(r) => r.describe(),
+    };
+    log.text.push(format!("  -> {verb}: {}", d.why));
+    j["answer"] = json!({
+        "action": verb,
+        "why": d.why,
+        "version": d.version.map(label),
+        "cipher": d.cipher.map(|s| json!({"id": s.hex(), "name": s.name()})),
+        "group": d.group.map(group_name),
+    });
+    log.hellos.push(j);
+}
+
+fn or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".to_owned()
+    } else {
+        v.join(", ")
+    }
+}

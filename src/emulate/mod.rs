@@ -1,0 +1,214 @@
+//! `hsscan emulate`: a receiver that answers ClientHellos the way a
+//! configured legacy or broken server would, and logs every hello it gets.
+//! It completes no handshake: it sends the first server flight of the
+//! right shape (signatures are not valid) and closes.
+
+pub mod chain;
+mod conn;
+pub mod profile;
+pub mod responder;
+
+use anyhow::{anyhow, Context as _};
+use profile::{Profile, Smtp};
+use serde_json::json;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Connection counts, printed on exit (the scanner's politeness tests read them).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub total: AtomicUsize,
+    pub current: AtomicUsize,
+    pub max: AtomicUsize,
+    pub finished: AtomicUsize,
+}
+
+/// What every connection shares.
+pub struct Shared {
+    pub profile: Profile,
+    pub chains: chain::Chains,
+    pub stats: Stats,
+    pub json: bool,
+    /// Serve SMTP (the profile's front unless overridden).
+    pub smtp: bool,
+    pub seed: u64,
+    out: Mutex<()>,
+    finished: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn smtp(&self) -> Option<&Smtp> {
+        self.profile.smtp.as_ref().filter(|_| self.smtp)
+    }
+
+    /// Writes one connection's log: a text block, or one JSON line.
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &self,
+        id: usize,
+        peer: SocketAddr,
+        smtp: Vec<String>,
+        hellos: Vec<serde_json::Value>,
+        text: Vec<String>,
+        outcome: &str,
+    ) {
+        let _guard = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            let line = json!({
+                "record": "connection",
+                "id": id,
+                "peer": peer.to_string(),
+                "smtp": if self.smtp().is_some() { json!(smtp) } else { serde_json::Value::Null },
+                "hellos": hellos,
+                "outcome": outcome,
+            });
+            let _ = writeln!(out, "{line}");
+        } else {
+            let _ = writeln!(out, "[{id}] {peer}");
+            for l in &smtp {
+                let _ = writeln!(out, "[{id}]   smtp {l}");
+            }
+            for l in &text {
+                let _ = writeln!(out, "[{id}] {l}");
+            }
+            let _ = writeln!(out, "[{id}] {outcome}");
+        }
+        let _ = out.flush();
+    }
+}
+
+/// Options of `hsscan emulate` (from the command line).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub profile: Profile,
+    pub listen: Vec<SocketAddr>,
+    pub json: bool,
+    /// `Some(false)`: implicit TLS whatever the profile says.
+    pub smtp: Option<bool>,
+    pub hostname: Option<String>,
+    pub certs: Vec<std::path::PathBuf>,
+    /// Stop after this many connections have ended.
+    pub exit_after: Option<usize>,
+}
+
+/// One line per shipped profile.
+pub fn list_profiles() -> anyhow::Result<String> {
+    let mut s = String::new();
+    for (name, _) in profile::SHIPPED {
+        let p = Profile::shipped(name)?;
+        s.push_str(&format!(
+            "{name:<20} {}\n{:<20} facts: {}\n",
+            p.description, "", p.facts
+        ));
+    }
+    Ok(s)
+}
+
+/// Runs the emulator until Ctrl-C, SIGTERM or `exit_after`.
+pub async fn run(mut opts: Options) -> anyhow::Result<()> {
+    if let (Some(h), Some(smtp)) = (&opts.hostname, opts.profile.smtp.as_mut()) {
+        smtp.banner = smtp.banner.replace(&smtp.hostname, h);
+        smtp.hostname = h.clone();
+    }
+    let hostname = opts
+        .profile
+        .smtp
+        .as_ref()
+        .map(|s| s.hostname.clone())
+        .or(opts.hostname.clone())
+        .unwrap_or_else(|| "mx.emulated.test".to_owned());
+    let mut chains = chain::Chains::generate(&hostname).context("generating the certificate chains")?;
+    for path in &opts.certs {
+        chains.load_pem(path)?;
+    }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        ^ u64::from(std::process::id());
+    let smtp = opts.smtp.unwrap_or(true) && opts.profile.smtp.is_some();
+    let shared = Arc::new(Shared {
+        profile: opts.profile.clone(),
+        chains,
+        stats: Stats::default(),
+        json: opts.json,
+        smtp,
+        seed,
+        out: Mutex::new(()),
+        finished: tokio::sync::Notify::new(),
+    });
+    let mut listeners = Vec::new();
+    for addr in &opts.listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        let local = l.local_addr().context("reading the listening address")?;
+        eprintln!(
+            "hsscan emulate: profile {} on {local} ({}); answers first flights only, completes no handshake",
+            shared.profile.name,
+            if smtp { "SMTP STARTTLS" } else { "implicit TLS" }
+        );
+        listeners.push(l);
+    }
+    if listeners.is_empty() {
+        return Err(anyhow!("no --listen address"));
+    }
+    for l in listeners {
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            loop {
+                match l.accept().await {
+                    Ok((stream, peer)) => {
+                        tokio::spawn(conn::handle(stream, peer, Arc::clone(&shared)));
+                    }
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                }
+            }
+        });
+    }
+    let done = async {
+        match opts.exit_after {
+            Some(n) => loop {
+                let wait = shared.finished.notified();
+                if shared.stats.finished.load(Ordering::SeqCst) >= n {
+                    break;
+                }
+                wait.await;
+            },
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let term = async {
+        #[cfg(unix)]
+        {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = done => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    let total = shared.stats.total.load(Ordering::SeqCst);
+    let max = shared.stats.max.load(Ordering::SeqCst);
+    if shared.json {
+        let _g = shared.out.lock().unwrap_or_else(|e| e.into_inner());
+        println!(
+            "{}",
+            json!({"record": "summary", "connections": total, "max_concurrent": max})
+        );
+    }
+    eprintln!("hsscan emulate: {total} connections, at most {max} at once");
+    let _ = std::io::stdout().flush();
+    Ok(())
+}
