@@ -99,10 +99,7 @@ pub fn list_profiles() -> anyhow::Result<String> {
     let mut s = String::new();
     for (name, _) in profile::SHIPPED {
         let p = Profile::shipped(name)?;
-        s.push_str(&format!(
-            "{name:<20} {}\n{:<20} facts: {}\n",
-            p.description, "", p.facts
-        ));
+        s.push_str(&format!("{name:<20} {}\n", p.description));
     }
     Ok(s)
 }

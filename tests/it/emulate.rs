@@ -552,3 +552,59 @@ fn reset_profile_resets_after_the_hello() {
     assert!(matches!(f.end, End::Reset), "{}", f.describe());
     assert!(f.events.is_empty(), "{}", f.describe());
 }
+
+#[test]
+fn list_profiles_one_line_each() {
+    let run = crate::scan_support::hsscan(&["emulate", "--list-profiles"]);
+    assert_eq!(run.code, 0, "{}", run.describe());
+    let names: Vec<&str> = run.stdout.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(
+        names,
+        [
+            "exchange2007",
+            "exchange2010",
+            "exchange2016",
+            "exchange2019",
+            "postfix-default",
+            "tls13-only",
+            "lb-drop-after-hello",
+            "export-grade",
+            "sslv2",
+            "rate-limited"
+        ]
+    );
+}
+
+#[test]
+fn bad_profiles_are_one_line_usage_errors() {
+    let dir = std::env::temp_dir().join(format!("hsscan-it-emulate-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, "description = \"x\"\n[tls]\nversions = [\"TLSv9\"]\n").expect("write");
+    let path = cfg.display().to_string();
+    for (args, names) in [
+        (
+            vec!["emulate", "--profile", "exchange2000", "--listen", "127.0.0.1:1"],
+            "exchange2000",
+        ),
+        (
+            vec!["emulate", "--config", &path, "--listen", "127.0.0.1:1"],
+            "tls.versions",
+        ),
+        (
+            vec!["emulate", "--profile", "sslv2", "--listen", "localhost"],
+            "localhost",
+        ),
+    ] {
+        let run = crate::scan_support::hsscan(&args);
+        assert_eq!(run.code, 2, "{}", run.describe());
+        assert!(run.stdout.is_empty(), "{}", run.describe());
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{}", run.describe());
+        assert!(
+            lines[0].starts_with("hsscan: ") && lines[0].contains(names),
+            "{}",
+            run.describe()
+        );
+    }
+}
