@@ -608,3 +608,50 @@ fn bad_profiles_are_one_line_usage_errors() {
         );
     }
 }
+
+#[test]
+fn intolerances_trip_on_size_window_split_records_and_tls13() {
+    let dir = std::env::temp_dir().join(format!("hsscan-it-emulate-intolerant-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let cfg = dir.join("intolerant.toml");
+    std::fs::write(
+        &cfg,
+        "description = \"F5-like\"\n[tls]\nversions = [\"TLSv1.0\", \"TLSv1.2\"]\nciphers = [\"TLS_RSA_WITH_AES_128_CBC_SHA\"]\n\
+         [misbehave]\nhello_size_window = [256, 511]\nsplit_records = true\ntls13_supported_versions = true\nintolerance = \"reset\"\n",
+    )
+    .expect("write profile");
+    let mut em = emulator_with(vec!["emulate".into(), "--config".into(), cfg.display().to_string()]);
+    let base = || hello(ProtocolVersion::TLS12, vec![CipherSuite(0x002f), CipherSuite(0x0035)]);
+    // Short (under 256 bytes): answered.
+    let short = base();
+    let record = short.to_record(ProtocolVersion::TLS10).expect("encode");
+    assert!(record.len() < 256, "{}", record.len());
+    let f = em.exchange(&[record]);
+    assert_eq!(f.expect_server_hello().cipher_suite, CipherSuite(0x002f));
+    // Padded into the 256–511 window: reset.
+    let mut mid = base();
+    mid.pad_to(300).expect("pad");
+    let record = mid.to_record(ProtocolVersion::TLS10).expect("encode");
+    assert_eq!(record.len(), 300);
+    let f = em.exchange(&[record]);
+    assert!(matches!(f.end, End::Reset) && f.events.is_empty(), "{}", f.describe());
+    // Past the window: answered again.
+    let mut long = base();
+    long.pad_to(600).expect("pad");
+    let f = em.exchange(&[long.to_record(ProtocolVersion::TLS10).expect("encode")]);
+    assert_eq!(
+        f.expect_server_hello().cipher_suite,
+        CipherSuite(0x002f),
+        "{}",
+        f.describe()
+    );
+    // The short hello split over two records: reset.
+    let framing = crate::support::split_framing(&short, ProtocolVersion::TLS10, 40, 1);
+    let f = em.exchange(&short.to_writes(&framing).expect("encode"));
+    assert!(matches!(f.end, End::Reset) && f.events.is_empty(), "{}", f.describe());
+    // supported_versions offering TLS 1.3: reset.
+    let all13: Vec<CipherSuite> = vec![CipherSuite(0x1301), CipherSuite(0x002f)];
+    let modern = ClientHello::typical(ProtocolVersion::TLS10, ProtocolVersion::TLS13, random(9), all13, None);
+    let f = em.exchange(&[modern.to_record(ProtocolVersion::TLS10).expect("encode")]);
+    assert!(matches!(f.end, End::Reset) && f.events.is_empty(), "{}", f.describe());
+}
