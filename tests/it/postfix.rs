@@ -22,6 +22,10 @@
 //!
 //! `postfix start` returns once master has bound its sockets (`master -w`),
 //! so no probe connection is needed (it would count against rate limits).
+//!
+//! [`Postfix::start_relay`] adds the queue and the smtp client to master.cf
+//! (Debian's services, unchrooted, no local delivery), so that mail
+//! submitted to the smtpd is delivered to a `relayhost` the test names.
 
 use std::fs;
 use std::net::{Ipv4Addr, TcpListener};
@@ -94,6 +98,20 @@ impl Postfix {
     /// the RSA leaf and the intermediate), `overrides` replacing or adding
     /// main.cf parameters.
     pub fn start(overrides: &[(&str, &str)]) -> Self {
+        Self::start_with(overrides, Services::Receive)
+    }
+
+    /// Starts an instance that also queues and delivers: the smtpd of
+    /// [`Postfix::start`] plus Debian's delivery services in master.cf
+    /// (cleanup, qmgr, trivial-rewrite, bounce, smtp, …; no local delivery),
+    /// so mail submitted to its smtpd leaves through its smtp client.
+    /// `overrides` say where it goes, e.g. `relayhost = [127.0.0.1]:PORT`,
+    /// and who may relay (`mynetworks`).
+    pub fn start_relay(overrides: &[(&str, &str)]) -> Self {
+        Self::start_with(overrides, Services::Relay)
+    }
+
+    fn start_with(overrides: &[(&str, &str)], services: Services) -> Self {
         let program = postfix_program();
         remove_stale_instances(&program);
         let ip = next_ip();
@@ -106,7 +124,7 @@ impl Postfix {
         let mut last_failure = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port_on(ip);
-            write_config(&dir, ip, port, overrides);
+            write_config(&dir, ip, port, overrides, services);
             // Each attempt's log on its own, so an old bind error is not read twice.
             let _ = fs::remove_file(dir.join("maillog"));
             let begun = Instant::now();
@@ -275,8 +293,41 @@ fn chown_to_postfix(path: &Path) {
     );
 }
 
+/// What master.cf runs besides the smtpd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Services {
+    /// anvil, tlsmgr and postlog: the smtpd receives and delivers nothing.
+    Receive,
+    /// Also the queue and the smtp client, as in Debian's master.cf.
+    Relay,
+}
+
+/// The delivery services of Debian's Postfix 3.7 master.cf, unchrooted,
+/// without the local, virtual, lmtp and pipe transports (`mydestination`
+/// is empty, so nothing is delivered locally).
+const RELAY_SERVICES: &str = "\
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+scache unix - - n - 1 scache
+";
+
 /// Writes main.cf and master.cf for an smtpd on `ip:port`.
-fn write_config(dir: &Path, ip: Ipv4Addr, port: u16, overrides: &[(&str, &str)]) {
+fn write_config(dir: &Path, ip: Ipv4Addr, port: u16, overrides: &[(&str, &str)], services: Services) {
     let d = dir.display();
     let c = certs().display();
     let mut main: Vec<(String, String)> = [
@@ -312,13 +363,16 @@ fn write_config(dir: &Path, ip: Ipv4Addr, port: u16, overrides: &[(&str, &str)])
         }
     }
     let main_cf: String = main.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
-    let master_cf = format!(
+    let mut master_cf = format!(
         "# service type private unpriv chroot wakeup maxproc command\n\
          {ip}:{port} inet n - n - - smtpd\n\
          anvil unix - - n - 1 anvil\n\
          tlsmgr unix - - n 1000? 1 tlsmgr\n\
          postlog unix-dgram n - n - 1 postlogd\n"
     );
+    if services == Services::Relay {
+        master_cf.push_str(RELAY_SERVICES);
+    }
     // Postfix rereads a main.cf modified within the last second or two
     // until it is older (dozing 300 ms a time): a start took 1.8 s with a
     // fresh main.cf and 0.25 s with one dated a minute back.
