@@ -172,15 +172,17 @@ pub fn enumerate(server: &mut Server) -> Scan {
     // port was taken). This connection is the test's, not hsscan's: it
     // does not count in hsscan's `connections`.
     drop(server.connect());
+    let target = format!("127.0.0.1:{}", server.port);
+    enumerate_target(&target, &["--starttls", "none"], &|| server.log())
+}
+
+/// Runs `hsscan TARGET ARGS… --enumerate --json` with `HSSCAN_TRACE=1`;
+/// `log` tells about the server when something goes wrong.
+pub fn enumerate_target(target: &str, extra: &[&str], log: &dyn Fn() -> String) -> Scan {
     let hsscan = Path::new(env!("CARGO_BIN_EXE_hsscan"));
-    let args: Vec<String> = [
-        format!("127.0.0.1:{}", server.port),
-        "--starttls".into(),
-        "none".into(),
-        "--enumerate".into(),
-        "--json".into(),
-    ]
-    .into();
+    let mut args: Vec<String> = vec![target.to_owned()];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args.extend(["--enumerate".to_owned(), "--json".to_owned()]);
     let command = format!("HSSCAN_TRACE=1 hsscan {}", args.join(" "));
     let out = run(hsscan, &args, &[("HSSCAN_TRACE", "1")], SCAN_LIMIT);
     let record: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
@@ -188,7 +190,7 @@ pub fn enumerate(server: &mut Server) -> Scan {
             "`{command}` did not print one JSON object ({e}):\nstdout:\n{}\nstderr:\n{}\n{}",
             out.stdout,
             out.stderr,
-            server.log()
+            log()
         )
     });
     assert!(
@@ -422,6 +424,11 @@ impl<'a> Check<'a> {
     /// Prints the numbers (visible with `--nocapture`) and fails the test
     /// with every difference found.
     pub fn finish(&mut self, server: &Server) {
+        self.finish_with_log(&server.log());
+    }
+
+    /// [`Check::finish`] with the server's log given as text.
+    pub fn finish_with_log(&mut self, log: &str) {
         let e = self.scan.enumeration();
         let summary = format!(
             "[{}] truth: {}; hsscan: {} connections (bound {}), {}, complete {}",
@@ -451,10 +458,7 @@ impl<'a> Check<'a> {
         }
         msg.push_str(&format!(
             "--- details ---\n{:#}\n--- features, dh_bits ---\n{} {}\n{}",
-            e["details"],
-            e["features"],
-            e["dh_bits"],
-            server.log()
+            e["details"], e["features"], e["dh_bits"], log
         ));
         panic!("{msg}");
     }

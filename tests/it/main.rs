@@ -6,6 +6,7 @@ mod emulate;
 mod emulate_postfix;
 mod enum_gnutls;
 mod enum_openssl;
+mod enum_postfix;
 mod enum_support;
 mod enum_tlslite;
 mod postfix;
