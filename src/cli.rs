@@ -32,6 +32,8 @@ pub enum Command {
     Catalog(CatalogArgs),
     /// Play a legacy or broken receiver: answer ClientHellos as a profile says, log each one decoded.
     Emulate(EmulateArgs),
+    /// Explain the TLS handshakes and failures in pcap/pcapng captures.
+    Pcap(crate::pcap::PcapArgs),
 }
 
 /// `hsscan emulate`.
@@ -228,6 +230,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Catalog(args)) => catalog(&args),
         Some(Command::Emulate(args)) => emulate(args),
+        Some(Command::Pcap(args)) => crate::pcap::run(&args),
         None => scan(cli.scan),
     }
 }

@@ -11,6 +11,7 @@ pub mod emulate;
 pub mod enumerate;
 pub mod finding;
 pub mod hellos;
+pub mod pcap;
 pub mod probe;
 pub mod report;
 pub mod run;
