@@ -145,6 +145,40 @@ pub struct ScanArgs {
     /// Never colour the report.
     #[arg(long)]
     pub no_color: bool,
+    /// Targets are mail domains: scan their MX hosts (port 25), one record per
+    /// (host, IP) and one per domain.
+    #[arg(long)]
+    pub mx: bool,
+    /// The port MX hosts are scanned on (--mx).
+    #[arg(long, value_name = "PORT", default_value_t = crate::bulk::SMTP_PORT, value_parser = clap::value_parser!(u16).range(1..))]
+    pub mx_port: u16,
+    /// Ask this DNS server (IP or IP:PORT) instead of the system's resolvers.
+    #[arg(long, value_name = "IP[:PORT]", value_parser = parse_dns)]
+    pub dns: Option<std::net::SocketAddr>,
+    /// Skip the domains and endpoints already in this earlier JSON Lines output (--mx).
+    #[arg(long, value_name = "FILE", requires = "mx")]
+    pub resume: Option<std::path::PathBuf>,
+    /// Retries of an endpoint that answered 421 or timed out (--mx), with backoff.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub retries: u32,
+    /// Seconds before the first retry; each next waits twice as long.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_secs)]
+    pub retry_delay: f64,
+    /// No progress and no summary on stderr.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+fn parse_dns(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(ip) = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    {
+        return Ok(std::net::SocketAddr::new(ip, 53));
+    }
+    s.parse()
+        .map_err(|_| "expected IP or IP:PORT, e.g. 127.0.0.1:5353 or [::1]:53".to_owned())
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {
@@ -290,44 +324,42 @@ fn parse_resolve(entries: &[String]) -> anyhow::Result<std::collections::HashMap
     Ok(map)
 }
 
+/// The domains of a `--mx` run, streamed: the command line's, then `-i`'s.
+fn domain_source(args: &ScanArgs) -> anyhow::Result<Box<dyn std::io::BufRead + Send>> {
+    use anyhow::Context as _;
+    let listed = std::io::Cursor::new(args.targets.iter().map(|t| format!("{t}\n")).collect::<String>());
+    let rest: Box<dyn std::io::BufRead + Send> = match args.input.as_deref() {
+        None => Box::new(std::io::empty()),
+        Some("-") => Box::new(std::io::BufReader::new(std::io::stdin())),
+        Some(path) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("reading targets from {path}"))?,
+        )),
+    };
+    if args.targets.is_empty() && args.input.is_none() {
+        anyhow::bail!(
+            "reading the command line: --mx needs domains; name them (hsscan --mx example.net) or use -i FILE"
+        );
+    }
+    for t in &args.targets {
+        if t.contains(':') || t.contains('/') || t.contains(' ') {
+            anyhow::bail!(
+                "reading the command line: '{t}' is not a mail domain (with --mx, give domains such as example.net)"
+            );
+        }
+    }
+    Ok(Box::new(std::io::Read::chain(listed, rest)))
+}
+
 fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
+    if args.mx {
+        return bulk(args);
+    }
     let targets = read_targets(&args)?;
     let resolve = parse_resolve(&args.resolve)?;
-    let trust = match &args.ca_file {
-        Some(path) => crate::certs::TrustStore::from_pem_file(std::path::Path::new(path))?,
-        None => crate::certs::TrustStore::system(),
-    };
-    let read = std::time::Duration::from_secs_f64(args.timeout);
-    let probe = crate::probe::ProbeConfig {
-        connect_timeout: std::time::Duration::from_secs_f64(args.connect_timeout),
-        read_timeout: read,
-        banner_timeout: read.max(std::time::Duration::from_secs(30)),
-    };
-    let scan = crate::scan::ScanConfig {
-        probe,
-        ehlo_name: args.ehlo.clone().unwrap_or_else(default_ehlo_name),
-        sni_override: args.sni.clone(),
-        no_sni: args.no_sni,
-        per_host: args.per_host as usize,
-        delay: std::time::Duration::from_millis(args.delay),
-        max_connections: args.max_connections,
-        at: args.at.unwrap_or_else(time::OffsetDateTime::now_utc),
-        trust: std::sync::Arc::new(trust),
-        enumerate: args.enumerate,
-    };
-    let output = if args.json || args.jsonl {
-        crate::run::Output::Json
-    } else {
-        crate::run::Output::Terminal {
-            colour: crate::style::colour_stdout(args.no_color),
-        }
-    };
-    let family = match (args.ipv4, args.ipv6) {
-        (true, _) => crate::run::Family::V4,
-        (_, true) => crate::run::Family::V6,
-        _ => crate::run::Family::Any,
-    };
+    let scan = scan_config(&args)?;
+    let output = output_of(&args);
+    let family = family_of(&args);
     let cfg = crate::run::RunConfig {
         scan,
         output,
@@ -343,6 +375,93 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         .block_on(crate::run::run(targets, cfg))
         .context("writing results")?;
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn output_of(args: &ScanArgs) -> crate::run::Output {
+    if args.json || args.jsonl {
+        crate::run::Output::Json
+    } else {
+        crate::run::Output::Terminal {
+            colour: crate::style::colour_stdout(args.no_color),
+        }
+    }
+}
+
+fn family_of(args: &ScanArgs) -> crate::run::Family {
+    match (args.ipv4, args.ipv6) {
+        (true, _) => crate::run::Family::V4,
+        (_, true) => crate::run::Family::V6,
+        _ => crate::run::Family::Any,
+    }
+}
+
+fn bulk(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let source = domain_source(&args)?;
+    let resolve = parse_resolve(&args.resolve)?;
+    let resume = args.resume.as_deref().map(crate::bulk::Resume::read).transpose()?;
+    let scan = scan_config(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let dns = {
+        let _guard = runtime.enter();
+        crate::dns::Dns::new(
+            args.dns,
+            resolve,
+            family_of(&args),
+            std::time::Duration::from_secs_f64(args.timeout.min(10.0)),
+        )?
+    };
+    use std::io::IsTerminal as _;
+    let cfg = crate::bulk::BulkConfig {
+        scan,
+        output: output_of(&args),
+        concurrency: args.concurrency as usize,
+        dns,
+        retries: args.retries,
+        backoff: std::time::Duration::from_secs_f64(args.retry_delay),
+        resume,
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+        quiet: args.quiet,
+        port: args.mx_port,
+    };
+    let (all_ok, interrupted) = runtime
+        .block_on(crate::bulk::run(source, cfg))
+        .context("writing results")?;
+    Ok(if interrupted {
+        ExitCode::from(130)
+    } else if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn scan_config(args: &ScanArgs) -> anyhow::Result<crate::scan::ScanConfig> {
+    let trust = match &args.ca_file {
+        Some(path) => crate::certs::TrustStore::from_pem_file(std::path::Path::new(path))?,
+        None => crate::certs::TrustStore::system(),
+    };
+    let read = std::time::Duration::from_secs_f64(args.timeout);
+    let probe = crate::probe::ProbeConfig {
+        connect_timeout: std::time::Duration::from_secs_f64(args.connect_timeout),
+        read_timeout: read,
+        banner_timeout: read.max(std::time::Duration::from_secs(30)),
+    };
+    Ok(crate::scan::ScanConfig {
+        probe,
+        ehlo_name: args.ehlo.clone().unwrap_or_else(default_ehlo_name),
+        sni_override: args.sni.clone(),
+        no_sni: args.no_sni,
+        per_host: args.per_host as usize,
+        delay: std::time::Duration::from_millis(args.delay),
+        max_connections: args.max_connections,
+        at: args.at.unwrap_or_else(time::OffsetDateTime::now_utc),
+        trust: std::sync::Arc::new(trust),
+        enumerate: args.enumerate,
+    })
 }
 
 fn emulate(args: EmulateArgs) -> anyhow::Result<ExitCode> {

@@ -4,9 +4,11 @@
 //! the command line and the reports built on it.
 #![forbid(unsafe_code)]
 
+pub mod bulk;
 pub mod catalog_report;
 pub mod certs;
 pub mod cli;
+pub mod dns;
 pub mod emulate;
 pub mod enumerate;
 pub mod finding;

@@ -171,8 +171,26 @@ async fn exchange(
         }
     }
     let _ = tokio::time::timeout(Duration::from_millis(200), stream.shutdown()).await;
+    // Wait (briefly) for the server to close too, so that it has seen this
+    // connection end before the next one to it starts: a server counting
+    // connections per client (Postfix anvil) never sees more than
+    // --per-host at once.
+    let mut sink = [0u8; 2048];
+    let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+    let mut drained = 0usize;
+    while drained < MAX_DRAIN {
+        match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => drained += n,
+            _ => break,
+        }
+    }
     outcome
 }
+
+/// How long to wait for the server's close after ours.
+const CLOSE_WAIT: Duration = Duration::from_millis(300);
+/// What may still arrive after the flight and is discarded.
+const MAX_DRAIN: usize = 64 * 1024;
 
 async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Failure> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {

@@ -84,7 +84,7 @@ async fn resolve(target: &Target, cfg: &RunConfig) -> Result<Vec<IpAddr>, Failur
 }
 
 /// The record of a target that never reached a connection.
-fn unreachable_record(target: &Target, failure: Failure, cfg: &ScanConfig) -> EndpointRecord {
+pub fn unreachable_record(target: &Target, failure: Failure, cfg: &ScanConfig) -> EndpointRecord {
     let offered = |v| Offered {
         max_version: v,
         cipher_count: 0,

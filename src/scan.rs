@@ -47,48 +47,85 @@ impl ScanConfig {
     }
 }
 
-/// Gates every connection to one IP: at most `per_host` in flight, `delay`
-/// between starts, at most `max` in all. Counts what it let through.
+/// Every connection to one IP, whichever endpoint or domain makes it: at
+/// most `per_host` in flight, `delay` between starts, at most `max` in all,
+/// and (in bulk runs) one of the run's overall connection slots.
 #[derive(Debug)]
-pub struct HostGate {
+pub struct IpGate {
     slots: Semaphore,
     last_start: Mutex<Option<Instant>>,
     delay: Duration,
     used: AtomicU32,
     max: Option<u32>,
+    global: Option<Arc<Semaphore>>,
 }
 
-impl HostGate {
-    pub fn new(per_host: usize, delay: Duration, max: Option<u32>) -> Self {
+impl IpGate {
+    pub fn new(per_host: usize, delay: Duration, max: Option<u32>, global: Option<Arc<Semaphore>>) -> Self {
         Self {
             slots: Semaphore::new(per_host.max(1)),
             last_start: Mutex::new(None),
             delay,
             used: AtomicU32::new(0),
             max,
+            global,
         }
     }
 
-    /// Connections made so far.
+    /// Connections made to this IP so far.
+    pub fn used(&self) -> u32 {
+        self.used.load(Ordering::SeqCst)
+    }
+}
+
+/// One endpoint's view of its IP's gate: it counts the connections this
+/// endpoint made.
+#[derive(Debug)]
+pub struct HostGate {
+    ip: Arc<IpGate>,
+    used: AtomicU32,
+}
+
+impl HostGate {
+    /// A gate of its own (one target, one IP).
+    pub fn new(per_host: usize, delay: Duration, max: Option<u32>) -> Self {
+        Self::shared(Arc::new(IpGate::new(per_host, delay, max, None)))
+    }
+
+    /// A view of a gate shared with every other endpoint on the same IP.
+    pub fn shared(ip: Arc<IpGate>) -> Self {
+        Self {
+            ip,
+            used: AtomicU32::new(0),
+        }
+    }
+
+    /// Connections this endpoint made so far.
     pub fn used(&self) -> u32 {
         self.used.load(Ordering::SeqCst)
     }
 
     /// Runs one probe through the gate; `None` when the budget is spent.
     pub async fn probe(&self, endpoint: &Endpoint, hello: &Prepared, cfg: &ProbeConfig) -> Option<ProbeResult> {
-        let _slot = self.slots.acquire().await.ok()?;
-        // Claim a connection from the budget before connecting.
-        let claimed = self
+        let ip = &self.ip;
+        let _global = match &ip.global {
+            Some(g) => Some(g.acquire().await.ok()?),
+            None => None,
+        };
+        let _slot = ip.slots.acquire().await.ok()?;
+        // Claim a connection from the IP's budget before connecting.
+        let claimed = ip
             .used
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match self.max {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match ip.max {
                 Some(max) if n >= max => None,
                 _ => Some(n + 1),
             });
         claimed.ok()?;
+        self.used.fetch_add(1, Ordering::SeqCst);
         {
-            let mut last = self.last_start.lock().await;
+            let mut last = ip.last_start.lock().await;
             if let Some(t) = *last {
-                let next = t + self.delay;
+                let next = t + ip.delay;
                 let now = Instant::now();
                 if next > now {
                     tokio::time::sleep(next - now).await;
@@ -336,9 +373,21 @@ pub async fn scan_endpoint(
     cfg: &ScanConfig,
     mx_of: Option<Vec<String>>,
 ) -> EndpointRecord {
+    let gate = HostGate::new(cfg.per_host, cfg.delay, cfg.max_connections);
+    scan_endpoint_through(target, ip, cfg, mx_of, gate).await
+}
+
+/// [`scan_endpoint`] through a gate that may be shared with other
+/// endpoints on the same IP (bulk runs).
+pub async fn scan_endpoint_through(
+    target: &Target,
+    ip: IpAddr,
+    cfg: &ScanConfig,
+    mx_of: Option<Vec<String>>,
+    gate: HostGate,
+) -> EndpointRecord {
     let started = Instant::now();
     let sni = cfg.sni_for(&target.host);
-    let gate = HostGate::new(cfg.per_host, cfg.delay, cfg.max_connections);
     let endpoint = Endpoint {
         addr: SocketAddr::new(ip, target.port),
         transport: target.transport,

@@ -25,8 +25,8 @@ const MAX_COMMANDS: usize = 50;
 const IDLE: Duration = Duration::from_secs(60);
 /// How long a silent server holds a connection.
 const SILENCE: Duration = Duration::from_secs(300);
-/// How long to drain the client's bytes after the flight before closing.
-const DRAIN: Duration = Duration::from_secs(2);
+/// How long to wait for the client to close after the answer.
+const DRAIN: Duration = Duration::from_secs(1);
 
 /// What happened on one connection, for the log.
 #[derive(Debug, Default)]
@@ -57,7 +57,7 @@ pub async fn handle(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     let _ = stream.set_nodelay(true);
     let outcome = session(&mut stream, peer, id, now, &shared, &mut log, &mut rng).await;
     log.outcome = outcome;
-    shared.emit(id, peer, log.smtp, log.hellos, log.text, &log.outcome);
+    shared.emit(id, peer, now, log.smtp, log.hellos, log.text, &log.outcome);
 }
 
 async fn write(stream: &mut TcpStream, bytes: &[u8], byte_delay: u64) -> std::io::Result<()> {
@@ -275,10 +275,11 @@ async fn tls(stream: &mut TcpStream, log: &mut Log, shared: &Shared, rng: &mut B
     }
 }
 
-/// Half-closes and reads what the client still sends, so that the close is
-/// a FIN rather than a reset caused by unread bytes.
+/// After the answer: reads what the client still sends until it closes
+/// (or [`DRAIN`] passes), so the connection counts as open until the
+/// client has closed it and the close is a FIN, not a reset caused by
+/// unread bytes. The caller's socket is closed after that.
 async fn finish(stream: &mut TcpStream) {
-    let _ = stream.shutdown().await;
     let mut sink = [0u8; 4096];
     let deadline = tokio::time::Instant::now() + DRAIN;
     let mut drained = 0usize;
@@ -297,7 +298,11 @@ async fn refuse(stream: &mut TcpStream, r: Refusal, version: Option<hsscan_wire:
             let _ = stream.write_all(&alert_record(v, a)).await;
             finish(stream).await;
         }
-        Refusal::Close => finish(stream).await,
+        Refusal::Close => {
+            // Closing is the answer: the FIN goes out at once.
+            let _ = stream.shutdown().await;
+            finish(stream).await;
+        }
         Refusal::Reset => {
             // SO_LINGER 0: the close sends RST. (The deprecation warns of
             // a blocking close; a zero linger never blocks.)

@@ -49,6 +49,7 @@ impl Shared {
         &self,
         id: usize,
         peer: SocketAddr,
+        open: usize,
         smtp: Vec<String>,
         hellos: Vec<serde_json::Value>,
         text: Vec<String>,
@@ -61,13 +62,14 @@ impl Shared {
                 "record": "connection",
                 "id": id,
                 "peer": peer.to_string(),
+                "open": open,
                 "smtp": if self.smtp().is_some() { json!(smtp) } else { serde_json::Value::Null },
                 "hellos": hellos,
                 "outcome": outcome,
             });
             let _ = writeln!(out, "{line}");
         } else {
-            let _ = writeln!(out, "[{id}] {peer}");
+            let _ = writeln!(out, "[{id}] {peer} ({open} open)");
             for l in &smtp {
                 let _ = writeln!(out, "[{id}]   smtp {l}");
             }

@@ -2,6 +2,7 @@
 //! real TLS servers on loopback. See `support` for the process and socket
 //! discipline every test follows.
 
+mod bulk;
 mod emulate;
 mod emulate_postfix;
 mod enum_gnutls;

@@ -98,7 +98,13 @@ impl Postfix {
     /// the RSA leaf and the intermediate), `overrides` replacing or adding
     /// main.cf parameters.
     pub fn start(overrides: &[(&str, &str)]) -> Self {
-        Self::start_with(overrides, Services::Receive)
+        Self::start_with(overrides, Services::Receive, None)
+    }
+
+    /// [`Postfix::start`] listening on `port` of its 127.0.0.x address
+    /// (bulk MX tests put every MX host on one port).
+    pub fn start_on_port(port: u16, overrides: &[(&str, &str)]) -> Self {
+        Self::start_with(overrides, Services::Receive, Some(port))
     }
 
     /// Starts an instance that also queues and delivers: the smtpd of
@@ -108,10 +114,10 @@ impl Postfix {
     /// `overrides` say where it goes, e.g. `relayhost = [127.0.0.1]:PORT`,
     /// and who may relay (`mynetworks`).
     pub fn start_relay(overrides: &[(&str, &str)]) -> Self {
-        Self::start_with(overrides, Services::Relay)
+        Self::start_with(overrides, Services::Relay, None)
     }
 
-    fn start_with(overrides: &[(&str, &str)], services: Services) -> Self {
+    fn start_with(overrides: &[(&str, &str)], services: Services, fixed_port: Option<u16>) -> Self {
         let program = postfix_program();
         remove_stale_instances(&program);
         let ip = next_ip();
@@ -123,7 +129,7 @@ impl Postfix {
         chown_to_postfix(&dir.join("data"));
         let mut last_failure = String::new();
         for _ in 0..PORT_ATTEMPTS {
-            let port = free_port_on(ip);
+            let port = fixed_port.unwrap_or_else(|| free_port_on(ip));
             write_config(&dir, ip, port, overrides, services);
             // Each attempt's log on its own, so an old bind error is not read twice.
             let _ = fs::remove_file(dir.join("maillog"));
