@@ -37,10 +37,15 @@ struct Log {
     outcome: String,
 }
 
-/// Decrements the open-connection count when the connection ends.
-struct Open<'a>(&'a Shared);
+/// Decrements the open-connection counts when the connection ends.
+struct Open<'a>(&'a Shared, std::net::IpAddr);
 impl Drop for Open<'_> {
     fn drop(&mut self) {
+        if let Ok(mut m) = self.0.per_address.lock() {
+            if let Some(e) = m.get_mut(&self.1) {
+                e.0 = e.0.saturating_sub(1);
+            }
+        }
         self.0.stats.current.fetch_sub(1, Ordering::SeqCst);
         self.0.stats.finished.fetch_add(1, Ordering::SeqCst);
         self.0.finished.notify_one();
@@ -51,13 +56,32 @@ pub async fn handle(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     let id = shared.stats.total.fetch_add(1, Ordering::SeqCst) + 1;
     let now = shared.stats.current.fetch_add(1, Ordering::SeqCst) + 1;
     shared.stats.max.fetch_max(now, Ordering::SeqCst);
-    let _open = Open(&shared);
+    // Per listening address too: one emulator may play many MX hosts.
+    let local = stream.local_addr().map_or(peer.ip(), |a| a.ip());
+    let here = match shared.per_address.lock() {
+        Ok(mut m) => {
+            let e = m.entry(local).or_insert((0, 0));
+            e.0 += 1;
+            e.1 = e.1.max(e.0);
+            e.0
+        }
+        Err(_) => 0,
+    };
+    let _open = Open(&shared, local);
     let mut log = Log::default();
     let mut rng = Bytes::new(shared.seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let _ = stream.set_nodelay(true);
     let outcome = session(&mut stream, peer, id, now, &shared, &mut log, &mut rng).await;
     log.outcome = outcome;
-    shared.emit(id, peer, now, log.smtp, log.hellos, log.text, &log.outcome);
+    shared.emit(
+        id,
+        peer,
+        (now, local, here),
+        log.smtp,
+        log.hellos,
+        log.text,
+        &log.outcome,
+    );
 }
 
 async fn write(stream: &mut TcpStream, bytes: &[u8], byte_delay: u64) -> std::io::Result<()> {

@@ -36,6 +36,8 @@ pub struct Shared {
     pub seed: u64,
     out: Mutex<()>,
     finished: tokio::sync::Notify,
+    /// Per listening address: connections open now, and the most at once.
+    per_address: Mutex<std::collections::HashMap<std::net::IpAddr, (usize, usize)>>,
 }
 
 impl Shared {
@@ -49,7 +51,7 @@ impl Shared {
         &self,
         id: usize,
         peer: SocketAddr,
-        open: usize,
+        (open, local, open_here): (usize, std::net::IpAddr, usize),
         smtp: Vec<String>,
         hellos: Vec<serde_json::Value>,
         text: Vec<String>,
@@ -63,6 +65,8 @@ impl Shared {
                 "id": id,
                 "peer": peer.to_string(),
                 "open": open,
+                "local": local.to_string(),
+                "open_here": open_here,
                 "smtp": if self.smtp().is_some() { json!(smtp) } else { serde_json::Value::Null },
                 "hellos": hellos,
                 "outcome": outcome,
@@ -138,6 +142,7 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
         seed,
         out: Mutex::new(()),
         finished: tokio::sync::Notify::new(),
+        per_address: Mutex::new(std::collections::HashMap::new()),
     });
     let mut listeners = Vec::new();
     for addr in &opts.listen {
@@ -200,14 +205,19 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
     }
     let total = shared.stats.total.load(Ordering::SeqCst);
     let max = shared.stats.max.load(Ordering::SeqCst);
+    let busiest = shared
+        .per_address
+        .lock()
+        .map(|m| m.values().map(|(_, most)| *most).max().unwrap_or(0))
+        .unwrap_or(0);
     if shared.json {
         let _g = shared.out.lock().unwrap_or_else(|e| e.into_inner());
         println!(
             "{}",
-            json!({"record": "summary", "connections": total, "max_concurrent": max})
+            json!({"record": "summary", "connections": total, "max_concurrent": max, "max_concurrent_per_address": busiest})
         );
     }
-    eprintln!("hsscan emulate: {total} connections, at most {max} at once");
+    eprintln!("hsscan emulate: {total} connections, at most {max} at once ({busiest} on one address)");
     let _ = std::io::stdout().flush();
     Ok(())
 }

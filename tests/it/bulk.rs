@@ -366,7 +366,7 @@ fn mx_run_over_dnsmasq_one_record_per_endpoint_and_domain() {
     for (server, name) in [(&em1, "em1"), (&em2, "em2"), (&em4, "em4")] {
         let conns = emulator_connections(&full_log(server, "hsscan-emulate"));
         assert!(!conns.is_empty(), "{name} saw no connection");
-        let max = conns.iter().filter_map(|c| c["open"].as_u64()).max().unwrap_or(0);
+        let max = conns.iter().filter_map(|c| c["open_here"].as_u64()).max().unwrap_or(0);
         assert!(max <= 2, "{name}: {max} connections open at once\n{}", server.log());
     }
     let _ = em3;

@@ -524,13 +524,15 @@ fn rate_limited_answers_421_past_two_connections() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
-        em.log()
-            .contains("{\"connections\":3,\"max_concurrent\":3,\"record\":\"summary\"}"),
+        em.log().contains(
+            "{\"connections\":3,\"max_concurrent\":3,\"max_concurrent_per_address\":3,\"record\":\"summary\"}"
+        ),
         "{}",
         em.log()
     );
     assert!(
-        em.log().contains("hsscan emulate: 3 connections, at most 3 at once"),
+        em.log()
+            .contains("hsscan emulate: 3 connections, at most 3 at once (3 on one address)"),
         "{}",
         em.log()
     );
