@@ -66,6 +66,9 @@ pub struct EmulateArgs {
     /// Exit once this many connections have ended.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub exit_after: Option<u64>,
+    /// Wait this many milliseconds before every answer (a far network's round trip).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub rtt: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -484,6 +487,7 @@ fn emulate(args: EmulateArgs) -> anyhow::Result<ExitCode> {
         hostname: args.hostname,
         certs: args.cert,
         exit_after: args.exit_after.map(|n| n as usize),
+        rtt_ms: args.rtt,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

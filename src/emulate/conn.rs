@@ -84,7 +84,19 @@ pub async fn handle(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     );
 }
 
-async fn write(stream: &mut TcpStream, bytes: &[u8], byte_delay: u64) -> std::io::Result<()> {
+/// How answers are paced: a round trip before each (`--rtt`, a network
+/// far away) and a pause after every byte (slow-response profiles).
+#[derive(Debug, Clone, Copy, Default)]
+struct Pace {
+    rtt_ms: u64,
+    byte_ms: u64,
+}
+
+async fn write(stream: &mut TcpStream, bytes: &[u8], pace: Pace) -> std::io::Result<()> {
+    if pace.rtt_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(pace.rtt_ms)).await;
+    }
+    let byte_delay = pace.byte_ms;
     if byte_delay == 0 {
         return stream.write_all(bytes).await;
     }
@@ -124,7 +136,10 @@ async fn session(
     rng: &mut Bytes,
 ) -> String {
     let profile = &shared.profile;
-    let delay = profile.misbehave.byte_delay_ms;
+    let delay = Pace {
+        rtt_ms: shared.rtt_ms,
+        byte_ms: profile.misbehave.byte_delay_ms,
+    };
     if let Some(smtp) = shared.smtp() {
         let limited =
             (smtp.max_concurrent > 0 && open_now > smtp.max_concurrent) || (smtp.max_total > 0 && id > smtp.max_total);
@@ -134,7 +149,7 @@ async fn session(
                 smtp.hostname,
                 peer.ip()
             );
-            let _ = write(stream, format!("{reply}\r\n").as_bytes(), 0).await;
+            let _ = write(stream, format!("{reply}\r\n").as_bytes(), Pace::default()).await;
             let _ = stream.shutdown().await;
             log.smtp.push(format!("> {reply}"));
             return format!("refused with 421 ({open_now} open, {id} in all)");
@@ -153,7 +168,7 @@ async fn session(
         loop {
             commands += 1;
             if commands > MAX_COMMANDS {
-                let _ = write(stream, b"421 4.7.0 too many commands\r\n", 0).await;
+                let _ = write(stream, b"421 4.7.0 too many commands\r\n", Pace::default()).await;
                 return "closed after too many commands".to_owned();
             }
             let Some(line) = read_line(stream, &mut buf).await else {
@@ -256,7 +271,10 @@ async fn tls(stream: &mut TcpStream, log: &mut Log, shared: &Shared, rng: &mut B
         profile: &shared.profile,
         chains: &shared.chains,
     };
-    let delay = shared.profile.misbehave.byte_delay_ms;
+    let delay = Pace {
+        rtt_ms: shared.rtt_ms,
+        byte_ms: shared.profile.misbehave.byte_delay_ms,
+    };
     let mut d = Deframer::new(Side::Client);
     let mut retried = false;
     loop {
@@ -292,6 +310,9 @@ async fn tls(stream: &mut TcpStream, log: &mut Log, shared: &Shared, rng: &mut B
                 );
             }
             Answer::Refuse(r) => {
+                if delay.rtt_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay.rtt_ms)).await;
+                }
                 refuse(stream, r, decision.version).await;
                 return format!("{} ({})", r.describe(), decision.why);
             }

@@ -34,6 +34,8 @@ pub struct Shared {
     /// Serve SMTP (the profile's front unless overridden).
     pub smtp: bool,
     pub seed: u64,
+    /// A round trip before every answer (`--rtt`).
+    pub rtt_ms: u64,
     out: Mutex<()>,
     finished: tokio::sync::Notify,
     /// Per listening address: connections open now, and the most at once.
@@ -98,6 +100,8 @@ pub struct Options {
     pub certs: Vec<std::path::PathBuf>,
     /// Stop after this many connections have ended.
     pub exit_after: Option<usize>,
+    /// Milliseconds before every answer, as a far network adds.
+    pub rtt_ms: u64,
 }
 
 /// One line per shipped profile.
@@ -140,6 +144,7 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
         json: opts.json,
         smtp,
         seed,
+        rtt_ms: opts.rtt_ms,
         out: Mutex::new(()),
         finished: tokio::sync::Notify::new(),
         per_address: Mutex::new(std::collections::HashMap::new()),
