@@ -69,6 +69,9 @@ pub struct EmulateArgs {
     /// Wait this many milliseconds before every answer (a far network's round trip).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub rtt: u64,
+    /// Log no connection; print only the counts on exit (benchmarks).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -488,6 +491,7 @@ fn emulate(args: EmulateArgs) -> anyhow::Result<ExitCode> {
         certs: args.cert,
         exit_after: args.exit_after.map(|n| n as usize),
         rtt_ms: args.rtt,
+        quiet: args.quiet,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

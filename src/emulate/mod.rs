@@ -36,6 +36,8 @@ pub struct Shared {
     pub seed: u64,
     /// A round trip before every answer (`--rtt`).
     pub rtt_ms: u64,
+    /// No per-connection log (`--quiet`): counts only.
+    pub quiet: bool,
     out: Mutex<()>,
     finished: tokio::sync::Notify,
     /// Per listening address: connections open now, and the most at once.
@@ -59,6 +61,9 @@ impl Shared {
         text: Vec<String>,
         outcome: &str,
     ) {
+        if self.quiet {
+            return;
+        }
         let _guard = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = std::io::stdout().lock();
         if self.json {
@@ -102,6 +107,8 @@ pub struct Options {
     pub exit_after: Option<usize>,
     /// Milliseconds before every answer, as a far network adds.
     pub rtt_ms: u64,
+    /// Log no connection; print only the counts on exit.
+    pub quiet: bool,
 }
 
 /// One line per shipped profile.
@@ -145,6 +152,7 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
         smtp,
         seed,
         rtt_ms: opts.rtt_ms,
+        quiet: opts.quiet,
         out: Mutex::new(()),
         finished: tokio::sync::Notify::new(),
         per_address: Mutex::new(std::collections::HashMap::new()),
