@@ -37,7 +37,13 @@ pub struct Dns {
     resolver: TokioResolver,
     overrides: HashMap<String, Vec<IpAddr>>,
     family: Family,
+    /// Addresses of MX hosts already looked up: many domains share a few
+    /// providers' hosts. Bounded; cleared when full.
+    hosts: std::sync::Mutex<HashMap<String, Result<Vec<IpAddr>, Failure>>>,
 }
+
+/// MX hosts whose addresses are remembered at most.
+const HOST_CACHE: usize = 100_000;
 
 /// A host name as compared and reported: lowercase, no final dot.
 pub fn normalise(name: &str) -> String {
@@ -79,10 +85,12 @@ impl Dns {
         opts.attempts = 2;
         // Names are absolute: never try the search list.
         opts.ndots = 0;
+        opts.cache_size = 4096;
         Ok(Self {
             resolver: builder.build(),
             overrides,
             family,
+            hosts: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -145,6 +153,21 @@ impl Dns {
     /// then A and AAAA (CNAMEs are followed by the resolver).
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, Failure> {
         let name = normalise(host);
+        if let Some(hit) = self.hosts.lock().ok().and_then(|m| m.get(&name).cloned()) {
+            return hit;
+        }
+        let answer = self.lookup_addresses(&name).await;
+        if let Ok(mut m) = self.hosts.lock() {
+            if m.len() >= HOST_CACHE {
+                m.clear();
+            }
+            m.insert(name, answer.clone());
+        }
+        answer
+    }
+
+    async fn lookup_addresses(&self, name: &str) -> Result<Vec<IpAddr>, Failure> {
+        let name = name.to_owned();
         if let Some(ips) = self.overrides.get(&name) {
             return Ok(self.keep(ips.clone()));
         }
