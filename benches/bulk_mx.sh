@@ -9,9 +9,11 @@
 # private network namespace.
 # Usage: HOSTS=1000 DOMAINS=5000 RTT=20 J=256 bash benches/bulk_mx.sh
 #   ENUM=--enumerate (default) or ENUM= for the quick check.
-#   PEERS=1 also runs sslyze and testssl.sh on five of the hosts; both
+#   PEERS=1 adds five real Postfix smtpd (no latency) and times hsscan --mx,
+#   sslyze and testssl.sh --file on them in the same run. (sslyze and
+#   testssl.sh cannot scan the emulator: they
 #   complete handshakes and give up on the emulator's key-exchange
-#   signatures, which are filler (it never signs), so they report nothing.
+#   signatures, which are filler: it never signs.)
 set -euo pipefail
 if [ -z "${BULK_NETNS:-}" ]; then
     exec unshare --net env BULK_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
@@ -75,24 +77,67 @@ print(f"emulator: {emu}")
 PY
 
 if [ "$PEERS" = 1 ]; then
+    # The peers on a subset: five real Postfix smtpd (Debian defaults, the
+    # test RSA chain) on 127.2.0.1-5:25, no latency, behind domains
+    # p0-p4.bench.test in the same dnsmasq. sslyze and testssl.sh need real
+    # servers: they complete the handshake.
+    POSTFIX=$(command -v postfix || echo /usr/sbin/postfix)
+    chmod 755 "$work"
+    bash tests/support/mkcerts.sh "$work/certs" >/dev/null
     n=5
-    ips=(); for ((i = 0; i < n; i++)); do ips+=("$(addr "$i")"); done
-    "$HSSCAN" emulate --profile postfix-default --rtt "$RTT" --quiet $(for ip in "${ips[@]}"; do echo --listen "$ip:25"; done) 2>"$work/emulator2.err" &
+    for ((i = 0; i < n; i++)); do
+        ip=127.2.0.$((i + 1)) d="$work/pf$i"
+        mkdir -p "$d/conf" "$d/queue" "$d/data"
+        chown postfix "$d/data"
+        cat >"$d/conf/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $d/queue
+data_directory = $d/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+myhostname = mxp$i.bench.test
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+notify_classes =
+biff = no
+smtpd_peername_lookup = no
+maillog_file_prefixes = $work
+maillog_file = $d/maillog
+syslog_name = hsscan-bench-$ip
+smtpd_tls_cert_file = $work/certs/rsa-chain.pem
+smtpd_tls_key_file = $work/certs/rsa.key
+smtpd_tls_security_level = may
+CF
+        printf '%s:25 inet n - n - - smtpd\nanvil unix - - n - 1 anvil\ntlsmgr unix - - n 1000? 1 tlsmgr\npostlog unix-dgram n - n - 1 postlogd\n' "$ip" >"$d/conf/master.cf"
+        touch -d '-1 min' "$d/conf/main.cf" "$d/conf/master.cf"
+        "$POSTFIX" -c "$d/conf" start >"$d/start.log" 2>&1 </dev/null || { cat "$d/start.log" "$d/maillog"; exit 1; }
+        echo "host-record=mxp$i.bench.test,$ip" >>"$work/dnsmasq.conf"
+        echo "mx-host=p$i.bench.test,mxp$i.bench.test,10" >>"$work/dnsmasq.conf"
+        echo "p$i.bench.test" >>"$work/peers.txt"
+        echo "-t smtp -e -n none $ip:25" >>"$work/testssl.txt"
+        ips+=("$ip:25")
+    done
+    trap 'for ((i = 0; i < 5; i++)); do "$POSTFIX" -c "$work/pf$i/conf" stop >/dev/null 2>&1 || true; done; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; if [ -n "${KEEP:-}" ]; then cp -r "$work" "$KEEP"; fi; rm -rf "$work"' EXIT
+    kill "${pids[0]}"; sleep 0.2
+    dnsmasq --conf-file="$work/dnsmasq.conf" --keep-in-foreground --user=root --pid-file 2>>"$work/dnsmasq.err" &
     pids+=($!)
-    sleep 1
-    echo "== the first $n hosts, by IP: hsscan, sslyze, testssl.sh --file"
+    sleep 0.5
+    echo "== $n Postfix smtpd (STARTTLS, Debian defaults, no latency): hsscan --mx, sslyze, testssl.sh --file"
     t0=$(date +%s.%N)
-    printf '%s:25\n' "${ips[@]}" | "$HSSCAN" -i - $ENUM -j "$J" --json --ehlo bench.example >"$work/sub.jsonl" 2>/dev/null || true
-    echo "hsscan   $(echo "$(date +%s.%N) - $t0" | bc) s"
+    "$HSSCAN" --mx -i "$work/peers.txt" --dns 127.0.0.1 --jsonl $ENUM -j "$J" -q --ehlo bench.example >"$work/peers.jsonl" || true
+    echo "hsscan   $(echo "$(date +%s.%N) - $t0" | bc) s, $(grep -c '"record":"endpoint".*"status":"negotiated"' "$work/peers.jsonl") of $n negotiated"
     if command -v sslyze >/dev/null; then
         t0=$(date +%s.%N)
-        sslyze --starttls smtp "${ips[@]/%/:25}" >"$work/sslyze.txt" 2>&1 || true
-        echo "sslyze   $(echo "$(date +%s.%N) - $t0" | bc) s"
+        sslyze --starttls smtp "${ips[@]}" >"$work/sslyze.txt" 2>&1 || true
+        echo "sslyze   $(echo "$(date +%s.%N) - $t0" | bc) s, $(grep -c '^ \* TLS 1.2 Cipher Suites' "$work/sslyze.txt") of $n servers scanned"
     fi
     if command -v testssl >/dev/null; then
-        for ip in "${ips[@]}"; do echo "-t smtp -e -n none $ip:25"; done >"$work/testssl.txt"
         t0=$(date +%s.%N)
-        testssl --quiet --color 0 --file "$work/testssl.txt" >"$work/testssl.out" 2>&1 || true
-        echo "testssl  $(echo "$(date +%s.%N) - $t0" | bc) s"
+        testssl --quiet --color 0 --parallel --file "$work/testssl.txt" >"$work/testssl.out" 2>&1 || true
+        echo "testssl  $(echo "$(date +%s.%N) - $t0" | bc) s (--parallel), $(grep -c "^ Done" "$work/testssl.out") of $n servers done"
     fi
 fi
