@@ -170,10 +170,18 @@ fn signature(version: ProtocolVersion, ecdsa: bool) -> Option<DigitallySigned> {
     } else {
         SignatureScheme::RSA_PKCS1_SHA256
     });
-    Some(DigitallySigned {
-        scheme,
-        signature: vec![0x5a; if ecdsa { 72 } else { 256 }],
-    })
+    // Filler of the right shape: 256 bytes for RSA 2048, a DER
+    // ECDSA-Sig-Value (two 32-byte INTEGERs) for P-256. Not valid.
+    let signature = if ecdsa {
+        let mut der = vec![0x30, 0x44, 0x02, 0x20];
+        der.extend([0x5a; 32]);
+        der.extend([0x02, 0x20]);
+        der.extend([0x5a; 32]);
+        der
+    } else {
+        vec![0x5a; 256]
+    };
+    Some(DigitallySigned { scheme, signature })
 }
 
 /// The ServerKeyExchange for `suite`, or `None` when the suite has none.
