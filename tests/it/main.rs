@@ -10,6 +10,7 @@ mod enum_openssl;
 mod enum_postfix;
 mod enum_support;
 mod enum_tlslite;
+mod pcap;
 mod postfix;
 mod scan_failures;
 mod scan_quick;

@@ -1,0 +1,422 @@
+//! The verdict of one connection (SPEC §3 failure kinds), from what
+//! [`Conn`] saw: SMTP refusals first, then the client's mistakes, then the
+//! server's answer to the hello, then how the connection ended.
+
+use super::{extensions_of, Conn, Dir, How};
+use crate::pcap::capture::Timestamp;
+use crate::pcap::report::Verdict;
+use crate::smtp::{printable, Reply};
+use hsscan_wire::{Alert, CipherSuite, ProtocolVersion};
+
+impl Conn {
+    /// The verdict; bytes missing from the capture turn a failure into `incomplete`.
+    pub(super) fn verdict(&self, capture_end: Timestamp) -> Verdict {
+        let v = self.raw_verdict(capture_end);
+        let missing: Vec<&str> = [(&self.client, "client"), (&self.server, "server")]
+            .iter()
+            .filter(|(h, _)| h.gap)
+            .map(|(_, n)| *n)
+            .collect();
+        if v.outcome == "established" || missing.is_empty() {
+            return v;
+        }
+        // What the capture lacks may be exactly what would explain the failure.
+        Verdict {
+            outcome: "incomplete",
+            kind: None,
+            message: format!(
+                "bytes from the {} are missing from the capture; from what it holds: {}",
+                missing.join(" and the "),
+                v.message
+            ),
+        }
+    }
+
+    fn raw_verdict(&self, capture_end: Timestamp) -> Verdict {
+        let s = &self.smtp;
+        // SMTP refusals before any TLS.
+        if self.is_smtp() {
+            if let Some(b) = &s.banner {
+                if b.code != 220 {
+                    return failed(
+                        if b.is_rate_limit() {
+                            "rate-limited"
+                        } else {
+                            "smtp-rejected"
+                        },
+                        format!("the server's greeting refused the session: {}", first_line(b)),
+                    );
+                }
+            }
+            if let Some(r) = &s.ehlo_reply {
+                if !(200..300).contains(&r.code) {
+                    return failed(
+                        if r.is_rate_limit() {
+                            "rate-limited"
+                        } else {
+                            "smtp-rejected"
+                        },
+                        format!("the server refused EHLO: {}", first_line(r)),
+                    );
+                }
+            }
+            if s.starttls_sent {
+                match &s.starttls_reply {
+                    Some(r) if !(200..300).contains(&r.code) => {
+                        return failed(
+                            if r.is_rate_limit() {
+                                "rate-limited"
+                            } else {
+                                "starttls-rejected"
+                            },
+                            format!("the server refused STARTTLS: {}", r.text().replace('\n', " / ")),
+                        );
+                    }
+                    Some(_) => {}
+                    None if self.hellos == 0 => {
+                        return self.unfinished("the client sent STARTTLS and no reply is in the capture", capture_end);
+                    }
+                    None => {}
+                }
+            } else if self.hellos == 0 {
+                let offered = s
+                    .ehlo_reply
+                    .as_ref()
+                    .is_some_and(|r| extensions_of(r).iter().any(|e| keyword(e) == "STARTTLS"));
+                return match (&s.ehlo_reply, offered) {
+                    (Some(_), false) => failed(
+                        "starttls-absent",
+                        "the server's EHLO reply does not offer STARTTLS: the session stays in plaintext".to_owned(),
+                    ),
+                    (Some(_), true) => Verdict {
+                        outcome: "failed",
+                        kind: None,
+                        message: "the server offered STARTTLS but the client did not use it".to_owned(),
+                    },
+                    (None, _) if s.ehlo.is_some() => {
+                        self.unfinished("the SMTP dialog ends before the EHLO reply", capture_end)
+                    }
+                    (None, _) => self.unfinished("the client sent no EHLO after the greeting", capture_end),
+                };
+            }
+        }
+        if self.client_spoke_smtp_to_tls() {
+            let name = s.ehlo.as_deref().unwrap_or("");
+            let answer = if self.server.tls_bytes {
+                match self.alerts.iter().find(|a| a.from == "server") {
+                    Some(a) => format!(
+                        "the server answered with a TLS alert {}",
+                        Alert {
+                            level: a.level,
+                            description: a.description
+                        }
+                    ),
+                    None => "the server answered with TLS records".to_owned(),
+                }
+            } else {
+                match self.server.ended {
+                    Some(How::Rst) => "the server reset the connection without a banner".to_owned(),
+                    Some(How::Fin) => "the server closed the connection without a banner".to_owned(),
+                    None => "the server sent no banner".to_owned(),
+                }
+            };
+            return failed(
+                "not-tls",
+                format!(
+                    "the client sent SMTP in plaintext (EHLO {name}) to port {}, which speaks implicit TLS: {answer}; the client must start TLS at once (smtps) or use the STARTTLS port",
+                    self.server_addr.port()
+                ),
+            );
+        }
+        if self.hellos == 0 {
+            if let Some(e) = &self.client.error {
+                return failed("not-tls", format!("the client's bytes are not a TLS hello: {e}"));
+            }
+            if self.server_hello.is_some() || self.retry.is_some() {
+                return Verdict {
+                    outcome: "incomplete",
+                    kind: None,
+                    message: "the capture holds the server's hello but not the client's".to_owned(),
+                };
+            }
+            if s.starttls_reply.is_some() {
+                return self.unfinished("the client sent no ClientHello after the STARTTLS reply", capture_end);
+            }
+            return self.unfinished("no ClientHello in the capture", capture_end);
+        }
+        self.tls_verdict(capture_end)
+    }
+
+    fn tls_verdict(&self, capture_end: Timestamp) -> Verdict {
+        let answered = self.server_hello.is_some() || self.sslv2_server;
+        // A fatal alert from the server before its hello: the server refused.
+        if let Some((Dir::Server, a, false, _)) = self.fatal {
+            let retry = if self.retry.is_some() {
+                " (after a HelloRetryRequest and a second ClientHello)"
+            } else {
+                ""
+            };
+            return failed(
+                "alert",
+                format!("the server answered the ClientHello{retry} with the fatal alert {a}"),
+            );
+        }
+        if let Some(code) = self.sslv2_error {
+            let (kind, what) = match code {
+                1 => ("no-shared-cipher", "NO-CIPHER-ERROR"),
+                2 => ("alert", "NO-CERTIFICATE-ERROR"),
+                4 => ("alert", "BAD-CERTIFICATE-ERROR"),
+                6 => ("alert", "UNSUPPORTED-CERTIFICATE-TYPE-ERROR"),
+                _ => ("alert", "an unknown error"),
+            };
+            return failed(
+                kind,
+                format!("the server answered the SSLv2 hello with {what} ({code})"),
+            );
+        }
+        if !answered {
+            if let Some(text) = &self.server.plaintext {
+                return classify_plaintext(text);
+            }
+            if self.tls_without_starttls && self.smtp.banner.is_some() && !self.server.tls_bytes {
+                let b = self.smtp.banner.as_ref().map(first_line).unwrap_or_default();
+                return failed(
+                    "plaintext-reply",
+                    format!(
+                        "the server greeted in SMTP ({b}) and the client sent a ClientHello at once: port {} expects STARTTLS, not implicit TLS; {}",
+                        self.server_addr.port(),
+                        self.after_hello_end()
+                    ),
+                );
+            }
+            if let Some(e) = &self.server.error {
+                return failed("not-tls", format!("the server's answer is not TLS: {e}"));
+            }
+            if let Some(e) = &self.client.error {
+                if self.server.ended.is_none() && self.end.is_none() {
+                    return failed("not-tls", format!("the client's TLS bytes could not be decoded: {e}"));
+                }
+            }
+            return self.no_answer(capture_end);
+        }
+        // The server chose: did the handshake go through?
+        // A client alert after the server closed only says the stream ended
+        // early: the close is the failure (below).
+        if let Some((dir, a, true, _)) = self.fatal.filter(|f| !(f.0 == Dir::Client && f.3)) {
+            let who = dir.name();
+            let why = match (dir, a.description.0) {
+                (Dir::Client, 42..=48) => ": the client rejected the server's certificate",
+                (Dir::Client, 40) => ": the client refused the server's choice",
+                _ => "",
+            };
+            return failed(
+                "alert",
+                format!("the {who} sent the fatal alert {a} after the server's hello{why}"),
+            );
+        }
+        let established = match &self.server_hello {
+            Some(h) if h.selected_version() == ProtocolVersion::TLS13 => match self.client.first_encrypted_len {
+                Some(len) if len == alert_record_len(h.cipher_suite) => {
+                    return failed(
+                            "alert",
+                            format!(
+                                "the client answered the server's TLS 1.3 flight with an encrypted alert (a {len}-byte record), then {}: this is how a client rejects the certificate (bad_certificate, unknown_ca …); the alert itself is encrypted",
+                                self.end_text(Dir::Client)
+                            ),
+                        );
+                }
+                Some(_) => true,
+                None => false,
+            },
+            Some(_) => self.client.ccs && self.server.ccs,
+            None => self.client.encrypted > 0 && self.server.encrypted > 0,
+        };
+        if established {
+            let what = match &self.server_hello {
+                Some(h) => format!(
+                    "{} with {}",
+                    h.selected_version(),
+                    h.cipher_suite
+                        .name()
+                        .map_or_else(|| h.cipher_suite.hex(), str::to_owned)
+                ),
+                None => "SSLv2".to_owned(),
+            };
+            let how = if self.smtp.starttls_reply.is_some() {
+                " after STARTTLS"
+            } else {
+                ""
+            };
+            return Verdict {
+                outcome: "established",
+                kind: None,
+                message: format!("the handshake completed{how}: {what}"),
+            };
+        }
+        match &self.end {
+            Some((dir, how, _, after)) => {
+                let kind = if *how == How::Rst {
+                    "reset-after-hello"
+                } else {
+                    "closed-after-hello"
+                };
+                let after = after.as_deref().unwrap_or("the server's hello");
+                failed(
+                    kind,
+                    format!(
+                        "the server answered, then the {} {} the connection after {after} before the handshake completed",
+                        dir.name(),
+                        if *how == How::Rst { "reset" } else { "closed" }
+                    ),
+                )
+            }
+            None => Verdict {
+                outcome: "incomplete",
+                kind: None,
+                message: format!(
+                    "the capture ends during the handshake, after {}",
+                    self.last_message.as_deref().unwrap_or("the server's hello")
+                ),
+            },
+        }
+    }
+
+    /// The ClientHello got no TLS answer.
+    fn no_answer(&self, capture_end: Timestamp) -> Verdict {
+        let hello_at = self.hello_at.unwrap_or(self.started);
+        let retry = if self.retry.is_some() {
+            "the second ClientHello (after a HelloRetryRequest)"
+        } else {
+            "the ClientHello"
+        };
+        match (self.server.ended, self.client.ended) {
+            (Some(How::Rst), _) => failed(
+                "reset-after-hello",
+                format!("the server reset the connection after {retry} without answering it"),
+            ),
+            (Some(How::Fin), _) if self.end.as_ref().is_some_and(|e| e.0 == Dir::Server) => failed(
+                "closed-after-hello",
+                format!("the server closed the connection after {retry} without answering it"),
+            ),
+            (_, Some(how)) => {
+                let waited = self.end.as_ref().map_or(0.0, |e| e.2.since(hello_at));
+                failed(
+                    "timeout-after-hello",
+                    format!(
+                        "the server did not answer {retry}; the client gave up after {waited:.3} s ({})",
+                        if how == How::Rst { "reset" } else { "closed" }
+                    ),
+                )
+            }
+            (Some(How::Fin), None) => failed(
+                "closed-after-hello",
+                format!("the server closed the connection after {retry} without answering it"),
+            ),
+            (None, None) => Verdict {
+                outcome: "incomplete",
+                kind: None,
+                message: format!(
+                    "the capture ends {:.3} s after {retry} with no answer and no close",
+                    capture_end.since(hello_at)
+                ),
+            },
+        }
+    }
+
+    fn after_hello_end(&self) -> String {
+        match (self.server.ended, self.client.ended) {
+            (Some(How::Rst), _) => "the server then reset the connection".to_owned(),
+            (Some(How::Fin), _) => "the server then closed the connection".to_owned(),
+            (None, Some(_)) => "the client then gave up".to_owned(),
+            (None, None) => "the capture ends there".to_owned(),
+        }
+    }
+
+    fn end_text(&self, dir: Dir) -> &'static str {
+        match self.half_ref(dir).ended {
+            Some(How::Rst) => "reset the connection",
+            Some(How::Fin) => "closed the connection",
+            None => "went silent",
+        }
+    }
+
+    fn unfinished(&self, what: &str, _capture_end: Timestamp) -> Verdict {
+        match &self.end {
+            Some((dir, how, _, _)) => Verdict {
+                outcome: "failed",
+                kind: None,
+                message: format!(
+                    "{what}; the {} {} the connection",
+                    dir.name(),
+                    if *how == How::Rst { "reset" } else { "closed" }
+                ),
+            },
+            None => Verdict {
+                outcome: "incomplete",
+                kind: None,
+                message: format!("{what}; the capture ends there"),
+            },
+        }
+    }
+}
+
+/// Bytes a fatal alert takes as a TLS 1.3 record: two bytes, the inner
+/// content type, and the AEAD tag (8 bytes for the CCM_8 suite, else 16).
+fn alert_record_len(suite: CipherSuite) -> usize {
+    if suite == CipherSuite(0x1305) {
+        2 + 1 + 8
+    } else {
+        2 + 1 + 16
+    }
+}
+
+fn failed(kind: &'static str, message: String) -> Verdict {
+    Verdict {
+        outcome: "failed",
+        kind: Some(kind),
+        message,
+    }
+}
+
+fn first_line(r: &Reply) -> String {
+    r.lines.first().cloned().unwrap_or_default()
+}
+
+fn keyword(ext: &str) -> String {
+    ext.split_whitespace().next().unwrap_or("").to_ascii_uppercase()
+}
+
+/// Text in answer to a ClientHello: an SMTP reply means implicit TLS was
+/// spoken to a STARTTLS port (SPEC §3 `plaintext-reply`), a 421 that the
+/// server limits connections; anything else is `not-tls`.
+fn classify_plaintext(bytes: &[u8]) -> Verdict {
+    let text = String::from_utf8_lossy(bytes);
+    let first = text.lines().next().unwrap_or("").trim_end().to_owned();
+    let b = first.as_bytes();
+    let smtp_reply =
+        b.len() >= 3 && b.iter().take(3).all(u8::is_ascii_digit) && matches!(b.get(3), None | Some(b' ' | b'-'));
+    if smtp_reply {
+        let code: u16 = first.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let reply = Reply {
+            code,
+            lines: vec![first.clone()],
+        };
+        if reply.is_rate_limit() {
+            return failed(
+                "rate-limited",
+                format!("the server answered the ClientHello with {first}"),
+            );
+        }
+        return failed(
+            "plaintext-reply",
+            format!("the server answered the ClientHello with an SMTP reply ({first}): this port expects STARTTLS, not implicit TLS"),
+        );
+    }
+    failed(
+        "not-tls",
+        format!(
+            "the server answered the ClientHello with bytes that are not TLS: {}",
+            printable(bytes)
+        ),
+    )
+}

@@ -1,0 +1,168 @@
+//! From a captured frame to a TCP segment: the link layer (Ethernet with
+//! VLAN tags, Linux cooked SLL and SLL2, raw IP, BSD null/loopback), IPv4
+//! or IPv6, then TCP, through etherparse's lax slicers so that a frame cut
+//! by the snap length still yields what it holds.
+
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TcpSlice};
+use pcap_parser::Linktype;
+use std::net::{IpAddr, SocketAddr};
+
+/// TCP header flags that matter to reassembly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flags {
+    pub syn: bool,
+    pub ack: bool,
+    pub fin: bool,
+    pub rst: bool,
+}
+
+/// One TCP segment.
+#[derive(Debug)]
+pub struct Segment<'a> {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: Flags,
+    pub payload: &'a [u8],
+    /// The IP packet was cut short by the capture: payload bytes are missing.
+    pub truncated: bool,
+}
+
+/// Why a frame gave no segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// A link type this reader does not decode.
+    LinkType(i32),
+    /// Not IP, or not TCP: nothing to say about it.
+    NotTcp,
+    /// An IP fragment: TCP in fragments is not reassembled.
+    Fragment,
+    /// Headers cut short or malformed.
+    Malformed,
+}
+
+/// Linux cooked capture v1 header bytes (protocol at offset 14).
+const SLL_HEADER: usize = 16;
+/// Linux cooked capture v2 header bytes (protocol at offset 0).
+const SLL2_HEADER: usize = 20;
+/// BSD null/loopback header: a 4-byte address family.
+const NULL_HEADER: usize = 4;
+
+/// Decodes one frame of the given link type.
+pub fn decode(linktype: Linktype, data: &[u8]) -> Result<Segment<'_>, Skip> {
+    let sliced = match linktype {
+        Linktype::ETHERNET => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skip::Malformed)?,
+        Linktype::LINUX_SLL => {
+            let ether_type = EtherType(u16::from_be_bytes(two(data.get(14..16))?));
+            LaxSlicedPacket::from_ether_type(ether_type, data.get(SLL_HEADER..).ok_or(Skip::Malformed)?)
+        }
+        Linktype::LINUX_SLL2 => {
+            let ether_type = EtherType(u16::from_be_bytes(two(data.get(0..2))?));
+            LaxSlicedPacket::from_ether_type(ether_type, data.get(SLL2_HEADER..).ok_or(Skip::Malformed)?)
+        }
+        // Raw IP under its several numbers (DLT_RAW is 12 or 14 on some BSDs).
+        Linktype::RAW | Linktype::IPV4 | Linktype::IPV6 | Linktype(12) | Linktype(14) => {
+            LaxSlicedPacket::from_ip(data).map_err(|_| Skip::Malformed)?
+        }
+        // The address family is in the capturing host's byte order (NULL)
+        // or network order (LOOP); the IP version nibble says the same.
+        Linktype::NULL | Linktype::LOOP => {
+            LaxSlicedPacket::from_ip(data.get(NULL_HEADER..).ok_or(Skip::Malformed)?).map_err(|_| Skip::Malformed)?
+        }
+        Linktype(other) => return Err(Skip::LinkType(other)),
+    };
+    let (src_ip, dst_ip): (IpAddr, IpAddr) = match &sliced.net {
+        Some(LaxNetSlice::Ipv4(v4)) => (v4.header().source_addr().into(), v4.header().destination_addr().into()),
+        Some(LaxNetSlice::Ipv6(v6)) => (v6.header().source_addr().into(), v6.header().destination_addr().into()),
+        _ => return Err(Skip::NotTcp),
+    };
+    let ip_payload = sliced.ip_payload().ok_or(Skip::NotTcp)?;
+    if ip_payload.ip_number != etherparse::IpNumber::TCP {
+        return Err(Skip::NotTcp);
+    }
+    if ip_payload.fragmented {
+        return Err(Skip::Fragment);
+    }
+    let tcp = TcpSlice::from_slice(ip_payload.payload).map_err(|_| Skip::Malformed)?;
+    Ok(Segment {
+        src: SocketAddr::new(src_ip, tcp.source_port()),
+        dst: SocketAddr::new(dst_ip, tcp.destination_port()),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: Flags {
+            syn: tcp.syn(),
+            ack: tcp.ack(),
+            fin: tcp.fin(),
+            rst: tcp.rst(),
+        },
+        payload: tcp.payload(),
+        truncated: ip_payload.incomplete,
+    })
+}
+
+fn two(b: Option<&[u8]>) -> Result<[u8; 2], Skip> {
+    b.and_then(|b| <[u8; 2]>::try_from(b).ok()).ok_or(Skip::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn tcp_v4(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+            .tcp(40000, 25, 1000, 65535)
+            .ack(7)
+            .psh();
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    #[test]
+    fn decodes_raw_null_sll_and_sll2() {
+        let ip = tcp_v4(b"EHLO x\r\n");
+        let s = decode(Linktype::RAW, &ip).unwrap();
+        assert_eq!(s.src.to_string(), "192.0.2.1:40000");
+        assert_eq!(s.dst.port(), 25);
+        assert_eq!((s.seq, s.ack), (1000, 7));
+        assert_eq!(s.payload, b"EHLO x\r\n");
+        let mut null = vec![2, 0, 0, 0];
+        null.extend_from_slice(&ip);
+        assert_eq!(decode(Linktype::NULL, &null).unwrap().payload, b"EHLO x\r\n");
+        let mut sll = vec![0; 14];
+        sll.extend_from_slice(&[0x08, 0x00]);
+        sll.extend_from_slice(&ip);
+        assert_eq!(decode(Linktype::LINUX_SLL, &sll).unwrap().dst.port(), 25);
+        let mut sll2 = vec![0x08, 0x00];
+        sll2.extend_from_slice(&[0; 18]);
+        sll2.extend_from_slice(&ip);
+        assert_eq!(decode(Linktype::LINUX_SLL2, &sll2).unwrap().dst.port(), 25);
+    }
+
+    #[test]
+    fn decodes_ethernet_with_a_vlan_tag_and_ipv6() {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .single_vlan(etherparse::VlanId::try_new(42).unwrap())
+            .ipv6([1; 16], [2; 16], 64)
+            .tcp(1, 465, 5, 100)
+            .syn();
+        let mut frame = Vec::new();
+        b.write(&mut frame, &[]).unwrap();
+        let s = decode(Linktype::ETHERNET, &frame).unwrap();
+        assert!(s.flags.syn && !s.flags.ack);
+        assert_eq!(s.dst.port(), 465);
+        assert!(s.src.is_ipv6());
+    }
+
+    #[test]
+    fn a_cut_frame_keeps_its_head_and_says_so() {
+        let ip = tcp_v4(&[0x16; 100]);
+        let s = decode(Linktype::RAW, &ip[..ip.len() - 40]).unwrap();
+        assert!(s.truncated);
+        assert_eq!(s.payload.len(), 60);
+        assert_eq!(decode(Linktype::RAW, &ip[..30]).unwrap_err(), Skip::Malformed);
+        assert_eq!(decode(Linktype(147), &ip).unwrap_err(), Skip::LinkType(147));
+    }
+}
