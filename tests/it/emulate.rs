@@ -61,6 +61,24 @@ pub fn emulator_with(args: Vec<String>) -> Server {
     server
 }
 
+/// Writes a profile file for `--config` into this test run's directory.
+pub fn profile_file(name: &str, toml: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hsscan-it-profiles-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).expect("write profile");
+    path
+}
+
+/// The emulator playing a profile file written here.
+pub fn emulator_config(name: &str, toml: &str) -> Server {
+    emulator_with(vec![
+        "emulate".into(),
+        "--config".into(),
+        profile_file(name, toml).display().to_string(),
+    ])
+}
+
 /// A shipped profile file, as configured.
 struct Profile {
     versions: Vec<String>,
@@ -540,15 +558,7 @@ fn rate_limited_answers_421_past_two_connections() {
 
 #[test]
 fn reset_profile_resets_after_the_hello() {
-    let dir = std::env::temp_dir().join(format!("hsscan-it-emulate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let cfg = dir.join("reset.toml");
-    std::fs::write(
-        &cfg,
-        "description = \"resets every hello\"\n[tls]\nversions = [\"TLSv1.2\"]\nciphers = [\"TLS_RSA_WITH_AES_128_CBC_SHA\"]\n[misbehave]\nafter_hello = \"reset\"\n",
-    )
-    .expect("write profile");
-    let mut em = emulator_with(vec!["emulate".into(), "--config".into(), cfg.display().to_string()]);
+    let mut em = emulator_config("emulate-reset", "description = \"resets every hello\"\n[tls]\nversions = [\"TLSv1.2\"]\nciphers = [\"TLS_RSA_WITH_AES_128_CBC_SHA\"]\n[misbehave]\nafter_hello = \"reset\"\n");
     let all: Vec<CipherSuite> = catalog::suites_for(ProtocolVersion::TLS12).map(|s| s.id).collect();
     let f = em.hello(&hello(ProtocolVersion::TLS12, all), ProtocolVersion::TLS10);
     assert!(matches!(f.end, End::Reset), "{}", f.describe());
@@ -579,10 +589,7 @@ fn list_profiles_one_line_each() {
 
 #[test]
 fn bad_profiles_are_one_line_usage_errors() {
-    let dir = std::env::temp_dir().join(format!("hsscan-it-emulate-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let cfg = dir.join("bad.toml");
-    std::fs::write(&cfg, "description = \"x\"\n[tls]\nversions = [\"TLSv9\"]\n").expect("write");
+    let cfg = profile_file("bad", "description = \"x\"\n[tls]\nversions = [\"TLSv9\"]\n");
     let path = cfg.display().to_string();
     for (args, names) in [
         (
@@ -613,16 +620,8 @@ fn bad_profiles_are_one_line_usage_errors() {
 
 #[test]
 fn intolerances_trip_on_size_window_split_records_and_tls13() {
-    let dir = std::env::temp_dir().join(format!("hsscan-it-emulate-intolerant-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let cfg = dir.join("intolerant.toml");
-    std::fs::write(
-        &cfg,
-        "description = \"F5-like\"\n[tls]\nversions = [\"TLSv1.0\", \"TLSv1.2\"]\nciphers = [\"TLS_RSA_WITH_AES_128_CBC_SHA\"]\n\
-         [misbehave]\nhello_size_window = [256, 511]\nsplit_records = true\ntls13_supported_versions = true\nintolerance = \"reset\"\n",
-    )
-    .expect("write profile");
-    let mut em = emulator_with(vec!["emulate".into(), "--config".into(), cfg.display().to_string()]);
+    let mut em = emulator_config("intolerant", "description = \"F5-like\"\n[tls]\nversions = [\"TLSv1.0\", \"TLSv1.2\"]\nciphers = [\"TLS_RSA_WITH_AES_128_CBC_SHA\"]\n\
+         [misbehave]\nhello_size_window = [256, 511]\nsplit_records = true\ntls13_supported_versions = true\nintolerance = \"reset\"\n");
     let base = || hello(ProtocolVersion::TLS12, vec![CipherSuite(0x002f), CipherSuite(0x0035)]);
     // Short (under 256 bytes): answered.
     let short = base();

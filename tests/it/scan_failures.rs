@@ -388,15 +388,6 @@ fn unknown_starttls_mode_is_a_usage_error() {
     assert!(run.stderr.contains("--starttls"), "{}", run.describe());
 }
 
-/// An emulator playing a profile file written here.
-fn emulator_config(name: &str, toml: &str) -> crate::support::Server {
-    let dir = std::env::temp_dir().join(format!("hsscan-it-scan-emulate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let cfg = dir.join(format!("{name}.toml"));
-    std::fs::write(&cfg, toml).expect("write profile");
-    crate::emulate::emulator_with(vec!["emulate".into(), "--config".into(), cfg.display().to_string()])
-}
-
 /// Implicit TLS, TLS 1.2 with one suite, and this misbehaviour.
 fn misbehaving(after_hello: &str) -> String {
     format!(
@@ -406,7 +397,7 @@ fn misbehaving(after_hello: &str) -> String {
 
 #[test]
 fn reset_after_the_hello() {
-    let em = emulator_config("reset", &misbehaving("reset"));
+    let em = crate::emulate::emulator_config("scan-reset", &misbehaving("reset"));
     let target = format!("127.0.0.1:{}", em.port);
     let run = hsscan(&["--json", &target]);
     let r = run.record();
@@ -423,7 +414,7 @@ fn reset_after_the_hello() {
 
 #[test]
 fn silence_after_the_hello_is_a_timeout() {
-    let em = emulator_config("silence", &misbehaving("silence"));
+    let em = crate::emulate::emulator_config("scan-silence", &misbehaving("silence"));
     let target = format!("127.0.0.1:{}", em.port);
     let run = hsscan(&["--json", "--timeout", "1", &target]);
     let r = run.record();
