@@ -416,11 +416,15 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
     let cfg = Arc::new(cfg);
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::new(tokio::sync::Notify::new());
     {
         let stop = stop.clone();
+        let stopped = stopped.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 stop.store(true, Ordering::SeqCst);
+                // Wakes a run waiting for input (a terminal on stdin).
+                stopped.notify_one();
                 eprintln!("hsscan: interrupted: no new connections; writing what is done");
                 // A second Ctrl-C ends at once.
                 if tokio::signal::ctrl_c().await.is_ok() {
@@ -476,7 +480,11 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
         // One window of domains.
         let mut names = Vec::new();
         while names.len() < WINDOW {
-            match dom_rx.recv().await {
+            let next = tokio::select! {
+                d = dom_rx.recv() => d,
+                () = stopped.notified() => break,
+            };
+            match next {
                 Some(d) if resume.is_some_and(|r| r.domains.contains(&d)) => continue,
                 Some(d) => names.push(d),
                 None => {
