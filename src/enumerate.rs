@@ -194,6 +194,9 @@ struct Run<'a> {
     /// Who decided at the last protocol where that was settled (true: the
     /// server). Only a hint for spending hellos, never reported.
     last_server_order: Option<bool>,
+    /// The group of the first HelloRetryRequest to a TLS 1.3 hello that
+    /// offered every group: the group pass's first answer, already known.
+    first_retry_group: Option<NamedGroup>,
 }
 
 impl Run<'_> {
@@ -269,6 +272,13 @@ impl Run<'_> {
             return Answer::Budget;
         };
         self.observe(&r, options.deflate);
+        if v == ProtocolVersion::TLS13 && self.first_retry_group.is_none() && groups == tls13_groups().as_slice() {
+            self.first_retry_group = r
+                .flight
+                .retry_request
+                .as_ref()
+                .and_then(hsscan_wire::ServerHello::key_share_group);
+        }
         let answer = classify(&r, v);
         if std::env::var_os("HSSCAN_TRACE").is_some() {
             let first: Vec<String> = offer.iter().take(3).map(|s| s.hex()).collect();
@@ -588,6 +598,13 @@ impl Run<'_> {
         };
         remaining.retain(|g| !known.contains(g));
         let mut found = Vec::new();
+        // The suite pass already asked the first question with every group.
+        if v == ProtocolVersion::TLS13 {
+            if let Some(g) = self.first_retry_group.filter(|g| remaining.contains(g)) {
+                found.push(g);
+                remaining.retain(|x| *x != g);
+            }
+        }
         while !remaining.is_empty() {
             let Ok(hello) = hellos::for_version(v, suites, &remaining, &[], self.sni.as_deref()) else {
                 break;
@@ -685,6 +702,7 @@ pub async fn enumerate(
         complete: true,
         reads_all: None,
         last_server_order: None,
+        first_retry_group: None,
     };
     let mut protocols = BTreeMap::new();
     let mut ciphers = BTreeMap::new();
