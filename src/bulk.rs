@@ -301,10 +301,21 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (Value, bool) {
 }
 
 /// Reads domains from `source` on a thread, a window at a time.
-fn reader(source: Box<dyn BufRead + Send>, tx: mpsc::Sender<String>) {
+fn reader(mut source: Box<dyn BufRead + Send>, tx: mpsc::Sender<Result<String, String>>) {
     let mut seen: HashSet<String> = HashSet::new();
-    for line in source.lines() {
-        let Ok(line) = line else { break };
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        // Lines are read as bytes: a stray Latin-1 comment must not end the input.
+        match source.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e.to_string()));
+                break;
+            }
+        }
+        let line = String::from_utf8_lossy(&buf);
         let d = line.split('#').next().unwrap_or("").trim();
         if d.is_empty() {
             continue;
@@ -315,7 +326,7 @@ fn reader(source: Box<dyn BufRead + Send>, tx: mpsc::Sender<String>) {
         if !seen.insert(d.clone()) {
             continue;
         }
-        if tx.blocking_send(d).is_err() {
+        if tx.blocking_send(Ok(d)).is_err() {
             break;
         }
     }
@@ -375,7 +386,11 @@ async fn scan_one(
 ) -> EndpointRecord {
     let target = Target {
         input: key.0.clone(),
-        host: Host::Name(key.0.clone()),
+        // An MX that names an IP (against RFC 5321, but seen) gets no SNI.
+        host: key
+            .0
+            .parse::<IpAddr>()
+            .map_or_else(|_| Host::Name(key.0.clone()), Host::Ip),
         port: key.2,
         transport: Transport::SmtpStarttls,
     };
@@ -425,7 +440,7 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
                 stop.store(true, Ordering::SeqCst);
                 // Wakes a run waiting for input (a terminal on stdin).
                 stopped.notify_one();
-                eprintln!("hsscan: interrupted: no new connections; writing what is done");
+                eprintln!("hsscan: interrupted: no new endpoints; the ones in progress finish and are written");
                 // A second Ctrl-C ends at once.
                 if tokio::signal::ctrl_c().await.is_ok() {
                     std::process::exit(130);
@@ -467,7 +482,7 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
-    let (dom_tx, mut dom_rx) = mpsc::channel::<String>(WINDOW);
+    let (dom_tx, mut dom_rx) = mpsc::channel::<Result<String, String>>(WINDOW);
     std::thread::spawn(move || reader(source, dom_tx));
 
     let global = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
@@ -476,6 +491,7 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
     let mut done: HashMap<Key, Summary> = resume.map(|r| r.endpoints.clone()).unwrap_or_default();
     let mut all_ok = true;
     let mut input_done = false;
+    let mut input_error: Option<String> = None;
     while !input_done && !stop.load(Ordering::SeqCst) {
         // One window of domains.
         let mut names = Vec::new();
@@ -485,8 +501,13 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
                 () = stopped.notified() => break,
             };
             match next {
-                Some(d) if resume.is_some_and(|r| r.domains.contains(&d)) => continue,
-                Some(d) => names.push(d),
+                Some(Err(e)) => {
+                    input_error = Some(e);
+                    input_done = true;
+                    break;
+                }
+                Some(Ok(d)) if resume.is_some_and(|r| r.domains.contains(&d)) => continue,
+                Some(Ok(d)) => names.push(d),
                 None => {
                     input_done = true;
                     break;
@@ -546,7 +567,9 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
                 let (v, ok) = domain_record(d, &done);
                 all_ok &= ok;
                 tally.domains_done.fetch_add(1, Ordering::SeqCst);
-                let _ = line_tx.send(Line::Domain(v)).await;
+                if line_tx.send(Line::Domain(v)).await.is_err() {
+                    stop.store(true, Ordering::SeqCst);
+                }
             }
         }
         let todo: Vec<Key> = order.into_iter().filter(|k| !done.contains_key(k)).collect();
@@ -598,6 +621,7 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
                     &line_tx,
                     &tally,
                     &mut all_ok,
+                    &stop,
                 )
                 .await;
                 spawned -= 1;
@@ -630,6 +654,7 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
                 &line_tx,
                 &tally,
                 &mut all_ok,
+                &stop,
             )
             .await;
             spawned -= 1;
@@ -647,6 +672,10 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
     if !cfg.quiet {
         eprintln!("{}", final_summary(&tally, interrupted));
     }
+    if let Some(e) = input_error {
+        // What was read is scanned and written; the run still failed.
+        return Err(std::io::Error::other(format!("reading the domains: {e}")));
+    }
     Ok((all_ok, interrupted))
 }
 
@@ -662,6 +691,7 @@ async fn finish(
     line_tx: &mpsc::Sender<Line>,
     tally: &Tally,
     all_ok: &mut bool,
+    stop: &AtomicBool,
 ) {
     let s = Summary::of(&r);
     tally.endpoints_done.fetch_add(1, Ordering::SeqCst);
@@ -680,7 +710,10 @@ async fn finish(
         }
     }
     done.insert(key.clone(), s);
-    let _ = line_tx.send(Line::Endpoint(Box::new(r))).await;
+    // The writer is gone (stdout closed): stop starting anything.
+    if line_tx.send(Line::Endpoint(Box::new(r))).await.is_err() {
+        stop.store(true, Ordering::SeqCst);
+    }
     for &i in users.get(key).map(Vec::as_slice).unwrap_or(&[]) {
         let Some(p) = pending.get_mut(i) else { continue };
         *p = p.saturating_sub(1);
@@ -689,7 +722,9 @@ async fn finish(
                 let (v, ok) = domain_record(d, done);
                 *all_ok &= ok;
                 tally.domains_done.fetch_add(1, Ordering::SeqCst);
-                let _ = line_tx.send(Line::Domain(v)).await;
+                if line_tx.send(Line::Domain(v)).await.is_err() {
+                    stop.store(true, Ordering::SeqCst);
+                }
             }
         }
     }
@@ -726,4 +761,28 @@ fn final_summary(t: &Tally, interrupted: bool) -> String {
         sorted(&t.by_best),
         if limited.is_empty() { "none".to_owned() } else { limited },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_survives_bytes_that_are_not_utf8_and_dedups() {
+        let input: &[u8] = b"a.example\n# M\xfcller (Latin-1)\nB.example.\n\xff\xfe\na.example # again\nc.example";
+        let (tx, mut rx) = mpsc::channel(16);
+        reader(Box::new(std::io::Cursor::new(input.to_vec())), tx);
+        let mut got = Vec::new();
+        while let Ok(item) = rx.try_recv() {
+            got.push(item.expect("no read error"));
+        }
+        assert_eq!(got, ["a.example", "b.example", "\u{fffd}\u{fffd}", "c.example"]);
+    }
+
+    #[test]
+    fn worst_status_orders_failed_over_inconclusive() {
+        assert_eq!(worse(Status::Negotiated, Status::Inconclusive), Status::Inconclusive);
+        assert_eq!(worse(Status::Failed, Status::Inconclusive), Status::Failed);
+        assert_eq!(worse(Status::Negotiated, Status::Negotiated), Status::Negotiated);
+    }
 }

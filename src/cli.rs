@@ -435,7 +435,7 @@ fn bulk(args: ScanArgs) -> anyhow::Result<ExitCode> {
     };
     let (all_ok, interrupted) = runtime
         .block_on(crate::bulk::run(source, cfg))
-        .context("writing results")?;
+        .context("running the --mx scan")?;
     Ok(if interrupted {
         ExitCode::from(130)
     } else if all_ok {

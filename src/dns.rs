@@ -50,6 +50,21 @@ pub fn normalise(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// NOERROR with no answer (NODATA): the name exists without that type.
+/// hickory reports SERVFAIL, REFUSED and the like as "no records" too,
+/// with their response code: those are DNS errors, not answers.
+fn nodata(e: &ResolveError) -> bool {
+    use hickory_resolver::proto::op::ResponseCode;
+    use hickory_resolver::proto::ProtoErrorKind;
+    matches!(
+        e.proto().map(|p| p.kind()),
+        Some(ProtoErrorKind::NoRecordsFound {
+            response_code: ResponseCode::NoError,
+            ..
+        })
+    )
+}
+
 fn classify(what: &str, e: &ResolveError) -> Failure {
     if e.is_nx_domain() {
         Failure::new(
@@ -106,7 +121,8 @@ impl Dns {
                         null = true;
                         continue;
                     }
-                    let host = normalise(&mx.exchange().to_utf8());
+                    // The ASCII (punycode) form: it is what SNI and certificates use.
+                    let host = normalise(&mx.exchange().to_ascii());
                     if !hosts.iter().any(|h| h.host == host) {
                         hosts.push(MxHost {
                             host,
@@ -125,7 +141,7 @@ impl Dns {
                 Ok(MxAnswer::Hosts(hosts))
             }
             Err(e) if e.is_nx_domain() => Err(classify(&format!("looking up MX of {domain}"), &e)),
-            Err(e) if e.is_no_records_found() => self.implicit(domain).await,
+            Err(e) if nodata(&e) => self.implicit(domain).await,
             Err(e) => Err(classify(&format!("looking up MX of {domain}"), &e)),
         }
     }
@@ -157,7 +173,9 @@ impl Dns {
             return hit;
         }
         let answer = self.lookup_addresses(&name).await;
-        if let Ok(mut m) = self.hosts.lock() {
+        // Transient failures (timeouts, SERVFAIL) are not remembered.
+        let lasting = answer.as_ref().map_or_else(|f| f.kind == "nxdomain", |_| true);
+        if let (true, Ok(mut m)) = (lasting, self.hosts.lock()) {
             if m.len() >= HOST_CACHE {
                 m.clear();
             }
@@ -182,7 +200,7 @@ impl Dns {
             match self.resolver.ipv4_lookup(fqdn.as_str()).await {
                 Ok(l) => ips.extend(l.iter().map(|a| IpAddr::V4(a.0))),
                 Err(e) if e.is_nx_domain() => nx += 1,
-                Err(e) if e.is_no_records_found() => {}
+                Err(e) if nodata(&e) => {}
                 Err(e) => last_error = Some(e),
             }
         }
@@ -190,7 +208,7 @@ impl Dns {
             match self.resolver.ipv6_lookup(fqdn.as_str()).await {
                 Ok(l) => ips.extend(l.iter().map(|a| IpAddr::V6(a.0))),
                 Err(e) if e.is_nx_domain() => nx += 1,
-                Err(e) if e.is_no_records_found() => {}
+                Err(e) if nodata(&e) => {}
                 Err(e) => last_error = Some(e),
             }
         }

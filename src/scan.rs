@@ -108,10 +108,8 @@ impl HostGate {
     /// Runs one probe through the gate; `None` when the budget is spent.
     pub async fn probe(&self, endpoint: &Endpoint, hello: &Prepared, cfg: &ProbeConfig) -> Option<ProbeResult> {
         let ip = &self.ip;
-        let _global = match &ip.global {
-            Some(g) => Some(g.acquire().await.ok()?),
-            None => None,
-        };
+        // The IP's slot first: a probe queued behind a busy IP must not hold
+        // one of the run's overall slots while it waits.
         let _slot = ip.slots.acquire().await.ok()?;
         // Claim a connection from the IP's budget before connecting.
         let claimed = ip
@@ -133,6 +131,10 @@ impl HostGate {
             }
             *last = Some(Instant::now());
         }
+        let _global = match &ip.global {
+            Some(g) => Some(g.acquire().await.ok()?),
+            None => None,
+        };
         let r = probe::run(endpoint, &hello.writes, cfg).await;
         if std::env::var_os("HSSCAN_TRACE").is_some() {
             let f = &r.flight;

@@ -23,6 +23,8 @@ const MAX_LINE: usize = 4096;
 const MAX_COMMANDS: usize = 50;
 /// How long a client may stay idle.
 const IDLE: Duration = Duration::from_secs(60);
+/// The longest a connection may last, whatever it does.
+const SESSION: Duration = Duration::from_secs(600);
 /// How long a silent server holds a connection.
 const SILENCE: Duration = Duration::from_secs(300);
 /// How long to wait for the client to close after the answer.
@@ -71,7 +73,17 @@ pub async fn handle(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     let mut log = Log::default();
     let mut rng = Bytes::new(shared.seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let _ = stream.set_nodelay(true);
-    let outcome = session(&mut stream, peer, id, now, &shared, &mut log, &mut rng).await;
+    // A whole session is bounded too: a client trickling a byte a minute
+    // does not hold a connection for ever.
+    let outcome = match tokio::time::timeout(
+        SESSION,
+        session(&mut stream, peer, id, here, &shared, &mut log, &mut rng),
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(_) => format!("closed after {} s", SESSION.as_secs()),
+    };
     log.outcome = outcome;
     shared.emit(
         id,
@@ -130,7 +142,7 @@ async fn session(
     stream: &mut TcpStream,
     peer: SocketAddr,
     id: usize,
-    open_now: usize,
+    open_here: usize,
     shared: &Shared,
     log: &mut Log,
     rng: &mut Bytes,
@@ -142,7 +154,7 @@ async fn session(
     };
     if let Some(smtp) = shared.smtp() {
         let limited =
-            (smtp.max_concurrent > 0 && open_now > smtp.max_concurrent) || (smtp.max_total > 0 && id > smtp.max_total);
+            (smtp.max_concurrent > 0 && open_here > smtp.max_concurrent) || (smtp.max_total > 0 && id > smtp.max_total);
         if limited {
             let reply = format!(
                 "421 4.7.0 {} Error: too many connections from {}",
@@ -152,7 +164,7 @@ async fn session(
             let _ = write(stream, format!("{reply}\r\n").as_bytes(), Pace::default()).await;
             let _ = stream.shutdown().await;
             log.smtp.push(format!("> {reply}"));
-            return format!("refused with 421 ({open_now} open, {id} in all)");
+            return format!("refused with 421 ({open_here} open on this address, {id} in all)");
         }
         if smtp.greeting_delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(smtp.greeting_delay_ms)).await;

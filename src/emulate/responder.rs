@@ -360,11 +360,27 @@ impl Responder<'_> {
             return self.tls13(hello, &seen, retried, rng, deciding, &window_note);
         }
         // TLS ≤ 1.2: suites valid at the version, ECDHE only with a common curve.
+        // ECDHE at TLS <= 1.2 takes elliptic curves only (RFC 8422 §5.1),
+        // not finite-field or post-quantum groups.
+        let ec: Vec<NamedGroup> = tls
+            .groups
+            .iter()
+            .copied()
+            .filter(|g| {
+                use hsscan_wire::catalog::GroupKind as K;
+                catalog::group(*g).is_some_and(|i| {
+                    matches!(
+                        i.kind,
+                        K::EcChar2 | K::EcPrime | K::EcBrainpool | K::Montgomery | K::Sm2
+                    )
+                })
+            })
+            .collect();
         let curves = client_groups(hello);
         let curve = match &curves {
-            Some(c) => pick(&tls.groups, c, tls.server_preference),
+            Some(c) => pick(&ec, c, tls.server_preference),
             // RFC 4492 §4: without the extension any curve will do.
-            None => tls.groups.first().copied().or(Some(NamedGroup::SECP256R1)),
+            None => ec.first().copied().or(Some(NamedGroup::SECP256R1)),
         };
         let usable: Vec<CipherSuite> = tls
             .ciphers
