@@ -417,7 +417,12 @@ async fn scan_one(
         spent += r.connections;
         r.connections = spent;
         let kind = r.failure.as_ref().map(|f| f.kind);
-        let retry = matches!(kind, Some("rate-limited") | Some("timeout")) && attempt < cfg.retries;
+        // Our own --max-connections budget never refills: no retry for it.
+        let own_budget = r
+            .failure
+            .as_ref()
+            .is_some_and(|f| f.detail.contains("--max-connections"));
+        let retry = matches!(kind, Some("rate-limited") | Some("timeout")) && !own_budget && attempt < cfg.retries;
         if !retry {
             return r;
         }
