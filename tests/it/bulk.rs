@@ -499,3 +499,72 @@ fn interrupted_mx_run_leaves_complete_lines_and_resume_finishes_it() {
     assert_eq!(all, want, "every domain exactly once across both runs");
     let _ = Path::new("");
 }
+
+#[test]
+fn rate_limited_endpoint_is_retried_with_backoff_then_inconclusive() {
+    let ip = "127.0.4.1";
+    let port = common_port(&[ip]);
+    let em = emulator_with(vec![
+        "emulate".into(),
+        "--profile".into(),
+        "rate-limited".into(),
+        "--json".into(),
+        "--listen".into(),
+        format!("{ip}:{port}"),
+    ]);
+    // Two connections held: every scan connection is the third, and gets 421.
+    let _hold: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let s = TcpStream::connect(format!("{ip}:{port}")).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+            let mut line = String::new();
+            BufReader::new(s.try_clone().expect("clone"))
+                .read_line(&mut line)
+                .expect("banner");
+            s
+        })
+        .collect();
+    let (dns, dir) = dnsmasq(
+        "dnsmasq-retry",
+        &[
+            format!("host-record=mx-busy.bulk.test,{ip}"),
+            "mx-host=busy.bulk.test,mx-busy.bulk.test,10".into(),
+        ],
+    );
+    let input = dir.join("retry-domains.txt");
+    std::fs::write(&input, "busy.bulk.test\n").expect("input");
+    let args: Vec<String> = [
+        "--mx",
+        "-i",
+        &input.display().to_string(),
+        "--dns",
+        &format!("127.0.0.1:{}", dns.port),
+        "--mx-port",
+        &port.to_string(),
+        "--jsonl",
+        "--ehlo",
+        EHLO,
+        "--retries",
+        "2",
+        "--retry-delay",
+        "0.1",
+        "-q",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let (code, lines, stderr) = hsscan_mx(&args);
+    assert_eq!(code, 1, "{stderr}");
+    let e = records(&lines, "endpoint");
+    assert_eq!(e.len(), 1, "{lines:?}");
+    assert_eq!(e[0]["status"], "inconclusive", "{:#}", e[0]);
+    assert_eq!(e[0]["failure"]["kind"], "rate-limited", "{:#}", e[0]);
+    // Three attempts (the first and two retries), two hellos each, every one refused with 421.
+    assert_eq!(e[0]["connections"], 6, "{:#}", e[0]);
+    let refused = emulator_connections(&full_log(&em, "hsscan-emulate"))
+        .iter()
+        .filter(|c| c["outcome"].as_str().is_some_and(|o| o.starts_with("refused with 421")))
+        .count();
+    assert_eq!(refused, 6, "{}", em.log());
+    assert_eq!(records(&lines, "domain")[0]["status"], "inconclusive");
+}
