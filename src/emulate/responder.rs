@@ -727,3 +727,106 @@ fn list_versions(v: &[ProtocolVersion]) -> String {
 pub fn group_name(g: NamedGroup) -> String {
     g.name().map_or_else(|| format!("{:#06x}", g.0), str::to_owned)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(tls: &str) -> Profile {
+        Profile::parse("t", &format!("description = \"t\"\n[tls]\n{tls}")).expect("profile")
+    }
+
+    fn chains() -> Chains {
+        Chains {
+            rsa: vec![vec![0x30, 0x00]],
+            ecdsa: vec![vec![0x30, 0x00]],
+        }
+    }
+
+    fn answer(p: &Profile, hello: &ClientHello) -> Decision {
+        let c = chains();
+        Responder { profile: p, chains: &c }.tls(hello, Arrival::default(), false, &mut Bytes::new(1))
+    }
+
+    fn hello(max: ProtocolVersion, suites: &[u16], groups: &[NamedGroup]) -> ClientHello {
+        let mut h = ClientHello::typical(
+            ProtocolVersion::TLS10,
+            max,
+            [1; 32],
+            suites.iter().map(|s| CipherSuite(*s)).collect(),
+            None,
+        );
+        if let Some(exts) = h.extensions.as_mut() {
+            for e in exts.iter_mut() {
+                if let ClientExtension::SupportedGroups(g) = e {
+                    *g = groups.to_vec();
+                }
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn fallback_scsv_below_our_best_is_inappropriate_fallback() {
+        let p = profile(
+            "versions = [\"TLSv1.0\", \"TLSv1.2\"]\nciphers = [\"AES128-SHA\"]\nfeatures = [\"fallback_scsv\"]\n",
+        );
+        let d = answer(
+            &p,
+            &hello(ProtocolVersion::TLS10, &[0x002f, 0x5600], &[NamedGroup::SECP256R1]),
+        );
+        assert_eq!(
+            d.answer,
+            Answer::Refuse(Refusal::Alert(hsscan_wire::AlertDescription::INAPPROPRIATE_FALLBACK))
+        );
+        // At our best version the signal is harmless.
+        let d = answer(
+            &p,
+            &hello(ProtocolVersion::TLS12, &[0x002f, 0x5600], &[NamedGroup::SECP256R1]),
+        );
+        assert_eq!(
+            (d.version, d.cipher),
+            (Some(ProtocolVersion::TLS12), Some(CipherSuite(0x002f)))
+        );
+    }
+
+    #[test]
+    fn ecdhe_needs_a_common_curve_and_never_a_finite_field_group() {
+        let p = profile(
+            "versions = [\"TLSv1.2\"]\nciphers = [\"ECDHE-RSA-AES128-GCM-SHA256\", \"AES128-SHA\"]\ngroups = [\"ffdhe2048\", \"secp256r1\"]\n",
+        );
+        // The client offers only ffdhe2048: ECDHE is out, static RSA is chosen.
+        let d = answer(
+            &p,
+            &hello(ProtocolVersion::TLS12, &[0xc02f, 0x002f], &[NamedGroup(0x0100)]),
+        );
+        assert_eq!(d.cipher, Some(CipherSuite(0x002f)), "{}", d.why);
+        // With P-256 too, ECDHE on P-256 (not ffdhe2048, first in the profile).
+        let d = answer(
+            &p,
+            &hello(
+                ProtocolVersion::TLS12,
+                &[0xc02f, 0x002f],
+                &[NamedGroup(0x0100), NamedGroup::SECP256R1],
+            ),
+        );
+        assert_eq!(
+            (d.cipher, d.group),
+            (Some(CipherSuite(0xc02f)), Some(NamedGroup::SECP256R1))
+        );
+    }
+
+    #[test]
+    fn a_server_without_tls13_reads_legacy_version() {
+        let p = profile("versions = [\"SSLv3\", \"TLSv1.0\"]\nciphers = [\"RC4-SHA\", \"AES128-SHA\"]\n");
+        let d = answer(
+            &p,
+            &hello(ProtocolVersion::TLS13, &[0x1301, 0x002f, 0x0005], &[NamedGroup::X25519]),
+        );
+        // legacy_version is TLS 1.2: the highest of ours below it, server order.
+        assert_eq!(
+            (d.version, d.cipher),
+            (Some(ProtocolVersion::TLS10), Some(CipherSuite(0x0005)))
+        );
+    }
+}
