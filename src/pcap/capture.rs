@@ -324,7 +324,7 @@ fn block_of(
                 st.interfaces.push(Interface {
                     linktype: idb.linktype,
                     // An invalid resolution falls back to the default, microseconds.
-                    resolution: idb.ts_resolution().filter(|r| *r > 0).unwrap_or(1_000_000),
+                    resolution: ts_resolution(idb.if_tsresol),
                     offset_secs: idb.ts_offset(),
                 });
             }
@@ -428,5 +428,30 @@ mod tests {
             ..t
         };
         assert_eq!(t.rfc3339(), "2023-11-14T22:13:20.123456789Z");
+    }
+}
+
+/// Units per second of a pcapng `if_tsresol` (RFC draft pcapng §4.2):
+/// 10^n, or 2^n when the high bit is set. (pcap-parser 0.17 rejects every
+/// binary resolution.) An invalid one falls back to microseconds.
+fn ts_resolution(tsresol: u8) -> u64 {
+    let n = u32::from(tsresol & 0x7f);
+    let units = if tsresol & 0x80 != 0 {
+        1u64.checked_shl(n).filter(|_| n < 64)
+    } else {
+        10u64.checked_pow(n)
+    };
+    units.filter(|u| *u > 0).unwrap_or(1_000_000)
+}
+
+#[cfg(test)]
+mod resolution_tests {
+    #[test]
+    fn decimal_and_binary_resolutions() {
+        assert_eq!(super::ts_resolution(6), 1_000_000);
+        assert_eq!(super::ts_resolution(9), 1_000_000_000);
+        assert_eq!(super::ts_resolution(0x80 | 30), 1 << 30);
+        assert_eq!(super::ts_resolution(0x80 | 70), 1_000_000);
+        assert_eq!(super::ts_resolution(25), 1_000_000);
     }
 }

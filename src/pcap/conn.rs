@@ -335,8 +335,10 @@ impl Conn {
     /// Consumes text up to and including one line (or all of `bytes`);
     /// returns the rest.
     fn text<'b>(&mut self, dir: Dir, bytes: &'b [u8], ts: Timestamp) -> &'b [u8] {
+        // Inside a DATA body, 8-bit lines are mail, not the start of TLS.
+        let in_body = dir == Dir::Client && self.smtp.in_data;
         let half = self.half(dir);
-        if half.line.is_empty() && bytes.first().is_some_and(|&b| !is_text(b)) {
+        if !in_body && half.line.is_empty() && bytes.first().is_some_and(|&b| !is_text(b)) {
             // Binary at a line start: TLS begins here.
             half.phase = Phase::Tls;
             if dir == Dir::Client {
@@ -495,6 +497,11 @@ impl Conn {
             let kept: usize = self.hello_writes.iter().map(Vec::len).sum();
             if kept + bytes.len() <= MAX_KEPT_HELLO {
                 self.hello_writes.push(bytes.to_vec());
+            } else {
+                // Too long to keep whole: keep nothing rather than a hello
+                // with a hole (replay then says there is nothing to send).
+                self.hello_writes.clear();
+                self.keep_hello = false;
             }
         }
         let half = self.half(dir);

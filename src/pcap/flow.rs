@@ -134,10 +134,12 @@ impl<'o> Tracker<'o> {
         let from = usize::from(seg.src != key.0);
         // A new SYN with another initial sequence number: the port pair was reused.
         if seg.flags.syn && !seg.flags.ack {
-            let reused = self
-                .flows
-                .get(&key)
-                .is_some_and(|f| f.streams[from].isn.is_some_and(|isn| isn != seg.seq) || f.client != Some(from));
+            let reused = self.flows.get(&key).is_some_and(|f| {
+                // Another ISN, or state that did not come from a SYN (a
+                // connection captured mid-stream): either way a new one.
+                let s = &f.streams[from];
+                (s.isn != Some(seg.seq) && s.has_state()) || f.client != Some(from)
+            });
             if reused {
                 self.finish(key);
             }

@@ -119,15 +119,17 @@ impl Answer {
 
 /// The captured answer to the first hello.
 fn captured_answer(r: &ConnectionRecord) -> Option<Answer> {
+    // Only the first hello is replayed: its answer was the retry request,
+    // whatever the second hello drew.
+    if r.hello_retry_request {
+        return Some(Answer::Retry {
+            group: r.retry_group.map_or_else(|| "?".to_owned(), |g| g.to_string()),
+        });
+    }
     if let Some(h) = &r.server_hello {
         return Some(Answer::Hello {
             version: h.selected_version.to_string(),
             suite: h.cipher_suite.to_string(),
-        });
-    }
-    if r.hello_retry_request {
-        return Some(Answer::Retry {
-            group: r.retry_group.map_or_else(|| "?".to_owned(), |g| g.to_string()),
         });
     }
     if r.negotiated_version == Some(hsscan_wire::ProtocolVersion::SSL2) {

@@ -41,6 +41,11 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// Whether bytes or a SYN of this direction were seen.
+    pub fn has_state(&self) -> bool {
+        self.next.is_some() || self.isn.is_some()
+    }
+
     /// A SYN (or SYN-ACK) from this direction.
     pub fn syn(&mut self, seq: u32) {
         if self.next.is_none() {

@@ -174,6 +174,32 @@ impl Conn {
                 format!("the server answered the SSLv2 hello with {what} ({code})"),
             );
         }
+        // The client gave up after a HelloRetryRequest: no second hello.
+        if !answered && self.hellos < 2 {
+            if let Some(hrr) = &self.retry {
+                let group = hrr
+                    .key_share_group()
+                    .map_or_else(|| "?".to_owned(), |g| format!("{g:?}"));
+                if let Some((Dir::Client, a, false, _)) = self.fatal {
+                    return failed(
+                        "alert",
+                        format!("the client answered the HelloRetryRequest (group {group}) with the fatal alert {a} instead of a second ClientHello"),
+                    );
+                }
+                let how = match self.client.ended {
+                    Some(How::Rst) => "reset the connection",
+                    Some(How::Fin) => "closed the connection",
+                    None => "stopped",
+                };
+                return Verdict {
+                    outcome: if self.client.ended.is_some() { "failed" } else { "incomplete" },
+                    kind: None,
+                    message: format!(
+                        "the server asked for a retry with group {group} (HelloRetryRequest); the client sent no second ClientHello and {how}"
+                    ),
+                };
+            }
+        }
         if !answered {
             if let Some(text) = &self.server.plaintext {
                 return classify_plaintext(text);
@@ -284,7 +310,7 @@ impl Conn {
     /// The ClientHello got no TLS answer.
     fn no_answer(&self, capture_end: Timestamp) -> Verdict {
         let hello_at = self.hello_at.unwrap_or(self.started);
-        let retry = if self.retry.is_some() {
+        let retry = if self.retry.is_some() && self.hellos >= 2 {
             "the second ClientHello (after a HelloRetryRequest)"
         } else {
             "the ClientHello"
