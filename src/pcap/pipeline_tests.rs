@@ -457,6 +457,25 @@ fn a_reused_port_pair_is_two_connections_reported_in_start_order() {
 }
 
 #[test]
+fn a_syn_after_a_connection_seen_mid_stream_starts_a_new_one() {
+    let mut p = Pcap::new();
+    // The capture begins inside a connection (no SYN seen) that never ends.
+    let mut old = Tcp::new(40020, 465);
+    old.data(&mut p, Who::C, &client_hello_record());
+    old.data(&mut p, Who::S, &[21, 3, 3, 0, 2, 2, 40]);
+    // The same port pair, a fresh SYN with another initial sequence number.
+    let mut new = Tcp::new(40020, 465);
+    new.seq = [3_000_000_000, 70_000];
+    new.open(&mut p);
+    new.data(&mut p, Who::C, &client_hello_record());
+    new.rst(&mut p, Who::S);
+    let r = records(&p);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(verdict(&r[0]), ("failed", Some("alert")));
+    assert_eq!(verdict(&r[1]), ("failed", Some("reset-after-hello")));
+}
+
+#[test]
 fn plaintext_ehlo_to_an_implicit_tls_port_is_named() {
     let mut p = Pcap::new();
     let mut t = Tcp::new(40014, 465);
