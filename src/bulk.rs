@@ -204,10 +204,6 @@ fn status_name(s: Status) -> &'static str {
     }
 }
 
-fn version_name(v: ProtocolVersion) -> &'static str {
-    crate::emulate::responder::label(v)
-}
-
 /// The worse of two statuses: failed, then inconclusive, then negotiated.
 fn worse(a: Status, b: Status) -> Status {
     let rank = |s| match s {
@@ -707,7 +703,7 @@ async fn finish(
         *m.entry(status_name(s.status)).or_default() += 1;
     }
     if let Ok(mut m) = tally.by_best.lock() {
-        *m.entry(s.best.map_or("none", version_name)).or_default() += 1;
+        *m.entry(s.best.map_or("none", crate::enumerate::label)).or_default() += 1;
     }
     if s.kind.as_deref() == Some("rate-limited") {
         if let Ok(mut v) = tally.rate_limited.lock() {

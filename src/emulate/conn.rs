@@ -305,7 +305,10 @@ async fn tls(stream: &mut TcpStream, log: &mut Log, shared: &Shared, rng: &mut B
             Hello::Tls(h) => responder.tls(h, arrival, retried, rng),
             Hello::Sslv2(h) => responder.sslv2(h, arrival, rng),
         };
-        describe(&hello, arrival, retried, &decision, log);
+        // The decoded log costs more than the answer: not built when unused.
+        if !shared.quiet {
+            describe(&hello, arrival, retried, &decision, log);
+        }
         match decision.answer {
             Answer::Flight { bytes, more } => {
                 if write(stream, &bytes, delay).await.is_err() {

@@ -6,6 +6,7 @@
 //! cryptography, and the connection ends after it.
 
 use super::chain::Chains;
+pub use crate::enumerate::label;
 use super::profile::{Misbehave, Profile, Refusal};
 use hsscan_wire::server_hello::HELLO_RETRY_REQUEST_RANDOM;
 use hsscan_wire::server_key_exchange::{DigitallySigned, KeyExchangeLayout};
@@ -702,18 +703,6 @@ impl Responder<'_> {
             },
             Err(_) => Decision::refuse(Refusal::Close, None, "the SSLv2 SERVER-HELLO did not encode".to_owned()),
         }
-    }
-}
-
-pub fn label(v: ProtocolVersion) -> &'static str {
-    match v {
-        ProtocolVersion::SSL2 => "SSLv2",
-        ProtocolVersion::SSL3 => "SSLv3",
-        ProtocolVersion::TLS10 => "TLSv1.0",
-        ProtocolVersion::TLS11 => "TLSv1.1",
-        ProtocolVersion::TLS12 => "TLSv1.2",
-        ProtocolVersion::TLS13 => "TLSv1.3",
-        _ => "unknown",
     }
 }
 
