@@ -174,6 +174,8 @@ struct Domain {
     null: bool,
     failure: Option<Failure>,
     keys: Vec<Key>,
+    /// MX hosts without an address, and why.
+    unresolved: Vec<(String, Failure)>,
 }
 
 /// Something for the writer.
@@ -337,6 +339,7 @@ async fn resolve(dns: &Dns, name: String, port: u16) -> Domain {
         null: false,
         failure: None,
         keys: Vec::new(),
+        unresolved: Vec::new(),
     };
     let hosts: Vec<MxHost> = match dns.mx(&d.name).await {
         Err(f) => {
@@ -354,9 +357,20 @@ async fn resolve(dns: &Dns, name: String, port: u16) -> Domain {
         Ok(MxAnswer::Hosts(h)) => h,
     };
     for h in hosts {
-        // A host that does not resolve still gets its record (the failure
-        // is looked up again when it is written).
-        let ips = dns.addresses(&h.host).await.unwrap_or_default();
+        // A host that does not resolve still gets its record, with why.
+        let ips = match dns.addresses(&h.host).await {
+            Ok(ips) if !ips.is_empty() => ips,
+            Ok(_) => {
+                let why = format!("resolving {}: no address of the requested family", h.host);
+                d.unresolved
+                    .push((h.host.clone(), Failure::new("dns", "dns-error", why)));
+                Vec::new()
+            }
+            Err(f) => {
+                d.unresolved.push((h.host.clone(), f));
+                Vec::new()
+            }
+        };
         if ips.is_empty() {
             d.keys.push((h.host.clone(), None, port));
         }
@@ -377,8 +391,8 @@ async fn scan_one(
     key: &Key,
     mx_of: Vec<String>,
     gate: Option<Arc<IpGate>>,
+    unresolved: Option<Failure>,
     cfg: &BulkConfig,
-    dns: &Dns,
 ) -> EndpointRecord {
     let target = Target {
         input: key.0.clone(),
@@ -391,10 +405,8 @@ async fn scan_one(
         transport: Transport::SmtpStarttls,
     };
     let (Some(ip), Some(gate)) = (key.1, gate) else {
-        let failure = match dns.addresses(&key.0).await {
-            Err(f) => f,
-            Ok(_) => Failure::new("dns", "dns-error", format!("resolving {}: no address", key.0)),
-        };
+        let failure =
+            unresolved.unwrap_or_else(|| Failure::new("dns", "dns-error", format!("resolving {}: no address", key.0)));
         let mut r = unreachable_record(&target, failure, &cfg.scan);
         r.target.mx_of = Some(mx_of);
         return r;
@@ -414,10 +426,7 @@ async fn scan_one(
         r.connections = spent;
         let kind = r.failure.as_ref().map(|f| f.kind);
         // Our own --max-connections budget never refills: no retry for it.
-        let own_budget = r
-            .failure
-            .as_ref()
-            .is_some_and(|f| f.detail.contains("--max-connections"));
+        let own_budget = gate.spent();
         let retry = matches!(kind, Some("rate-limited") | Some("timeout")) && !own_budget && attempt < cfg.retries;
         if !retry {
             return r;
@@ -489,8 +498,13 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
     let global = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
     let mut gates: HashMap<IpAddr, Arc<IpGate>> = HashMap::new();
     let resume = cfg.resume.as_ref();
-    let mut done: HashMap<Key, Summary> = resume.map(|r| r.endpoints.clone()).unwrap_or_default();
-    let mut all_ok = true;
+    let mut out = Out {
+        done: resume.map(|r| r.endpoints.clone()).unwrap_or_default(),
+        line_tx,
+        tally: tally.clone(),
+        all_ok: true,
+        stop: stop.clone(),
+    };
     let mut input_done = false;
     let mut input_error: Option<String> = None;
     while !input_done && !stop.load(Ordering::SeqCst) {
@@ -552,28 +566,26 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
                 }
             }
         }
-        let mut pending: Vec<usize> = domains
+        let pending: Vec<usize> = domains
             .iter()
             .map(|d| {
                 d.keys
                     .iter()
-                    .filter(|k| !done.contains_key(*k))
+                    .filter(|k| !out.done.contains_key(*k))
                     .collect::<HashSet<_>>()
                     .len()
             })
             .collect();
+        let mut w = Window {
+            domains,
+            users,
+            pending,
+        };
         // Domains with nothing left to scan go out now.
-        for (i, d) in domains.iter().enumerate() {
-            if pending.get(i) == Some(&0) {
-                let (v, ok) = domain_record(d, &done);
-                all_ok &= ok;
-                tally.domains_done.fetch_add(1, Ordering::SeqCst);
-                if line_tx.send(Line::Domain(v)).await.is_err() {
-                    stop.store(true, Ordering::SeqCst);
-                }
-            }
+        for (d, _) in w.domains.iter().zip(&w.pending).filter(|(_, p)| **p == 0) {
+            out.domain(d).await;
         }
-        let todo: Vec<Key> = order.into_iter().filter(|k| !done.contains_key(k)).collect();
+        let todo: Vec<Key> = order.into_iter().filter(|k| !out.done.contains_key(k)).collect();
         tally.endpoints_known.fetch_add(todo.len(), Ordering::SeqCst);
         let (res_tx, mut res_rx) = mpsc::channel::<(Key, EndpointRecord)>(64);
         let mut spawned = 0usize;
@@ -583,14 +595,24 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let mx_of: Vec<String> = users
+            let mx_of: Vec<String> = w
+                .users
                 .get(&k)
                 .map(|v| {
                     v.iter()
-                        .filter_map(|i| domains.get(*i).map(|d| d.name.clone()))
+                        .filter_map(|i| w.domains.get(*i).map(|d| d.name.clone()))
                         .collect()
                 })
                 .unwrap_or_default();
+            let unresolved = if k.1.is_none() {
+                w.domains
+                    .iter()
+                    .flat_map(|d| d.unresolved.iter())
+                    .find(|(h, _)| *h == k.0)
+                    .map(|(_, f)| f.clone())
+            } else {
+                None
+            };
             let gate = k.1.map(|ip| {
                 gates
                     .entry(ip)
@@ -612,19 +634,7 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
             }
             // Records that finished meanwhile go out first.
             while let Ok((key, r)) = res_rx.try_recv() {
-                finish(
-                    &key,
-                    r,
-                    &mut done,
-                    &users,
-                    &domains,
-                    &mut pending,
-                    &line_tx,
-                    &tally,
-                    &mut all_ok,
-                    &stop,
-                )
-                .await;
+                out.endpoint(&key, r, &mut w).await;
                 spawned -= 1;
             }
             let cfg = cfg.clone();
@@ -633,7 +643,7 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
             spawned += 1;
             t.in_flight.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                let r = scan_one(&k, mx_of, gate, &cfg, &cfg.dns).await;
+                let r = scan_one(&k, mx_of, gate, unresolved, &cfg).await;
                 t.in_flight.fetch_sub(1, Ordering::SeqCst);
                 drop(permit);
                 let _ = tx.send((k, r)).await;
@@ -645,19 +655,7 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
         drop(res_tx);
         while spawned > 0 {
             let Some((key, r)) = res_rx.recv().await else { break };
-            finish(
-                &key,
-                r,
-                &mut done,
-                &users,
-                &domains,
-                &mut pending,
-                &line_tx,
-                &tally,
-                &mut all_ok,
-                &stop,
-            )
-            .await;
+            out.endpoint(&key, r, &mut w).await;
             spawned -= 1;
             if let Some(bar) = &progress {
                 update(bar, &tally);
@@ -665,6 +663,7 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
         }
     }
     let interrupted = stop.load(Ordering::SeqCst);
+    let Out { line_tx, all_ok, .. } = out;
     drop(line_tx);
     if let Some(bar) = &progress {
         bar.finish_and_clear();
@@ -680,55 +679,71 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
     Ok((all_ok, interrupted))
 }
 
-/// Records one finished endpoint and writes the domains it completes.
-#[allow(clippy::too_many_arguments)]
-async fn finish(
-    key: &Key,
-    r: EndpointRecord,
-    done: &mut HashMap<Key, Summary>,
-    users: &HashMap<Key, Vec<usize>>,
-    domains: &[Domain],
-    pending: &mut [usize],
-    line_tx: &mpsc::Sender<Line>,
-    tally: &Tally,
-    all_ok: &mut bool,
-    stop: &AtomicBool,
-) {
-    let s = Summary::of(&r);
-    tally.endpoints_done.fetch_add(1, Ordering::SeqCst);
-    if s.status != Status::Negotiated {
-        tally.failures.fetch_add(1, Ordering::SeqCst);
-    }
-    if let Ok(mut m) = tally.by_status.lock() {
-        *m.entry(status_name(s.status)).or_default() += 1;
-    }
-    if let Ok(mut m) = tally.by_best.lock() {
-        *m.entry(s.best.map_or("none", crate::enumerate::label)).or_default() += 1;
-    }
-    if s.kind.as_deref() == Some("rate-limited") {
-        if let Ok(mut v) = tally.rate_limited.lock() {
-            v.push(key.1.map_or_else(|| key.0.clone(), |ip| format!("{}[{ip}]", key.0)));
+/// Where finished work goes: the endpoint summaries kept for domain
+/// records, the writer, the counts, and whether all went well.
+struct Out {
+    done: HashMap<Key, Summary>,
+    line_tx: mpsc::Sender<Line>,
+    tally: Arc<Tally>,
+    all_ok: bool,
+    stop: Arc<AtomicBool>,
+}
+
+impl Out {
+    async fn send(&self, line: Line) {
+        // The writer is gone (stdout closed): stop starting anything.
+        if self.line_tx.send(line).await.is_err() {
+            self.stop.store(true, Ordering::SeqCst);
         }
     }
-    done.insert(key.clone(), s);
-    // The writer is gone (stdout closed): stop starting anything.
-    if line_tx.send(Line::Endpoint(Box::new(r))).await.is_err() {
-        stop.store(true, Ordering::SeqCst);
+
+    /// Writes a domain's record (all its endpoints are done).
+    async fn domain(&mut self, d: &Domain) {
+        let (v, ok) = domain_record(d, &self.done);
+        self.all_ok &= ok;
+        self.tally.domains_done.fetch_add(1, Ordering::SeqCst);
+        self.send(Line::Domain(v)).await;
     }
-    for &i in users.get(key).map(Vec::as_slice).unwrap_or(&[]) {
-        let Some(p) = pending.get_mut(i) else { continue };
-        *p = p.saturating_sub(1);
-        if *p == 0 {
-            if let Some(d) = domains.get(i) {
-                let (v, ok) = domain_record(d, done);
-                *all_ok &= ok;
-                tally.domains_done.fetch_add(1, Ordering::SeqCst);
-                if line_tx.send(Line::Domain(v)).await.is_err() {
-                    stop.store(true, Ordering::SeqCst);
+
+    /// Records one finished endpoint and writes the domains it completes.
+    async fn endpoint(&mut self, key: &Key, r: EndpointRecord, w: &mut Window) {
+        let s = Summary::of(&r);
+        let tally = &self.tally;
+        tally.endpoints_done.fetch_add(1, Ordering::SeqCst);
+        if s.status != Status::Negotiated {
+            tally.failures.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Ok(mut m) = tally.by_status.lock() {
+            *m.entry(status_name(s.status)).or_default() += 1;
+        }
+        if let Ok(mut m) = tally.by_best.lock() {
+            *m.entry(s.best.map_or("none", crate::enumerate::label)).or_default() += 1;
+        }
+        if s.kind.as_deref() == Some("rate-limited") {
+            if let Ok(mut v) = tally.rate_limited.lock() {
+                v.push(key.1.map_or_else(|| key.0.clone(), |ip| format!("{}[{ip}]", key.0)));
+            }
+        }
+        self.done.insert(key.clone(), s);
+        self.send(Line::Endpoint(Box::new(r))).await;
+        for &i in w.users.get(key).map(Vec::as_slice).unwrap_or(&[]) {
+            let Some(p) = w.pending.get_mut(i) else { continue };
+            *p = p.saturating_sub(1);
+            if *p == 0 {
+                if let Some(d) = w.domains.get(i) {
+                    self.domain(d).await;
                 }
             }
         }
     }
+}
+
+/// One window of domains: each with the endpoints it still waits for.
+struct Window {
+    domains: Vec<Domain>,
+    /// The domains (by index) that use each endpoint.
+    users: HashMap<Key, Vec<usize>>,
+    pending: Vec<usize>,
 }
 
 fn update(bar: &indicatif::ProgressBar, t: &Tally) {

@@ -158,15 +158,18 @@ impl Dns {
                 "no-mx",
                 format!("{domain} has no MX record and no address"),
             )),
-            Err(f) if f.kind == "nxdomain" || f.kind == "dns-error" && f.detail.contains("no address") => Err(
-                Failure::new("dns", "no-mx", format!("{domain} has no MX record and no address")),
-            ),
+            Err(f) if f.kind == "nxdomain" => Err(Failure::new(
+                "dns",
+                "no-mx",
+                format!("{domain} has no MX record and no address"),
+            )),
             Err(f) => Err(f),
         }
     }
 
     /// Every address of `host` of the allowed family: `--resolve` first,
-    /// then A and AAAA (CNAMEs are followed by the resolver).
+    /// then A and AAAA (CNAMEs are followed by the resolver). Empty when
+    /// the name exists with no address of that family.
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, Failure> {
         let name = normalise(host);
         if let Some(hit) = self.hosts.lock().ok().and_then(|m| m.get(&name).cloned()) {
@@ -225,11 +228,7 @@ impl Dns {
                 format!("resolving {name}: the name does not exist (NXDOMAIN)"),
             ));
         }
-        Err(Failure::new(
-            "dns",
-            "dns-error",
-            format!("resolving {name}: no address of the requested family"),
-        ))
+        Ok(Vec::new())
     }
 
     fn keep(&self, ips: Vec<IpAddr>) -> Vec<IpAddr> {

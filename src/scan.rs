@@ -76,6 +76,11 @@ impl IpGate {
     pub fn used(&self) -> u32 {
         self.used.load(Ordering::SeqCst)
     }
+
+    /// Whether the `--max-connections` budget is spent.
+    pub fn spent(&self) -> bool {
+        self.max.is_some_and(|max| self.used() >= max)
+    }
 }
 
 /// One endpoint's view of its IP's gate: it counts the connections this

@@ -6,8 +6,8 @@
 //! cryptography, and the connection ends after it.
 
 use super::chain::Chains;
-pub use crate::enumerate::label;
 use super::profile::{Misbehave, Profile, Refusal};
+pub use crate::enumerate::label;
 use hsscan_wire::server_hello::HELLO_RETRY_REQUEST_RANDOM;
 use hsscan_wire::server_key_exchange::{DigitallySigned, KeyExchangeLayout};
 use hsscan_wire::{
