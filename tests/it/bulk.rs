@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead as _, BufReader, Read as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,6 +70,24 @@ fn common_port(ips: &[&str]) -> u16 {
         return port;
     }
     panic!("no port free on all of {ips:?}");
+}
+
+/// `hsscan --mx -i INPUT --dns 127.0.0.1:DNS --mx-port PORT --jsonl --ehlo …` and `extra`.
+fn mx_args(input: &Path, dns: u16, port: u16, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--mx".into(),
+        "-i".into(),
+        input.display().to_string(),
+        "--dns".into(),
+        format!("127.0.0.1:{dns}"),
+        "--mx-port".into(),
+        port.to_string(),
+        "--jsonl".into(),
+        "--ehlo".into(),
+        EHLO.into(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
 }
 
 /// Runs `hsscan --mx …` to completion; stdout lines parsed.
@@ -135,18 +153,7 @@ fn mx_run_over_dnsmasq_one_record_per_endpoint_and_domain() {
     let em4 = em("exchange2016", &["::1"]);
     let em3 = em("rate-limited", &[e3]);
     // Two connections held open: the rate-limited host refuses every scan connection.
-    let hold: Vec<TcpStream> = (0..2)
-        .map(|_| {
-            let s = TcpStream::connect(listen(e3)).expect("connect to the rate-limited emulator");
-            s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-            let mut line = String::new();
-            BufReader::new(s.try_clone().expect("clone"))
-                .read_line(&mut line)
-                .expect("banner");
-            assert!(line.starts_with("220 "), "{line}");
-            s
-        })
-        .collect();
+    let hold = crate::emulate::hold_open(listen(e3).parse().expect("address"), 2);
 
     // The DNS truth: MX hosts and the domains that use them.
     let hosts: [(&str, Vec<&str>); 8] = [
@@ -211,27 +218,12 @@ fn mx_run_over_dnsmasq_one_record_per_endpoint_and_domain() {
     let domains: Vec<String> = (1..=21).map(|i| format!("d{i:02}.bulk.test")).collect();
     let input = dir.join("domains.txt");
     std::fs::write(&input, domains.join("\n") + "\n# a comment\n\n").expect("write input");
-    let args: Vec<String> = [
-        "--mx",
-        "-i",
-        &input.display().to_string(),
-        "--dns",
-        &format!("127.0.0.1:{}", dns.port),
-        "--mx-port",
-        &port.to_string(),
-        "--jsonl",
-        "--ehlo",
-        EHLO,
-        "--retries",
-        "0",
-        "--connect-timeout",
-        "2",
-        "-j",
-        "8",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let args = mx_args(
+        &input,
+        dns.port,
+        port,
+        &["--retries", "0", "--connect-timeout", "2", "-j", "8"],
+    );
     let (code, lines, stderr) = hsscan_mx(&args);
     let log = || format!("{stderr}\n{}\n{}", dns.log(), pf.log());
     assert_eq!(code, 1, "some domains fail\n{}", log());
@@ -446,24 +438,7 @@ fn interrupted_mx_run_leaves_complete_lines_and_resume_finishes_it() {
     let (dns, dns_dir) = dnsmasq("dnsmasq-resume", &conf);
     let input = dns_dir.join("resume-domains.txt");
     std::fs::write(&input, domains.join("\n")).expect("input");
-    let base: Vec<String> = [
-        "--mx",
-        "-i",
-        &input.display().to_string(),
-        "--dns",
-        &format!("127.0.0.1:{}", dns.port),
-        "--mx-port",
-        &port.to_string(),
-        "--jsonl",
-        "--ehlo",
-        EHLO,
-        "-j",
-        "1",
-        "-q",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let base = mx_args(&input, dns.port, port, &["-j", "1", "-q"]);
     let (code, first) = interrupted_run(&base, 3);
     assert_eq!(code, 130, "{first}\n{}", em.log());
     let first_lines: Vec<Value> = first
@@ -497,7 +472,6 @@ fn interrupted_mx_run_leaves_complete_lines_and_resume_finishes_it() {
     let mut want = domains.clone();
     want.sort();
     assert_eq!(all, want, "every domain exactly once across both runs");
-    let _ = Path::new("");
 }
 
 #[test]
@@ -513,17 +487,7 @@ fn rate_limited_endpoint_is_retried_with_backoff_then_inconclusive() {
         format!("{ip}:{port}"),
     ]);
     // Two connections held: every scan connection is the third, and gets 421.
-    let _hold: Vec<TcpStream> = (0..2)
-        .map(|_| {
-            let s = TcpStream::connect(format!("{ip}:{port}")).expect("connect");
-            s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-            let mut line = String::new();
-            BufReader::new(s.try_clone().expect("clone"))
-                .read_line(&mut line)
-                .expect("banner");
-            s
-        })
-        .collect();
+    let _hold = crate::emulate::hold_open(format!("{ip}:{port}").parse().expect("address"), 2);
     let (dns, dir) = dnsmasq(
         "dnsmasq-retry",
         &[
@@ -533,26 +497,12 @@ fn rate_limited_endpoint_is_retried_with_backoff_then_inconclusive() {
     );
     let input = dir.join("retry-domains.txt");
     std::fs::write(&input, "busy.bulk.test\n").expect("input");
-    let args: Vec<String> = [
-        "--mx",
-        "-i",
-        &input.display().to_string(),
-        "--dns",
-        &format!("127.0.0.1:{}", dns.port),
-        "--mx-port",
-        &port.to_string(),
-        "--jsonl",
-        "--ehlo",
-        EHLO,
-        "--retries",
-        "2",
-        "--retry-delay",
-        "0.1",
-        "-q",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let args = mx_args(
+        &input,
+        dns.port,
+        port,
+        &["--retries", "2", "--retry-delay", "0.1", "-q"],
+    );
     let (code, lines, stderr) = hsscan_mx(&args);
     assert_eq!(code, 1, "{stderr}");
     let e = records(&lines, "endpoint");

@@ -510,9 +510,8 @@ fn export_grade_sends_a_512_bit_export_key() {
 }
 
 /// Connects and reads the first reply line.
-fn banner(port: u16) -> (TcpStream, String) {
-    let s = TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Duration::from_secs(5))
-        .expect("connect");
+pub fn banner(addr: SocketAddr) -> (TcpStream, String) {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let mut line = String::new();
     BufReader::new(s.try_clone().expect("clone"))
@@ -521,12 +520,25 @@ fn banner(port: u16) -> (TcpStream, String) {
     (s, line.trim_end().to_owned())
 }
 
+/// `n` SMTP connections to `addr`, held open after a `220` banner: the
+/// rate-limited profile then answers every further one with 421.
+pub fn hold_open(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|_| {
+            let (s, line) = banner(addr);
+            assert!(line.starts_with("220 "), "{line}");
+            s
+        })
+        .collect()
+}
+
 #[test]
 fn rate_limited_answers_421_past_two_connections() {
     let em = emulator("rate-limited", &["--exit-after", "3"]);
-    let (mut a, ba) = banner(em.port);
-    let (b, bb) = banner(em.port);
-    let (_c, bc) = banner(em.port);
+    let local = SocketAddr::from((Ipv4Addr::LOCALHOST, em.port));
+    let (mut a, ba) = banner(local);
+    let (b, bb) = banner(local);
+    let (_c, bc) = banner(local);
     assert!(ba.starts_with("220 ") && bb.starts_with("220 "), "{ba} / {bb}");
     assert_eq!(
         bc,

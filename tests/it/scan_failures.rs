@@ -455,21 +455,7 @@ fn load_balancer_closing_after_starttls_is_closed_after_hello() {
 fn emulated_connection_limit_is_inconclusive() {
     // Two connections held open; the scan's is the third.
     let em = crate::emulate::emulator("rate-limited", &[]);
-    let hold = |_| {
-        let s = TcpStream::connect_timeout(
-            &SocketAddr::from((Ipv4Addr::LOCALHOST, em.port)),
-            Duration::from_secs(5),
-        )
-        .expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        let mut line = String::new();
-        BufReader::new(s.try_clone().expect("clone"))
-            .read_line(&mut line)
-            .expect("banner");
-        assert!(line.starts_with("220 "), "{line}");
-        s
-    };
-    let _held: Vec<TcpStream> = (0..2).map(hold).collect();
+    let _held = crate::emulate::hold_open(SocketAddr::from((Ipv4Addr::LOCALHOST, em.port)), 2);
     let target = format!("127.0.0.1:{}", em.port);
     let run = hsscan(&["--json", "--starttls", "smtp", "--ehlo", EHLO, &target]);
     let r = run.record();
