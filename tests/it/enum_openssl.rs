@@ -65,34 +65,20 @@ impl Config {
     }
 
     fn start(&self) -> Server {
-        let dir = certs();
-        let path = move |f: &str| dir.join(f).display().to_string();
-        let cfg = self.clone();
-        Server::start("openssl-s_server-enum", OPENSSL, move |port| {
-            let mut args: Vec<String> = vec![
-                "s_server".into(),
-                "-accept".into(),
-                format!("127.0.0.1:{port}"),
-                "-cert".into(),
-                path("rsa.pem"),
-                "-cert_chain".into(),
-                path("int.pem"),
-                "-key".into(),
-                path("rsa.key"),
-            ];
-            if cfg.all {
-                args.extend(["-min_protocol", "TLSv1", "-cipher", ALL_SECLEVEL0].map(String::from));
-                args.extend(cfg.provider_args());
-            }
-            if cfg.serverpref {
-                args.push("-serverpref".into());
-            }
-            if let Some(g) = cfg.groups {
-                args.extend(["-groups".to_owned(), g.to_owned()]);
-            }
-            args.extend(cfg.extra.iter().cloned());
-            args
-        })
+        let mut args: Vec<String> = Vec::new();
+        if self.all {
+            args.extend(["-min_protocol", "TLSv1", "-cipher", ALL_SECLEVEL0].map(String::from));
+            args.extend(self.provider_args());
+        }
+        if self.serverpref {
+            args.push("-serverpref".into());
+        }
+        if let Some(g) = self.groups {
+            args.extend(["-groups".to_owned(), g.to_owned()]);
+        }
+        args.extend(self.extra.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        crate::support::openssl_s_server("openssl-s_server-enum", &args)
     }
 }
 

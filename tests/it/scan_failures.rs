@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::postfix::{Postfix, HOSTNAME};
 use crate::scan_support::{assert_failure, at, hsscan, FullBacklog, Run, EHLO, PYTHON3};
-use crate::support::{certs, Server, OPENSSL};
+use crate::support::{certs, Server};
 
 /// What Postfix 3.7 (Debian 12, compatibility_level 3.6) says to EHLO,
 /// without STARTTLS.
@@ -226,24 +226,8 @@ fn no_shared_suite_is_a_handshake_failure_alert() {
         "the legacy hello offers 0xc051"
     );
 
-    let dir = certs();
-    let path = move |f: &str| dir.join(f).display().to_string();
-    let mut server = Server::start("openssl-s_server-aria", OPENSSL, move |port| {
-        vec![
-            "s_server".into(),
-            "-accept".into(),
-            format!("127.0.0.1:{port}"),
-            "-cert".into(),
-            path("rsa.pem"),
-            "-cert_chain".into(),
-            path("int.pem"),
-            "-key".into(),
-            path("rsa.key"),
-            "-tls1_2".into(),
-            "-cipher".into(),
-            "ARIA256-GCM-SHA384".into(),
-        ]
-    });
+    let mut server =
+        crate::support::openssl_s_server("openssl-s_server-aria", &["-tls1_2", "-cipher", "ARIA256-GCM-SHA384"]);
     drop(server.connect());
     let target = format!("127.0.0.1:{}", server.port);
     let run = hsscan(&["--json", &target]);

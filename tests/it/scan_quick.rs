@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::postfix::{Postfix, HOSTNAME};
 use crate::scan_support::{assert_failure, at, hsscan, Run, EHLO};
-use crate::support::{certs, Server, OPENSSL};
+use crate::support::certs;
 
 /// `hsscan --json --starttls smtp` as a mail admin would run it against a
 /// named MX: the name pinned to the instance's address (never DNS), the
@@ -186,24 +186,8 @@ fn postfix_with_a_tls12_minimum_costs_a_certificate_connection() {
 
 #[test]
 fn tls10_only_server_negotiates_only_the_legacy_hello() {
-    let dir = certs();
-    let path = move |f: &str| dir.join(f).display().to_string();
-    let mut server = Server::start("openssl-s_server-tls1", OPENSSL, move |port| {
-        vec![
-            "s_server".into(),
-            "-accept".into(),
-            format!("127.0.0.1:{port}"),
-            "-cert".into(),
-            path("rsa.pem"),
-            "-cert_chain".into(),
-            path("int.pem"),
-            "-key".into(),
-            path("rsa.key"),
-            "-tls1".into(),
-            "-cipher".into(),
-            "AES128-SHA:@SECLEVEL=0".into(),
-        ]
-    });
+    let mut server =
+        crate::support::openssl_s_server("openssl-s_server-tls1", &["-tls1", "-cipher", "AES128-SHA:@SECLEVEL=0"]);
     drop(server.connect());
     let target = format!("127.0.0.1:{}", server.port);
     let ca = certs().join("ca.pem").display().to_string();

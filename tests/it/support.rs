@@ -241,6 +241,29 @@ impl Server {
     }
 }
 
+/// `openssl s_server` on 127.0.0.1 with the test RSA leaf and its
+/// intermediate, plus `extra` arguments.
+pub fn openssl_s_server(name: &'static str, extra: &[&str]) -> Server {
+    let dir = certs();
+    let path = move |f: &str| dir.join(f).display().to_string();
+    let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+    Server::start(name, OPENSSL, move |port| {
+        let mut args: Vec<String> = vec![
+            "s_server".into(),
+            "-accept".into(),
+            format!("127.0.0.1:{port}"),
+            "-cert".into(),
+            path("rsa.pem"),
+            "-cert_chain".into(),
+            path("int.pem"),
+            "-key".into(),
+            path("rsa.key"),
+        ];
+        args.extend(extra.iter().cloned());
+        args
+    })
+}
+
 /// Spawns one server process; its stdout and stderr go to a log file.
 fn spawn(name: &str, program: &Path, port: u16, args: &[String]) -> (Child, Option<ChildStdin>, PathBuf) {
     let log = certs().join(format!("{name}-{port}.log"));

@@ -3,33 +3,23 @@
 
 use hsscan_wire::{ClientExtension, ClientHello, ExtensionType, NamedGroup, ProtocolVersion};
 
-use crate::support::{self, certs, Server, OPENSSL};
+use crate::support::{self, Server};
 
 /// `openssl s_server` on 127.0.0.1 with the RSA leaf, TLS 1.0 to 1.3 and
 /// every suite at security level 0 (OpenSSL 3.0 at level 1 refuses the
 /// SHA-1 signatures TLS 1.0/1.1 (EC)DHE needs).
 fn s_server() -> Server {
-    let dir = certs();
-    let path = move |f: &str| dir.join(f).display().to_string();
-    Server::start("openssl-s_server", OPENSSL, move |port| {
-        vec![
-            "s_server".into(),
-            "-accept".into(),
-            format!("127.0.0.1:{port}"),
-            "-cert".into(),
-            path("rsa.pem"),
-            "-cert_chain".into(),
-            path("int.pem"),
-            "-key".into(),
-            path("rsa.key"),
-            "-min_protocol".into(),
-            "TLSv1".into(),
-            "-max_protocol".into(),
-            "TLSv1.3".into(),
-            "-cipher".into(),
-            "ALL:@SECLEVEL=0".into(),
-        ]
-    })
+    crate::support::openssl_s_server(
+        "openssl-s_server",
+        &[
+            "-min_protocol",
+            "TLSv1",
+            "-max_protocol",
+            "TLSv1.3",
+            "-cipher",
+            "ALL:@SECLEVEL=0",
+        ],
+    )
 }
 
 fn draws_server_hello_of(v: ProtocolVersion) {
