@@ -389,38 +389,41 @@ fn looks_like_text(b: &[u8]) -> bool {
 }
 
 /// Text in answer to a ClientHello: an SMTP reply means implicit TLS was
-/// spoken to a STARTTLS port (SPEC §3 `plaintext-reply`); anything else is
-/// `not-tls`.
-fn classify_plaintext(bytes: &[u8]) -> Failure {
+/// spoken to a STARTTLS port (SPEC §3 `plaintext-reply`), unless it is a
+/// connection limit (`rate-limited`, SPEC §7); anything else is `not-tls`.
+/// The capture analyser judges captured answers with it too.
+pub fn classify_plaintext(bytes: &[u8]) -> Failure {
     let text = String::from_utf8_lossy(bytes);
     let first = text.lines().next().unwrap_or("").trim_end();
-    let smtp_reply = first.len() >= 3
-        && first.as_bytes().iter().take(3).all(u8::is_ascii_digit)
-        && matches!(first.as_bytes().get(3), None | Some(b' ' | b'-'));
-    let code = first.get(..3).unwrap_or("");
-    let rate_limited = code == "421"
-        || (code.starts_with('4') && (first.contains("4.7.0") || first.to_ascii_lowercase().contains("too many")));
-    if smtp_reply && rate_limited {
-        // A 421 is the server limiting connections, whatever it was sent (SPEC §7).
-        Failure::new(
-            "handshake",
-            "rate-limited",
-            format!("the server answered the ClientHello with {first}"),
-        )
-    } else if smtp_reply {
-        Failure::new(
-            "handshake",
-            "plaintext-reply",
-            format!("the server answered the ClientHello with an SMTP reply ({first}): this port expects STARTTLS, not implicit TLS"),
-        )
-    } else {
-        Failure::new(
+    let b = first.as_bytes();
+    let smtp_reply =
+        b.len() >= 3 && b.iter().take(3).all(u8::is_ascii_digit) && matches!(b.get(3), None | Some(b' ' | b'-'));
+    if !smtp_reply {
+        return Failure::new(
             "handshake",
             "not-tls",
             format!(
                 "the server answered with bytes that are not TLS: {}",
                 smtp::printable(bytes)
             ),
+        );
+    }
+    let reply = smtp::Reply {
+        code: first.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0),
+        lines: vec![first.to_owned()],
+    };
+    if reply.is_rate_limit() {
+        // A 421 is the server limiting connections, whatever it was sent.
+        Failure::new(
+            "handshake",
+            "rate-limited",
+            format!("the server answered the ClientHello with {first}"),
+        )
+    } else {
+        Failure::new(
+            "handshake",
+            "plaintext-reply",
+            format!("the server answered the ClientHello with an SMTP reply ({first}): this port expects STARTTLS, not implicit TLS"),
         )
     }
 }

@@ -5,7 +5,7 @@
 use super::{extensions_of, Conn, Dir, How};
 use crate::pcap::capture::Timestamp;
 use crate::pcap::report::Verdict;
-use crate::smtp::{printable, Reply};
+use crate::smtp::Reply;
 use hsscan_wire::{Alert, CipherSuite, ProtocolVersion};
 
 impl Conn {
@@ -412,37 +412,8 @@ fn keyword(ext: &str) -> String {
     ext.split_whitespace().next().unwrap_or("").to_ascii_uppercase()
 }
 
-/// Text in answer to a ClientHello: an SMTP reply means implicit TLS was
-/// spoken to a STARTTLS port (SPEC §3 `plaintext-reply`), a 421 that the
-/// server limits connections; anything else is `not-tls`.
+/// Text in answer to a ClientHello, judged as the live probe judges it.
 fn classify_plaintext(bytes: &[u8]) -> Verdict {
-    let text = String::from_utf8_lossy(bytes);
-    let first = text.lines().next().unwrap_or("").trim_end().to_owned();
-    let b = first.as_bytes();
-    let smtp_reply =
-        b.len() >= 3 && b.iter().take(3).all(u8::is_ascii_digit) && matches!(b.get(3), None | Some(b' ' | b'-'));
-    if smtp_reply {
-        let code: u16 = first.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let reply = Reply {
-            code,
-            lines: vec![first.clone()],
-        };
-        if reply.is_rate_limit() {
-            return failed(
-                "rate-limited",
-                format!("the server answered the ClientHello with {first}"),
-            );
-        }
-        return failed(
-            "plaintext-reply",
-            format!("the server answered the ClientHello with an SMTP reply ({first}): this port expects STARTTLS, not implicit TLS"),
-        );
-    }
-    failed(
-        "not-tls",
-        format!(
-            "the server answered the ClientHello with bytes that are not TLS: {}",
-            printable(bytes)
-        ),
-    )
+    let f = crate::probe::classify_plaintext(bytes);
+    failed(f.kind, f.detail)
 }
