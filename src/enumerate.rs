@@ -272,7 +272,8 @@ impl Run<'_> {
             return Answer::Budget;
         };
         self.observe(&r, options.deflate);
-        if v == ProtocolVersion::TLS13 && self.first_retry_group.is_none() && groups == tls13_groups().as_slice() {
+        // (The TLS 1.3 suite pass, the only TLS 1.3 asker, offers every group.)
+        if v == ProtocolVersion::TLS13 && self.first_retry_group.is_none() {
             self.first_retry_group = r
                 .flight
                 .retry_request
