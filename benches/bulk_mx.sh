@@ -15,9 +15,8 @@
 #   complete handshakes and give up on the emulator's key-exchange
 #   signatures, which are filler: it never signs.)
 set -euo pipefail
-if [ -z "${BULK_NETNS:-}" ]; then
-    exec unshare --net env BULK_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
+. "$(dirname "$0")/lib.sh"
+in_private_netns "$0" "$@"
 cd "$(dirname "$0")/.."
 HOSTS=${HOSTS:-1000} DOMAINS=${DOMAINS:-5000} RTT=${RTT:-20} J=${J:-256} PEERS=${PEERS:-0}
 ENUM=${ENUM---enumerate}
@@ -86,35 +85,8 @@ if [ "$PEERS" = 1 ]; then
     bash tests/support/mkcerts.sh "$work/certs" >/dev/null
     n=5
     for ((i = 0; i < n; i++)); do
-        ip=127.2.0.$((i + 1)) d="$work/pf$i"
-        mkdir -p "$d/conf" "$d/queue" "$d/data"
-        chown postfix "$d/data"
-        cat >"$d/conf/main.cf" <<CF
-compatibility_level = 3.6
-queue_directory = $d/queue
-data_directory = $d/data
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-myhostname = mxp$i.bench.test
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-notify_classes =
-biff = no
-smtpd_peername_lookup = no
-maillog_file_prefixes = $work
-maillog_file = $d/maillog
-syslog_name = hsscan-bench-$ip
-smtpd_tls_cert_file = $work/certs/rsa-chain.pem
-smtpd_tls_key_file = $work/certs/rsa.key
-smtpd_tls_security_level = may
-CF
-        printf '%s:25 inet n - n - - smtpd\nanvil unix - - n - 1 anvil\ntlsmgr unix - - n 1000? 1 tlsmgr\npostlog unix-dgram n - n - 1 postlogd\n' "$ip" >"$d/conf/master.cf"
-        touch -d '-1 min' "$d/conf/main.cf" "$d/conf/master.cf"
-        "$POSTFIX" -c "$d/conf" start >"$d/start.log" 2>&1 </dev/null || { cat "$d/start.log" "$d/maillog"; exit 1; }
+        ip=127.2.0.$((i + 1))
+        start_postfix "$work/pf$i" "$ip" 25 "$work/certs" "mxp$i.bench.test"
         echo "host-record=mxp$i.bench.test,$ip" >>"$work/dnsmasq.conf"
         echo "mx-host=p$i.bench.test,mxp$i.bench.test,10" >>"$work/dnsmasq.conf"
         echo "p$i.bench.test" >>"$work/peers.txt"
