@@ -13,7 +13,7 @@
 //! addresses; hsscan is only pointed at 127.0.0.1.
 
 use crate::enum_support::{self, run, Check, Truth, TOOL_LIMIT};
-use crate::support::{certs, Server, Tool, GNUTLS_SERV};
+use crate::support::Tool;
 
 const GNUTLS_CLI: Tool = Tool {
     program: "gnutls-cli",
@@ -22,31 +22,6 @@ const GNUTLS_CLI: Tool = Tool {
 
 /// tests/support/GNUTLS.md.
 const WIDE: &str = "NORMAL:+ARCFOUR-128:+3DES-CBC:+CAMELLIA-128-CBC:+CAMELLIA-256-CBC:+CAMELLIA-128-GCM:+CAMELLIA-256-GCM:+MD5:+SHA256:+SHA384:+DHE-RSA:+VERS-TLS1.0:+VERS-TLS1.1";
-
-/// `gnutls-serv` with the RSA and the ECDSA chain, no client certificate
-/// request (`-a`).
-fn gnutls_serv(priority: String) -> Server {
-    let dir = certs();
-    let path = move |f: &str| dir.join(f).display().to_string();
-    Server::start("gnutls-serv-enum", GNUTLS_SERV, move |port| {
-        vec![
-            "-p".into(),
-            port.to_string(),
-            "--echo".into(),
-            "-a".into(),
-            "--priority".into(),
-            priority.clone(),
-            "--x509certfile".into(),
-            path("rsa-chain.pem"),
-            "--x509keyfile".into(),
-            path("rsa.key"),
-            "--x509certfile".into(),
-            path("ecdsa-chain.pem"),
-            "--x509keyfile".into(),
-            path("ecdsa.key"),
-        ]
-    })
-}
 
 /// GnuTLS's protocol names (`--list` and the suites' minimum version).
 const VERSIONS: [(&str, &str); 5] = [
@@ -149,7 +124,7 @@ fn truth(priority: &str, server_order: bool) -> Truth {
 
 fn enumerate_against(priority: String, server_order: bool, name: &'static str) {
     let t = truth(&priority, server_order);
-    let mut server = gnutls_serv(priority);
+    let mut server = crate::wire_gnutls::gnutls_serv("gnutls-serv-enum", priority);
     let scan = enum_support::enumerate(&mut server);
     Check::new(name, &scan, &t).finish(&server);
 }

@@ -7,7 +7,7 @@
 //! IP literal in server_name with illegal_parameter.
 
 use crate::enum_support::{self, run, Check, Truth, TOOL_LIMIT};
-use crate::support::{certs, Server, Tool, TLSLITE};
+use crate::support::{certs, Tool, TLSLITE};
 
 const PYTHON3: Tool = Tool {
     program: "python3",
@@ -107,29 +107,6 @@ fn truth() -> Truth {
     t
 }
 
-/// `tls.py server --ssl3 --max-ver tls1.2 --cipherlist rc4,3des,aes128,aes256`
-/// with the RSA chain.
-fn tls_py() -> Server {
-    let dir = certs();
-    let path = move |f: &str| dir.join(f).display().to_string();
-    Server::start("tlslite-enum", TLSLITE, move |port| {
-        vec![
-            "server".into(),
-            "-c".into(),
-            path("rsa-chain.pem"),
-            "-k".into(),
-            path("rsa.key"),
-            "--ssl3".into(),
-            "--max-ver".into(),
-            "tls1.2".into(),
-            "--cipherlist".into(),
-            CIPHERLIST.into(),
-            "--echo".into(),
-            format!("127.0.0.1:{port}"),
-        ]
-    })
-}
-
 /// SSLv3 with exactly tlslite's SSLv3 suites (ECDHE included: tlslite
 /// allows it in SSLv3), TLS 1.0 to 1.2 exact, all in the server's order.
 #[test]
@@ -141,7 +118,7 @@ fn tlslite_ssl3_to_tls12_server_order() {
         ["SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2"],
         "tlslite truth: --ssl3 --max-ver tls1.2"
     );
-    let mut server = tls_py();
+    let mut server = crate::wire_tlslite::tls_py("tlslite-enum", CIPHERLIST);
     let scan = enum_support::enumerate(&mut server);
     Check::new("tlslite ssl3..tls1.2", &scan, &t).finish(&server);
 }

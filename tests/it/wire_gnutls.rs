@@ -15,17 +15,17 @@ const PRIORITY: &str = "NORMAL:+VERS-TLS1.0:+VERS-TLS1.1";
 
 /// `gnutls-serv` as an echo server with the RSA and ECDSA chains, not
 /// asking for a client certificate (`-a`).
-fn gnutls_serv() -> Server {
+pub fn gnutls_serv(name: &'static str, priority: String) -> Server {
     let dir = certs();
     let path = move |f: &str| dir.join(f).display().to_string();
-    Server::start("gnutls-serv", GNUTLS_SERV, move |port| {
+    Server::start(name, GNUTLS_SERV, move |port| {
         vec![
             "-p".into(),
             port.to_string(),
             "--echo".into(),
             "-a".into(),
             "--priority".into(),
-            PRIORITY.into(),
+            priority.clone(),
             "--x509certfile".into(),
             path("rsa-chain.pem"),
             "--x509keyfile".into(),
@@ -39,7 +39,7 @@ fn gnutls_serv() -> Server {
 }
 
 fn draws_server_hello_of(v: ProtocolVersion) {
-    let mut server = gnutls_serv();
+    let mut server = gnutls_serv("gnutls-serv", PRIORITY.to_owned());
     let hello = support::hello_for(v, 11);
     let flight = server.hello(&hello, ProtocolVersion::TLS10);
     let sh = flight.expect_server_hello();
@@ -85,7 +85,7 @@ fn gnutls_answers_tls13_hello_with_tls13_server_hello() {
 
 #[test]
 fn gnutls_answers_empty_key_share_with_retry_request_for_an_offered_group() {
-    let mut server = gnutls_serv();
+    let mut server = gnutls_serv("gnutls-serv", PRIORITY.to_owned());
     retry_group(&mut server, &[NamedGroup::X25519, NamedGroup::SECP256R1], 12);
     let group = retry_group(&mut server, &[NamedGroup::SECP384R1], 13);
     assert_eq!(group, NamedGroup::SECP384R1);

@@ -8,10 +8,10 @@ use crate::support::{self, certs, Server, TLSLITE};
 
 /// `tls.py server` as an echo server on 127.0.0.1 with the RSA chain,
 /// SSLv3 enabled, and the given `--cipherlist`.
-fn tls_py(cipherlist: &'static str) -> Server {
+pub fn tls_py(name: &'static str, cipherlist: &'static str) -> Server {
     let dir = certs();
     let path = move |f: &str| dir.join(f).display().to_string();
-    Server::start("tlslite", TLSLITE, move |port| {
+    Server::start(name, TLSLITE, move |port| {
         vec![
             "server".into(),
             "-c".into(),
@@ -45,7 +45,7 @@ fn sslv3_hello(suites: &[u16], tag: u8) -> ClientHello {
 
 #[test]
 fn tlslite_answers_sslv3_hello_with_sslv3_server_hello() {
-    let mut server = tls_py(ALL_CIPHERS);
+    let mut server = tls_py("tlslite", ALL_CIPHERS);
     let hello = sslv3_hello(&[0x0005, 0x000a, 0x002f, 0x0004], 21);
     let record = hello.to_record(ProtocolVersion::SSL3).expect("encode");
     assert_eq!(record.get(..3), Some(&[0x16, 0x03, 0x00][..]));
@@ -72,7 +72,7 @@ fn tlslite_answers_sslv3_hello_with_sslv3_server_hello() {
 
 #[test]
 fn tlslite_with_only_rc4_answers_rc4_sha_offer_with_rc4_sha() {
-    let mut server = tls_py("rc4");
+    let mut server = tls_py("tlslite", "rc4");
     let rc4_sha = CipherSuite(0x0005);
 
     let hello = sslv3_hello(&[0x0005], 22);
@@ -100,7 +100,7 @@ fn tlslite_with_only_rc4_answers_rc4_sha_offer_with_rc4_sha() {
 /// one when it scans by address.
 #[test]
 fn tlslite_rejects_ip_literal_sni_with_illegal_parameter_and_accepts_no_sni() {
-    let mut server = tls_py(ALL_CIPHERS);
+    let mut server = tls_py("tlslite", ALL_CIPHERS);
     let suites = support::suites_for(ProtocolVersion::TLS12);
 
     let with_ip = ClientHello::typical(
