@@ -2,14 +2,14 @@
 //! (RFC 6066 §8) and CertificateRequest (RFC 5246 §7.4.4). Certificates
 //! stay DER bytes here; the scanner parses them with x509-parser.
 
-use crate::codepoints::{CertificateStatusType, ClientCertificateType, HandshakeType, SignatureScheme};
+use crate::codepoints::{CertificateStatusType, ClientCertificateType, SignatureScheme};
 use crate::error::{DecodeError, EncodeError, Kind};
+use crate::handshake::{write_message, HandshakeType, MAX_CHAIN_BYTES, MAX_HANDSHAKE_LEN};
 use crate::reader::Reader;
 use crate::writer::Writer;
 
-/// A chain longer than this is refused: real chains have 2–4 certificates,
-/// and the handshake message cap already bounds the bytes.
-pub const MAX_CHAIN_CERTS: usize = 64;
+/// The chain caps live with the other handshake size caps.
+pub use crate::handshake::MAX_CHAIN_CERTS;
 
 /// One certificate of a chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl Certificate {
         } else {
             None
         };
-        let mut list = r.nested_u24("certificate.certificate_list", crate::deframer::MAX_HANDSHAKE_LEN)?;
+        let mut list = r.nested_u24("certificate.certificate_list", MAX_CHAIN_BYTES)?;
         let mut entries = Vec::new();
         while !list.is_empty() {
             if entries.len() == MAX_CHAIN_CERTS {
@@ -52,7 +52,7 @@ impl Certificate {
                     },
                 ));
             }
-            let mut der = list.nested_u24("certificate.cert_data", crate::deframer::MAX_HANDSHAKE_LEN)?;
+            let mut der = list.nested_u24("certificate.cert_data", MAX_CHAIN_BYTES)?;
             if der.is_empty() {
                 return Err(der.error("certificate.cert_data", Kind::Empty));
             }
@@ -70,8 +70,7 @@ impl Certificate {
 
     /// Writes the handshake message (header and body).
     pub fn write(&self, w: &mut Writer) -> Result<(), EncodeError> {
-        w.u8(HandshakeType::CERTIFICATE.0);
-        w.u24_prefixed("certificate", |w| {
+        write_message(w, HandshakeType::CERTIFICATE, "certificate", |w| {
             if let Some(ctx) = &self.context {
                 w.u8_prefixed("certificate.request_context", |w| {
                     w.bytes(ctx);
@@ -112,7 +111,7 @@ impl CertificateStatus {
         let mut r = Reader::at(body, base);
         let status_type = CertificateStatusType(r.u8("certificate_status.status_type")?);
         let response = if status_type == CertificateStatusType::OCSP {
-            r.nested_u24("certificate_status.response", crate::deframer::MAX_HANDSHAKE_LEN)?
+            r.nested_u24("certificate_status.response", MAX_HANDSHAKE_LEN)?
                 .rest()
                 .to_vec()
         } else {
@@ -123,8 +122,7 @@ impl CertificateStatus {
     }
 
     pub fn write(&self, w: &mut Writer) -> Result<(), EncodeError> {
-        w.u8(HandshakeType::CERTIFICATE_STATUS.0);
-        w.u24_prefixed("certificate_status", |w| {
+        write_message(w, HandshakeType::CERTIFICATE_STATUS, "certificate_status", |w| {
             w.u8(self.status_type.0);
             w.u24_prefixed("certificate_status.response", |w| {
                 w.bytes(&self.response);

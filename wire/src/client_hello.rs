@@ -6,17 +6,18 @@
 //! to the same bytes.
 
 use crate::codepoints::{
-    CipherSuite, CompressionMethod, ContentType, ExtensionType, HandshakeType, NamedGroup, ProtocolVersion,
-    SignatureScheme,
+    CipherSuite, CompressionMethod, ContentType, ExtensionType, NamedGroup, ProtocolVersion, SignatureScheme,
 };
 use crate::error::{DecodeError, EncodeError, Kind};
 use crate::ext::{read_block, ClientExtension, KeyShareEntry};
+use crate::handshake::{read_message, write_message, HandshakeType};
 use crate::reader::Reader;
 use crate::record::{Framing, RECORD_HEADER_LEN};
 use crate::writer::Writer;
 
-/// Bytes of a handshake message header (type and u24 length).
-pub const HANDSHAKE_HEADER_LEN: usize = 4;
+/// The header length belongs to the handshake framing; kept under this
+/// path for callers that size a hello by hand.
+pub use crate::handshake::HANDSHAKE_HEADER_LEN;
 
 /// A ClientHello.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,8 +134,7 @@ impl ClientHello {
 
     /// Writes the handshake message (header and body).
     pub fn write(&self, w: &mut Writer) -> Result<(), EncodeError> {
-        w.u8(HandshakeType::CLIENT_HELLO.0);
-        w.u24_prefixed("client_hello", |w| {
+        write_message(w, HandshakeType::CLIENT_HELLO, "client_hello", |w| {
             w.u16(self.legacy_version.0);
             w.bytes(&self.random);
             w.u8_prefixed("client_hello.session_id", |w| {
@@ -250,17 +250,7 @@ impl ClientHello {
 
     /// Decodes a whole handshake message (header and body).
     pub fn read_message(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let typ = r.u8("handshake.msg_type")?;
-        if typ != HandshakeType::CLIENT_HELLO.0 {
-            return Err(DecodeError {
-                field: "handshake.msg_type",
-                offset: 0,
-                kind: Kind::Unexpected(u32::from(typ)),
-            });
-        }
-        let mut body = r.nested_u24("handshake.body", crate::deframer::MAX_HANDSHAKE_LEN)?;
-        r.finish("handshake")?;
+        let mut body = read_message(bytes, HandshakeType::CLIENT_HELLO)?;
         let base = body.offset();
         Self::read_body(body.rest(), base)
     }

@@ -30,18 +30,18 @@ use std::collections::VecDeque;
 use crate::alert::Alert;
 use crate::certificate::{Certificate, CertificateRequest, CertificateStatus};
 use crate::client_hello::ClientHello;
-use crate::codepoints::{CipherSuite, ContentType, HandshakeType, ProtocolVersion, Sslv2MessageType};
+use crate::codepoints::{CipherSuite, ContentType, ProtocolVersion, Sslv2MessageType};
 use crate::error::{DecodeError, Kind};
+use crate::handshake::{HandshakeHeader, HandshakeType, HANDSHAKE_HEADER_LEN};
 use crate::reader::Reader;
 use crate::record::{RecordHeader, RECORD_HEADER_LEN};
 use crate::server_hello::ServerHello;
 use crate::server_key_exchange::ServerKeyExchange;
 use crate::sslv2::{Sslv2ClientHello, Sslv2ServerHello};
 
-/// A handshake message longer than this is refused. Real first flights
-/// are under 16 KiB; 256 KiB leaves room for long chains and bounds memory
-/// per connection at high concurrency.
-pub const MAX_HANDSHAKE_LEN: usize = 256 * 1024;
+/// The handshake message cap lives with the handshake framing; named here
+/// too because the deframer is where it is enforced.
+pub use crate::handshake::MAX_HANDSHAKE_LEN;
 /// Unread input is refused past this: callers push what they read and
 /// drain events between reads, so this is only reached by a flood.
 pub const MAX_BUFFERED: usize = 1024 * 1024;
@@ -430,9 +430,8 @@ impl State {
             self.hs.extend_from_slice(fragment);
             // Decode only once the pending message is whole, so a peer that
             // sends a message in one-byte records costs linear time.
-            if let Some(&[_, a, b, c]) = self.hs.get(..4) {
-                let want = 4 + u32::from_be_bytes([0, a, b, c]) as usize;
-                if self.hs.len() >= want {
+            if let Some(header) = HandshakeHeader::peek(&self.hs) {
+                if self.hs.len() >= header.message_len() {
                     let mut hs = std::mem::take(&mut self.hs);
                     let used = self.messages(&hs, self.hs_offset)?;
                     self.hs_offset += used;
@@ -442,18 +441,8 @@ impl State {
             }
         }
         // A declared length over the cap fails at once, before buffering it.
-        if let Some(&[_, a, b, c]) = self.hs.get(..4) {
-            let len = u32::from_be_bytes([0, a, b, c]) as usize;
-            if len > MAX_HANDSHAKE_LEN {
-                return Err(DecodeError {
-                    field: "handshake.length",
-                    offset: self.hs_offset + 1,
-                    kind: Kind::TooLong {
-                        len,
-                        max: MAX_HANDSHAKE_LEN,
-                    },
-                });
-            }
+        if let Some(header) = HandshakeHeader::peek(&self.hs) {
+            header.check_length(self.hs_offset)?;
         }
         Ok(())
     }
@@ -463,27 +452,15 @@ impl State {
         let mut used = 0;
         loop {
             let rest = bytes.get(used..).unwrap_or(&[]);
-            let mut r = Reader::at(rest, base + used);
-            let (Ok(typ), Ok(len)) = (r.u8("handshake.msg_type"), r.u24("handshake.length")) else {
+            let Some(header) = HandshakeHeader::peek(rest) else {
                 return Ok(used);
             };
-            let len = len as usize;
-            if len > MAX_HANDSHAKE_LEN {
-                return Err(DecodeError {
-                    field: "handshake.length",
-                    offset: base + used + 1,
-                    kind: Kind::TooLong {
-                        len,
-                        max: MAX_HANDSHAKE_LEN,
-                    },
-                });
-            }
-            let body_base = r.offset();
-            let Ok(body) = r.bytes(len, "handshake.body") else {
+            header.check_length(base + used)?;
+            let Some(body) = rest.get(HANDSHAKE_HEADER_LEN..header.message_len()) else {
                 return Ok(used);
             };
-            self.message(HandshakeType(typ), body, body_base)?;
-            used += 4 + len;
+            self.message(header.typ, body, base + used + HANDSHAKE_HEADER_LEN)?;
+            used += header.message_len();
             if !self.first_done {
                 self.first_done = true;
             }

@@ -7,6 +7,7 @@ use crate::certificate::Certificate;
 use crate::client_hello::ClientHello;
 use crate::codepoints::{CipherSuite, ProtocolVersion};
 use crate::deframer::{Deframer, Side};
+use crate::handshake::HANDSHAKE_HEADER_LEN;
 use crate::server_key_exchange::ServerKeyExchange;
 
 /// Pushes `data` into a deframer of each side in uneven chunks and drains
@@ -64,7 +65,7 @@ pub fn certificate(data: &[u8]) {
         if let Ok(c) = Certificate::read_body(data, 0, tls13) {
             let mut w = crate::Writer::new();
             if c.write(&mut w).is_ok() {
-                let body = w.as_bytes().get(4..).unwrap_or(&[]);
+                let body = w.as_bytes().get(HANDSHAKE_HEADER_LEN..).unwrap_or(&[]);
                 assert_eq!(
                     Certificate::read_body(body, 0, tls13).ok(),
                     Some(c),

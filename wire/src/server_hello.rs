@@ -3,9 +3,10 @@
 //! SHA-256 of "HelloRetryRequest"; the TLS 1.3 downgrade sentinels sit in
 //! the last eight bytes of the random.
 
-use crate::codepoints::{CipherSuite, CompressionMethod, ExtensionType, HandshakeType, NamedGroup, ProtocolVersion};
+use crate::codepoints::{CipherSuite, CompressionMethod, ExtensionType, NamedGroup, ProtocolVersion};
 use crate::error::{DecodeError, EncodeError};
 use crate::ext::{read_block, ServerExtension};
+use crate::handshake::{write_message, HandshakeType};
 use crate::reader::Reader;
 use crate::writer::Writer;
 
@@ -126,8 +127,7 @@ impl ServerHello {
 
     /// Writes the handshake message (header and body).
     pub fn write(&self, w: &mut Writer) -> Result<(), EncodeError> {
-        w.u8(HandshakeType::SERVER_HELLO.0);
-        w.u24_prefixed("server_hello", |w| {
+        write_message(w, HandshakeType::SERVER_HELLO, "server_hello", |w| {
             w.u16(self.legacy_version.0);
             w.bytes(&self.random);
             w.u8_prefixed("server_hello.session_id", |w| {

@@ -3,8 +3,9 @@
 //! so a caller without that context keeps it `Opaque`.
 
 use crate::catalog;
-use crate::codepoints::{CipherSuite, EcCurveType, HandshakeType, NamedGroup, ProtocolVersion, SignatureScheme};
+use crate::codepoints::{CipherSuite, EcCurveType, NamedGroup, ProtocolVersion, SignatureScheme};
 use crate::error::{DecodeError, EncodeError};
+use crate::handshake::{write_message, HandshakeType};
 use crate::reader::Reader;
 use crate::writer::Writer;
 
@@ -220,8 +221,7 @@ impl ServerKeyExchange {
     /// Writes the handshake message. Signatures are whatever bytes the
     /// value holds: the emulator never proves possession of a key.
     pub fn write(&self, w: &mut Writer) -> Result<(), EncodeError> {
-        w.u8(HandshakeType::SERVER_KEY_EXCHANGE.0);
-        w.u24_prefixed("server_key_exchange", |w| {
+        write_message(w, HandshakeType::SERVER_KEY_EXCHANGE, "server_key_exchange", |w| {
             let v16 = |w: &mut Writer, field, b: &[u8]| {
                 w.u16_prefixed(field, |w| {
                     w.bytes(b);
