@@ -11,7 +11,7 @@ use crate::support::{certs, Tool, TLSLITE};
 
 const PYTHON3: Tool = Tool {
     program: "python3",
-    install: "install python3 with tlslite-ng (python3 -m pip install tlslite-ng)",
+    install: "put first on PATH the python3 of a virtual environment with tlslite-ng (`bash .ci/run` makes one)",
 };
 
 /// The `--cipherlist` of the server (it replaces tlslite's default list).

@@ -46,7 +46,7 @@ pub const GNUTLS_SERV: Tool = Tool {
 };
 pub const TLSLITE: Tool = Tool {
     program: "tls.py",
-    install: "install tlslite-ng from PyPI (python3 -m pip install tlslite-ng; `pyenv rehash` under pyenv)",
+    install: "install tlslite-ng into a virtual environment and put its bin/ first on PATH (`bash .ci/run` does both)",
 };
 
 impl Tool {
