@@ -15,7 +15,7 @@
 
 use crate::dns::{Dns, MxAnswer, MxHost};
 use crate::finding::{Finding, Severity};
-use crate::probe::Failure;
+use crate::outcome::{Failure, FailureKind, Stage};
 use crate::report::{self, EndpointRecord, Status};
 use crate::run::{unreachable_record, Output};
 use crate::scan::{self, HostGate, IpGate, ScanConfig};
@@ -64,7 +64,7 @@ pub struct Summary {
     pub status: Status,
     /// The best protocol it negotiated.
     pub best: Option<ProtocolVersion>,
-    pub kind: Option<String>,
+    pub kind: Option<FailureKind>,
 }
 
 impl Summary {
@@ -83,7 +83,7 @@ impl Summary {
         Self {
             status: r.status,
             best,
-            kind: r.failure.as_ref().map(|f| f.kind.to_owned()),
+            kind: r.failure.as_ref().map(|f| f.kind),
         }
     }
 
@@ -107,7 +107,7 @@ impl Summary {
         Some(Self {
             status,
             best,
-            kind: v["failure"]["kind"].as_str().map(str::to_owned),
+            kind: v["failure"]["kind"].as_str().and_then(FailureKind::from_name),
         })
     }
 }
@@ -255,12 +255,12 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (Value, bool) {
     let (status, failure) = if let Some(f) = &d.failure {
         (Status::Failed, Some(json!(f)))
     } else if d.null {
-        (
-            Status::Inconclusive,
-            Some(
-                json!({"stage": "dns", "kind": "null-mx", "detail": format!("{} accepts no mail (RFC 7505 null MX)", d.name)}),
-            ),
-        )
+        let f = Failure::new(
+            Stage::Dns,
+            FailureKind::NullMx,
+            format!("{} accepts no mail (RFC 7505 null MX)", d.name),
+        );
+        (Status::Inconclusive, Some(json!(f)))
     } else {
         let status = worst.unwrap_or(Status::Failed);
         let failure = if status == Status::Negotiated {
@@ -269,14 +269,13 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (Value, bool) {
             // The first MX (in preference order) that did not negotiate.
             d.keys
                 .iter()
-                .find_map(|k| {
-                    done.get(k)
-                        .filter(|s| s.status != Status::Negotiated)
-                        .map(|s| (k, s))
-                })
+                .find_map(|k| done.get(k).filter(|s| s.status != Status::Negotiated).map(|s| (k, s)))
                 .map(|(k, s)| {
                     let at = k.1.map_or_else(|| k.0.clone(), |ip| format!("{}[{ip}]", k.0));
-                    json!({"stage": "mx", "kind": s.kind.clone().unwrap_or_default(), "detail": format!("{at}: {}", s.kind.clone().unwrap_or_default())})
+                    // An endpoint that did not negotiate always has a failure;
+                    // one without is our bug, reported as such.
+                    let kind = s.kind.unwrap_or(FailureKind::InternalError);
+                    json!(Failure::new(Stage::Mx, kind, format!("{at}: {kind}")))
                 })
         };
         (status, failure)
@@ -363,7 +362,7 @@ async fn resolve(dns: &Dns, name: String, port: u16) -> Domain {
             Ok(_) => {
                 let why = format!("resolving {}: no address of the requested family", h.host);
                 d.unresolved
-                    .push((h.host.clone(), Failure::new("dns", "dns-error", why)));
+                    .push((h.host.clone(), Failure::new(Stage::Dns, FailureKind::DnsError, why)));
                 Vec::new()
             }
             Err(f) => {
@@ -405,8 +404,13 @@ async fn scan_one(
         transport: Transport::SmtpStarttls,
     };
     let (Some(ip), Some(gate)) = (key.1, gate) else {
-        let failure =
-            unresolved.unwrap_or_else(|| Failure::new("dns", "dns-error", format!("resolving {}: no address", key.0)));
+        let failure = unresolved.unwrap_or_else(|| {
+            Failure::new(
+                Stage::Dns,
+                FailureKind::DnsError,
+                format!("resolving {}: no address", key.0),
+            )
+        });
         let mut r = unreachable_record(&target, failure, &cfg.scan);
         r.target.mx_of = Some(mx_of);
         return r;
@@ -427,7 +431,9 @@ async fn scan_one(
         let kind = r.failure.as_ref().map(|f| f.kind);
         // Our own --max-connections budget never refills: no retry for it.
         let own_budget = gate.spent();
-        let retry = matches!(kind, Some("rate-limited") | Some("timeout")) && !own_budget && attempt < cfg.retries;
+        let retry = matches!(kind, Some(FailureKind::RateLimited | FailureKind::Timeout))
+            && !own_budget
+            && attempt < cfg.retries;
         if !retry {
             return r;
         }
@@ -719,7 +725,7 @@ impl Out {
         if let Ok(mut m) = tally.by_best.lock() {
             *m.entry(s.best.map_or("none", crate::enumerate::label)).or_default() += 1;
         }
-        if s.kind.as_deref() == Some("rate-limited") {
+        if s.kind == Some(FailureKind::RateLimited) {
             if let Ok(mut v) = tally.rate_limited.lock() {
                 v.push(key.1.map_or_else(|| key.0.clone(), |ip| format!("{}[{ip}]", key.0)));
             }

@@ -3,41 +3,17 @@
 //! and a classification with the failure kinds of SPEC §3. Nothing is ever
 //! completed: after the flight the probe sends a close_notify and closes.
 
+use crate::outcome::{FailureKind, Stage};
 use crate::smtp::{self, Dialog, SmtpTimeouts};
 use crate::target::Transport;
 use hsscan_wire::{Alert, CertificateStatus, Deframer, Event, ServerHello, ServerKeyExchange, Side, Sslv2ServerHello};
-use serde::Serialize;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Where a connection failed and why (SPEC §3 `failure`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Failure {
-    /// `dns`, `connect`, `banner`, `ehlo`, `starttls` or `handshake`.
-    pub stage: &'static str,
-    /// A SPEC §3 failure kind, e.g. `reset-after-hello`.
-    pub kind: &'static str,
-    /// The evidence: an alert name, a reply, the bytes received.
-    pub detail: String,
-}
-
-impl Failure {
-    pub fn new(stage: &'static str, kind: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            stage,
-            kind,
-            detail: detail.into(),
-        }
-    }
-
-    /// Whether this says nothing about the server's TLS (rate limiting):
-    /// the result is `inconclusive`, never "no TLS" (SPEC §7).
-    pub fn is_inconclusive(&self) -> bool {
-        self.kind == "rate-limited"
-    }
-}
+/// Kept here while callers move to [`crate::outcome`], where it lives.
+pub use crate::outcome::Failure;
 
 /// Timeouts of one probe.
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +114,7 @@ async fn exchange(
         };
         let r = smtp::starttls(&mut stream, &endpoint.ehlo_name, timeouts, &mut dialog).await;
         result.smtp = Some(dialog);
-        leftover = r.map_err(|f| Failure::new(f.stage, f.kind, f.detail))?;
+        leftover = r?;
     }
     for (i, w) in writes.iter().enumerate() {
         let sent = tokio::time::timeout(cfg.read_timeout, stream.write_all(w)).await;
@@ -147,8 +123,8 @@ async fn exchange(
             Ok(Err(e)) => return Err(io_failure(&e, result.answered())),
             Err(_) => {
                 return Err(Failure::new(
-                    "handshake",
-                    "timeout-after-hello",
+                    Stage::Handshake,
+                    FailureKind::TimeoutAfterHello,
                     "writing the hello timed out",
                 ))
             }
@@ -195,19 +171,19 @@ const MAX_DRAIN: usize = 64 * 1024;
 async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Failure> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => Err(Failure::new(
-            "connect",
-            "timeout",
+            Stage::Connect,
+            FailureKind::Timeout,
             format!("connecting to {addr}: no answer within {}s", timeout.as_secs_f32()),
         )),
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => {
             use std::io::ErrorKind as K;
             let kind = match e.kind() {
-                K::ConnectionRefused => "refused",
-                K::TimedOut => "timeout",
-                _ => "unreachable",
+                K::ConnectionRefused => FailureKind::Refused,
+                K::TimedOut => FailureKind::Timeout,
+                _ => FailureKind::Unreachable,
             };
-            Err(Failure::new("connect", kind, format!("connecting to {addr}: {e}")))
+            Err(Failure::new(Stage::Connect, kind, format!("connecting to {addr}: {e}")))
         }
     }
 }
@@ -218,11 +194,11 @@ fn io_failure(e: &std::io::Error, answered: bool) -> Failure {
         std::io::ErrorKind::ConnectionReset
         | std::io::ErrorKind::ConnectionAborted
         | std::io::ErrorKind::BrokenPipe => Failure::new(
-            "handshake",
-            "reset-after-hello",
+            Stage::Handshake,
+            FailureKind::ResetAfterHello,
             format!("connection reset{after}: {e}"),
         ),
-        _ => Failure::new("handshake", "closed-after-hello", format!("{e}{after}")),
+        _ => Failure::new(Stage::Handshake, FailureKind::ClosedAfterHello, format!("{e}{after}")),
     }
 }
 
@@ -242,7 +218,7 @@ async fn read_flight(
         if !pending.is_empty() {
             flight.bytes += pending.len();
             if let Err(e) = deframer.push(&pending) {
-                return Err(Failure::new("handshake", "not-tls", e.to_string()));
+                return Err(Failure::new(Stage::Handshake, FailureKind::NotTls, e.to_string()));
             }
             pending.clear();
             loop {
@@ -255,8 +231,8 @@ async fn read_flight(
                     Ok(None) => break,
                     Err(e) => {
                         return Err(Failure::new(
-                            "handshake",
-                            "not-tls",
+                            Stage::Handshake,
+                            FailureKind::NotTls,
                             format!("undecodable server bytes: {e}"),
                         ))
                     }
@@ -267,8 +243,8 @@ async fn read_flight(
                     Ok(())
                 } else {
                     Err(Failure::new(
-                        "handshake",
-                        "not-tls",
+                        Stage::Handshake,
+                        FailureKind::NotTls,
                         "over 512 KiB without a ServerHello",
                     ))
                 };
@@ -286,7 +262,7 @@ async fn read_flight(
                         smtp::printable(part)
                     ),
                 };
-                return Err(Failure::new("handshake", "timeout-after-hello", detail));
+                return Err(Failure::new(Stage::Handshake, FailureKind::TimeoutAfterHello, detail));
             }
             Ok(Err(e)) if flight.server_hello.is_some() => {
                 // A reset after the ServerHello still leaves the negotiated values.
@@ -335,7 +311,7 @@ fn take_event(event: Event, flight: &mut Flight) -> Option<Result<(), Failure>> 
             if flight.server_hello.is_some() {
                 return Some(Ok(()));
             }
-            return Some(Err(Failure::new("handshake", "alert", a.to_string())));
+            return Some(Err(Failure::new(Stage::Handshake, FailureKind::Alert, a.to_string())));
         }
         Event::Sslv2ServerHello(h) => {
             flight.sslv2 = Some(h);
@@ -349,8 +325,16 @@ fn take_event(event: Event, flight: &mut Flight) -> Option<Result<(), Failure>> 
                 6 => "UNSUPPORTED-CERTIFICATE-TYPE-ERROR",
                 _ => "unknown error",
             };
-            let kind = if code == 1 { "no-shared-cipher" } else { "alert" };
-            return Some(Err(Failure::new("handshake", kind, format!("SSLv2 {what} ({code})"))));
+            let kind = if code == 1 {
+                FailureKind::NoSharedCipher
+            } else {
+                FailureKind::Alert
+            };
+            return Some(Err(Failure::new(
+                Stage::Handshake,
+                kind,
+                format!("SSLv2 {what} ({code})"),
+            )));
         }
         Event::NotTls(bytes) => return Some(Err(classify_plaintext(&bytes))),
         Event::ChangeCipherSpec | Event::Encrypted { .. } | Event::Heartbeat { .. } | Event::Sslv2Other { .. } => {
@@ -369,14 +353,14 @@ fn end_of_stream(deframer: &Deframer, flight: &Flight) -> Result<(), Failure> {
     }
     match deframer.unconsumed() {
         [] => Err(Failure::new(
-            "handshake",
-            "closed-after-hello",
+            Stage::Handshake,
+            FailureKind::ClosedAfterHello,
             "the server closed the connection without answering the hello",
         )),
         part if looks_like_text(part) => Err(classify_plaintext(part)),
         part => Err(Failure::new(
-            "handshake",
-            "not-tls",
+            Stage::Handshake,
+            FailureKind::NotTls,
             format!("{} bytes then close: {}", part.len(), smtp::printable(part)),
         )),
     }
@@ -400,8 +384,8 @@ pub fn classify_plaintext(bytes: &[u8]) -> Failure {
         b.len() >= 3 && b.iter().take(3).all(u8::is_ascii_digit) && matches!(b.get(3), None | Some(b' ' | b'-'));
     if !smtp_reply {
         return Failure::new(
-            "handshake",
-            "not-tls",
+            Stage::Handshake,
+            FailureKind::NotTls,
             format!(
                 "the server answered with bytes that are not TLS: {}",
                 smtp::printable(bytes)
@@ -415,14 +399,14 @@ pub fn classify_plaintext(bytes: &[u8]) -> Failure {
     if reply.is_rate_limit() {
         // A 421 is the server limiting connections, whatever it was sent.
         Failure::new(
-            "handshake",
-            "rate-limited",
+            Stage::Handshake,
+            FailureKind::RateLimited,
             format!("the server answered the ClientHello with {first}"),
         )
     } else {
         Failure::new(
-            "handshake",
-            "plaintext-reply",
+            Stage::Handshake,
+            FailureKind::PlaintextReply,
             format!("the server answered the ClientHello with an SMTP reply ({first}): this port expects STARTTLS, not implicit TLS"),
         )
     }
@@ -434,16 +418,22 @@ mod tests {
 
     #[test]
     fn plaintext_classification() {
-        assert_eq!(classify_plaintext(b"220 mx ESMTP\r\n").kind, "plaintext-reply");
+        assert_eq!(
+            classify_plaintext(b"220 mx ESMTP\r\n").kind,
+            FailureKind::PlaintextReply
+        );
         assert_eq!(
             classify_plaintext(b"500 5.5.2 Error: bad syntax\r\n").kind,
-            "plaintext-reply"
+            FailureKind::PlaintextReply
         );
-        assert_eq!(classify_plaintext(b"HTTP/1.1 400 Bad Request\r\n").kind, "not-tls");
+        assert_eq!(
+            classify_plaintext(b"HTTP/1.1 400 Bad Request\r\n").kind,
+            FailureKind::NotTls
+        );
         assert_eq!(
             classify_plaintext(b"421 4.7.0 mx Error: too many connections from 192.0.2.1\r\n").kind,
-            "rate-limited"
+            FailureKind::RateLimited
         );
-        assert_eq!(classify_plaintext(&[0, 1, 2]).kind, "not-tls");
+        assert_eq!(classify_plaintext(&[0, 1, 2]).kind, FailureKind::NotTls);
     }
 }

@@ -2,7 +2,7 @@
 //! the verdict first, graded by colour on a terminal, plain otherwise.
 
 use crate::finding::{Finding, Severity};
-use crate::probe::Failure;
+use crate::outcome::Failure;
 use crate::smtp::Dialog;
 use crate::target::Transport;
 use hsscan_wire::catalog::{self, Grade};
@@ -138,7 +138,7 @@ fn attempt_line(label: &str, a: &Attempt, colour: bool) -> String {
     );
     match (&a.result, &a.failure) {
         (Some(n), _) => format!("{offered}: {}", describe(n, colour)),
-        (None, Some(f)) => format!("{offered}: {} — {}", paint(f.kind, "31", colour), f.detail),
+        (None, Some(f)) => format!("{offered}: {} — {}", paint(f.kind.as_str(), "31", colour), f.detail),
         (None, None) => format!("{offered}: not sent"),
     }
 }

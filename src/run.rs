@@ -2,7 +2,7 @@
 //! completion order, through one writer that owns stdout (so lines never
 //! interleave). A target that cannot be resolved still yields its record.
 
-use crate::probe::Failure;
+use crate::outcome::{Failure, FailureKind, Stage};
 use crate::report::{self, Attempt, EndpointRecord, Offered, Quick, Status, TargetInfo};
 use crate::scan::{self, ScanConfig};
 use crate::target::{Host, Target};
@@ -53,11 +53,11 @@ async fn resolve(target: &Target, cfg: &RunConfig) -> Result<Vec<IpAddr>, Failur
                     let text = e.to_string();
                     let kind =
                         if text.contains("not known") || text.contains("No address") || text.contains("not found") {
-                            "nxdomain"
+                            FailureKind::Nxdomain
                         } else {
-                            "dns-error"
+                            FailureKind::DnsError
                         };
-                    return Err(Failure::new("dns", kind, format!("resolving {name}: {text}")));
+                    return Err(Failure::new(Stage::Dns, kind, format!("resolving {name}: {text}")));
                 }
             },
         },
@@ -75,8 +75,8 @@ async fn resolve(target: &Target, cfg: &RunConfig) -> Result<Vec<IpAddr>, Failur
     }
     if out.is_empty() {
         return Err(Failure::new(
-            "dns",
-            "dns-error",
+            Stage::Dns,
+            FailureKind::DnsError,
             format!("{} has no address of the requested family", target.host),
         ));
     }

@@ -7,7 +7,8 @@
 use crate::certs::TrustStore;
 use crate::finding::{Finding, Severity};
 use crate::hellos::{self, Prepared};
-use crate::probe::{self, Endpoint, Failure, ProbeConfig, ProbeResult};
+use crate::outcome::{Failure, FailureKind, Stage};
+use crate::probe::{self, Endpoint, ProbeConfig, ProbeResult};
 use crate::report::{Attempt, CertificateReport, EndpointRecord, Negotiated, Offered, Quick, Status, TargetInfo};
 use crate::target::{Host, Target};
 use hsscan_wire::catalog::{self, Grade};
@@ -199,8 +200,8 @@ fn attempt(p: &Prepared, r: Option<&ProbeResult>) -> Attempt {
             offered,
             result: None,
             failure: Some(Failure::new(
-                "connect",
-                "rate-limited",
+                Stage::Connect,
+                FailureKind::RateLimited,
                 "the --max-connections budget for this host is spent",
             )),
         },
@@ -413,7 +414,11 @@ pub async fn scan_endpoint_through(
         (Ok(m), Ok(l)) => (m, l),
         (Err(e), _) | (_, Err(e)) => {
             // Our own hellos always encode; this is a bug, reported as data.
-            let f = Failure::new("handshake", "not-tls", format!("building the hello: {e}"));
+            let f = Failure::new(
+                Stage::Handshake,
+                FailureKind::NotTls,
+                format!("building the hello: {e}"),
+            );
             let empty = Offered {
                 max_version: ProtocolVersion::TLS13,
                 cipher_count: 0,
