@@ -253,7 +253,7 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (Value, bool) {
                     .is_some_and(|v| catalog::version_rank(v) >= catalog::version_rank(ProtocolVersion::TLS12))
         });
     let (status, failure) = if let Some(f) = &d.failure {
-        (Status::Failed, Some(json!(f)))
+        (Status::of_failure(f), Some(json!(f)))
     } else if d.null {
         let f = Failure::new(
             Stage::Dns,
@@ -428,18 +428,21 @@ async fn scan_one(
         .await;
         spent += r.connections;
         r.connections = spent;
-        let kind = r.failure.as_ref().map(|f| f.kind);
-        // Our own --max-connections budget never refills: no retry for it.
-        let own_budget = gate.spent();
-        let retry = matches!(kind, Some(FailureKind::RateLimited | FailureKind::Timeout))
-            && !own_budget
-            && attempt < cfg.retries;
-        if !retry {
+        if attempt >= cfg.retries || !worth_retrying(&r, gate.spent()) {
             return r;
         }
         tokio::time::sleep(cfg.backoff * 2u32.saturating_pow(attempt)).await;
         attempt += 1;
     }
+}
+
+/// Whether an endpoint's record is worth another scan: it answered 421 or
+/// timed out. Our own `--max-connections` budget never refills within a
+/// run, so an endpoint whose IP has spent it (`own_budget_spent`), or whose
+/// failure is that budget, is never retried.
+fn worth_retrying(r: &EndpointRecord, own_budget_spent: bool) -> bool {
+    let kind = r.failure.as_ref().map(|f| f.kind);
+    !own_budget_spent && matches!(kind, Some(FailureKind::RateLimited | FailureKind::Timeout))
 }
 
 /// Runs the bulk scan; returns whether every domain's MX hosts negotiated.
@@ -799,6 +802,58 @@ mod tests {
             got.push(item.expect("no read error"));
         }
         assert_eq!(got, ["a.example", "b.example", "\u{fffd}\u{fffd}", "c.example"]);
+    }
+
+    fn record_failing_with(kind: FailureKind) -> EndpointRecord {
+        let info = crate::report::TargetInfo {
+            input: "mx.example".into(),
+            host: "mx.example".into(),
+            ip: Some("192.0.2.1".into()),
+            port: SMTP_PORT,
+            transport: Transport::SmtpStarttls,
+            sni: Some("mx.example".into()),
+            mx_of: Some(vec!["example".into()]),
+        };
+        let stage = if kind == FailureKind::BudgetSpent {
+            Stage::Local
+        } else {
+            Stage::Banner
+        };
+        scan::failure_record(info, Failure::new(stage, kind, "evidence"), 2, 10)
+    }
+
+    #[test]
+    fn only_rate_limits_and_timeouts_are_retried_and_never_our_own_budget() {
+        assert!(worth_retrying(&record_failing_with(FailureKind::RateLimited), false));
+        assert!(worth_retrying(&record_failing_with(FailureKind::Timeout), false));
+        assert!(!worth_retrying(&record_failing_with(FailureKind::BudgetSpent), false));
+        assert!(!worth_retrying(&record_failing_with(FailureKind::Refused), false));
+        assert!(!worth_retrying(&record_failing_with(FailureKind::RateLimited), true));
+        assert!(!worth_retrying(&record_failing_with(FailureKind::Timeout), true));
+    }
+
+    #[test]
+    fn a_spent_budget_is_inconclusive_for_the_endpoint_and_its_domain() {
+        let r = record_failing_with(FailureKind::BudgetSpent);
+        assert_eq!(r.status, Status::Inconclusive);
+        let key: Key = ("mx.example".into(), Some("192.0.2.1".parse().expect("ip")), SMTP_PORT);
+        let d = Domain {
+            name: "example".into(),
+            mx: vec![],
+            implicit: false,
+            null: false,
+            failure: None,
+            keys: vec![key.clone()],
+            unresolved: vec![],
+        };
+        let done = HashMap::from([(key, Summary::of(&r))]);
+        let (v, ok) = domain_record(&d, &done);
+        assert!(!ok);
+        assert_eq!(v["status"], "inconclusive", "{v}");
+        assert_eq!(
+            v["failure"],
+            json!({"stage": "mx", "kind": "budget-spent", "detail": "mx.example[192.0.2.1]: budget-spent"})
+        );
     }
 
     #[test]

@@ -33,6 +33,18 @@ pub enum Status {
     Inconclusive,
 }
 
+impl Status {
+    /// The status of a record that has nothing but `failure` to say:
+    /// `inconclusive` when the failure says nothing about the server's TLS.
+    pub fn of_failure(failure: &Failure) -> Self {
+        if failure.is_inconclusive() {
+            Status::Inconclusive
+        } else {
+            Status::Failed
+        }
+    }
+}
+
 /// What a hello offered.
 #[derive(Debug, Clone, Serialize)]
 pub struct Offered {

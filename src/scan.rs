@@ -196,12 +196,13 @@ fn attempt(p: &Prepared, r: Option<&ProbeResult>) -> Attempt {
         hello_bytes: p.hello_bytes,
     };
     match r {
+        // Our own budget, not the server's limit: nothing was asked.
         None => Attempt {
             offered,
             result: None,
             failure: Some(Failure::new(
-                Stage::Connect,
-                FailureKind::RateLimited,
+                Stage::Local,
+                FailureKind::BudgetSpent,
                 "the --max-connections budget for this host is spent",
             )),
         },
@@ -374,6 +375,50 @@ fn verdict(quick: &Quick) -> (Status, Option<Failure>) {
     (Status::Failed, fm.or(fl))
 }
 
+/// `target` of the record of `target` on `ip` (`None`: not resolved).
+pub fn target_info(target: &Target, ip: Option<IpAddr>, cfg: &ScanConfig, mx_of: Option<Vec<String>>) -> TargetInfo {
+    TargetInfo {
+        input: target.input.clone(),
+        host: target.host.to_string(),
+        ip: ip.map(|ip| ip.to_string()),
+        port: target.port,
+        transport: target.transport,
+        sni: cfg.sni_for(&target.host),
+        mx_of,
+    }
+}
+
+/// The record of an endpoint whose scan ended before any hello was
+/// answered — the host did not resolve, our own hellos did not encode —
+/// with the failure in both attempts.
+pub fn failure_record(info: TargetInfo, failure: Failure, connections: u32, duration_ms: u64) -> EndpointRecord {
+    let none = |max_version| Attempt {
+        offered: Offered {
+            max_version,
+            cipher_count: 0,
+            hello_bytes: 0,
+        },
+        result: None,
+        failure: Some(failure.clone()),
+    };
+    EndpointRecord {
+        record: "endpoint",
+        target: info,
+        status: Status::of_failure(&failure),
+        smtp: None,
+        quick: Quick {
+            modern: none(ProtocolVersion::TLS13),
+            legacy: none(ProtocolVersion::TLS10),
+        },
+        failure: Some(failure),
+        enumeration: None,
+        certificates: vec![],
+        findings: vec![],
+        connections,
+        duration_ms,
+    }
+}
+
 /// Scans one (target, IP): the quick check, certificates, findings.
 pub async fn scan_endpoint(
     target: &Target,
@@ -401,50 +446,18 @@ pub async fn scan_endpoint_through(
         transport: target.transport,
         ehlo_name: cfg.ehlo_name.clone(),
     };
-    let info = TargetInfo {
-        input: target.input.clone(),
-        host: target.host.to_string(),
-        ip: Some(ip.to_string()),
-        port: target.port,
-        transport: target.transport,
-        sni: sni.clone(),
-        mx_of,
-    };
+    let info = target_info(target, Some(ip), cfg, mx_of);
     let (modern, legacy) = match (hellos::modern(sni.as_deref()), hellos::legacy(sni.as_deref())) {
         (Ok(m), Ok(l)) => (m, l),
         (Err(e), _) | (_, Err(e)) => {
-            // Our own hellos always encode; this is a bug, reported as data.
+            // Our own hellos always encode: this is a bug of ours, reported
+            // as data and never blamed on the server.
             let f = Failure::new(
-                Stage::Handshake,
-                FailureKind::NotTls,
+                Stage::Local,
+                FailureKind::InternalError,
                 format!("building the hello: {e}"),
             );
-            let empty = Offered {
-                max_version: ProtocolVersion::TLS13,
-                cipher_count: 0,
-                hello_bytes: 0,
-            };
-            let a = Attempt {
-                offered: empty,
-                result: None,
-                failure: Some(f.clone()),
-            };
-            return EndpointRecord {
-                record: "endpoint",
-                target: info,
-                status: Status::Failed,
-                failure: Some(f),
-                smtp: None,
-                quick: Quick {
-                    modern: a.clone(),
-                    legacy: a,
-                },
-                enumeration: None,
-                certificates: vec![],
-                findings: vec![],
-                connections: 0,
-                duration_ms: 0,
-            };
+            return failure_record(info, f, 0, 0);
         }
     };
     let (rm, rl) = tokio::join!(
@@ -537,5 +550,39 @@ pub async fn scan_endpoint_through(
         findings,
         connections: gate.used(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spent_budget_is_our_own_and_inconclusive() {
+        let modern = hellos::modern(None).expect("modern hello");
+        let spent = attempt(&modern, None);
+        assert_eq!(
+            spent.failure,
+            Some(Failure::new(
+                Stage::Local,
+                FailureKind::BudgetSpent,
+                "the --max-connections budget for this host is spent"
+            ))
+        );
+        let refused = Attempt {
+            failure: Some(Failure::new(
+                Stage::Handshake,
+                FailureKind::Alert,
+                "handshake_failure(40)",
+            )),
+            ..spent.clone()
+        };
+        // The hello the budget stopped might have worked: not "failed".
+        let (status, failure) = verdict(&Quick {
+            modern: refused,
+            legacy: spent.clone(),
+        });
+        assert_eq!(status, Status::Inconclusive);
+        assert_eq!(failure, spent.failure);
     }
 }

@@ -451,3 +451,36 @@ fn emulated_connection_limit_is_inconclusive() {
         "421 4.7.0 mx.emulated.test Error: too many connections from 127.0.0.1",
     );
 }
+
+#[test]
+fn spent_connection_budget_is_ours_and_never_blamed_on_the_server() {
+    let em = crate::emulate::emulator("postfix-default", &[]);
+    let target = format!("127.0.0.1:{}", em.port);
+    let run = hsscan(&[
+        "--json",
+        "--starttls",
+        "smtp",
+        "--ehlo",
+        EHLO,
+        "--max-connections",
+        "1",
+        &target,
+    ]);
+    let r = run.record();
+    assert_eq!(run.code, 0, "{}\n{}", run.describe(), em.log());
+    // One connection: the hello that got it negotiates, the other is never sent.
+    assert_eq!(r["connections"], 1, "{r:#}");
+    assert_eq!(r["status"], "negotiated", "{r:#}");
+    let budget = json!({
+        "stage": "local",
+        "kind": "budget-spent",
+        "detail": "the --max-connections budget for this host is spent",
+    });
+    let attempts = [at(&r, "/quick/modern"), at(&r, "/quick/legacy")];
+    let stopped = attempts
+        .iter()
+        .filter(|a| a["failure"] == budget && a["result"].is_null())
+        .count();
+    let negotiated = attempts.iter().filter(|a| !a["result"].is_null()).count();
+    assert_eq!((stopped, negotiated), (1, 1), "{r:#}");
+}
