@@ -176,16 +176,51 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Failu
             format!("connecting to {addr}: no answer within {}s", timeout.as_secs_f32()),
         )),
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => {
-            use std::io::ErrorKind as K;
-            let kind = match e.kind() {
-                K::ConnectionRefused => FailureKind::Refused,
-                K::TimedOut => FailureKind::Timeout,
-                _ => FailureKind::Unreachable,
-            };
-            Err(Failure::new(Stage::Connect, kind, format!("connecting to {addr}: {e}")))
-        }
+        Ok(Err(e)) => Err(connect_failure(addr, &e)),
     }
+}
+
+/// `errno` values of a failed connect that are limits of this machine, not
+/// answers from the server: EMFILE and ENFILE (file descriptors), ENOBUFS
+/// and ENOMEM (kernel memory), EADDRNOTAVAIL (no free local port). Linux
+/// numbers; the BSDs and macOS number ENOBUFS and EADDRNOTAVAIL apart.
+#[cfg(not(any(
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "dragonfly"
+)))]
+const LOCAL_LIMIT_ERRNOS: [i32; 5] = [24, 23, 105, 12, 99];
+#[cfg(any(
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "dragonfly"
+))]
+const LOCAL_LIMIT_ERRNOS: [i32; 5] = [24, 23, 55, 12, 49];
+
+/// A failed connect, classified. Running out of descriptors, buffers or
+/// local ports under a large `-j` says nothing about the server: it is
+/// `local-error` (inconclusive), never `unreachable`.
+fn connect_failure(addr: SocketAddr, e: &std::io::Error) -> Failure {
+    use std::io::ErrorKind as K;
+    let local = matches!(e.kind(), K::AddrNotAvailable | K::OutOfMemory)
+        || e.raw_os_error().is_some_and(|n| LOCAL_LIMIT_ERRNOS.contains(&n));
+    if local {
+        return Failure::new(
+            Stage::Local,
+            FailureKind::LocalError,
+            format!("connecting to {addr}: {e}: a limit of this machine, not of the server"),
+        );
+    }
+    let kind = match e.kind() {
+        K::ConnectionRefused => FailureKind::Refused,
+        K::TimedOut => FailureKind::Timeout,
+        _ => FailureKind::Unreachable,
+    };
+    Failure::new(Stage::Connect, kind, format!("connecting to {addr}: {e}"))
 }
 
 fn io_failure(e: &std::io::Error, answered: bool) -> Failure {
@@ -435,5 +470,53 @@ mod tests {
             FailureKind::RateLimited
         );
         assert_eq!(classify_plaintext(&[0, 1, 2]).kind, FailureKind::NotTls);
+    }
+
+    #[test]
+    fn local_limits_on_connect_are_ours_not_unreachable() {
+        let addr: SocketAddr = "192.0.2.7:25".parse().expect("address");
+        let of = |e: std::io::Error| {
+            let f = connect_failure(addr, &e);
+            (f.stage, f.kind)
+        };
+        let local = (Stage::Local, FailureKind::LocalError);
+        for errno in LOCAL_LIMIT_ERRNOS {
+            assert_eq!(of(std::io::Error::from_raw_os_error(errno)), local, "errno {errno}");
+        }
+        assert_eq!(of(std::io::ErrorKind::AddrNotAvailable.into()), local);
+        assert_eq!(
+            of(std::io::ErrorKind::ConnectionRefused.into()),
+            (Stage::Connect, FailureKind::Refused)
+        );
+        assert_eq!(
+            of(std::io::ErrorKind::TimedOut.into()),
+            (Stage::Connect, FailureKind::Timeout)
+        );
+        assert_eq!(
+            of(std::io::ErrorKind::HostUnreachable.into()),
+            (Stage::Connect, FailureKind::Unreachable)
+        );
+        let f = connect_failure(addr, &std::io::Error::from_raw_os_error(LOCAL_LIMIT_ERRNOS[0]));
+        assert!(f.detail.starts_with("connecting to 192.0.2.7:25: "), "{}", f.detail);
+        assert!(f.is_inconclusive());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_names_the_limits() {
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL as strerror says them.
+        let text: Vec<String> = LOCAL_LIMIT_ERRNOS
+            .iter()
+            .map(|&n| std::io::Error::from_raw_os_error(n).to_string())
+            .collect();
+        for (got, want) in text.iter().zip([
+            "Too many open files",
+            "Too many open files in system",
+            "No buffer space available",
+            "Cannot allocate memory",
+            "Cannot assign requested address",
+        ]) {
+            assert!(got.starts_with(want), "{got}");
+        }
     }
 }

@@ -484,3 +484,52 @@ fn spent_connection_budget_is_ours_and_never_blamed_on_the_server() {
     let negotiated = attempts.iter().filter(|a| !a["result"].is_null()).count();
     assert_eq!((stopped, negotiated), (1, 1), "{r:#}");
 }
+
+/// With a descriptor limit so low that a probe's socket cannot be opened,
+/// the probe fails on this machine (EMFILE), not at the server: `local`,
+/// `local-error`, inconclusive, never `unreachable`. The limits are
+/// tried upward from one too low to start at all, so the test does not
+/// depend on how many descriptors the runtime itself needs.
+#[cfg(target_os = "linux")]
+#[test]
+fn running_out_of_descriptors_is_a_local_error_not_unreachable() {
+    // Nothing listens there: once descriptors suffice, both probes are refused.
+    let target = format!("127.0.0.1:{}", crate::support::free_port());
+    let mut local = 0;
+    for limit in 4..=64 {
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+                env!("CARGO_BIN_EXE_hsscan"),
+                "--json",
+                &target,
+            ])
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run sh");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // Too few descriptors to start the runtime: no record, try more.
+        let Some(line) = stdout.lines().next() else { continue };
+        let r: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for pointer in ["/failure", "/quick/modern/failure", "/quick/legacy/failure"] {
+            let f = at(&r, pointer);
+            if f["detail"].as_str().is_some_and(|d| d.contains("Too many open files")) {
+                assert_eq!(
+                    (&f["stage"], &f["kind"]),
+                    (&json!("local"), &json!("local-error")),
+                    "{r:#}"
+                );
+                local += 1;
+            }
+        }
+        if at(&r, "/failure/kind") == "local-error" {
+            assert_eq!(r["status"], "inconclusive", "{r:#}");
+        }
+        if at(&r, "/quick/modern/failure/kind") == "refused" && at(&r, "/quick/legacy/failure/kind") == "refused" {
+            break;
+        }
+    }
+    assert!(local > 0, "no descriptor limit made a probe's socket fail");
+}
