@@ -432,6 +432,11 @@ pub async fn scan_endpoint(
 
 /// [`scan_endpoint`] through a gate that may be shared with other
 /// endpoints on the same IP (bulk runs).
+///
+/// A panic in the scan is a bug of ours, and the endpoint still gets its
+/// record (as do, in bulk runs, the domains waiting for it): inconclusive,
+/// `local`/`internal-error` with the panic message, and the connections
+/// made before it.
 pub async fn scan_endpoint_through(
     target: &Target,
     ip: IpAddr,
@@ -439,6 +444,57 @@ pub async fn scan_endpoint_through(
     mx_of: Option<Vec<String>>,
     gate: HostGate,
 ) -> EndpointRecord {
+    use futures::FutureExt as _;
+    let started = Instant::now();
+    // Unwind safety: the scan's own state dies with it; what it shares
+    // (the IP gates, tokio's semaphores and mutexes) is never left half
+    // updated by a panic, and nothing in it is poisoned.
+    let scan = std::panic::AssertUnwindSafe(scan_gated(target, ip, cfg, mx_of.clone(), &gate));
+    match scan.catch_unwind().await {
+        Ok(record) => record,
+        Err(panic) => {
+            let f = Failure::new(
+                Stage::Local,
+                FailureKind::InternalError,
+                format!("the scan panicked (a bug in hsscan): {}", panic_message(&*panic)),
+            );
+            let info = target_info(target, Some(ip), cfg, mx_of);
+            failure_record(info, f, gate.used(), millis(started.elapsed()))
+        }
+    }
+}
+
+/// The text a panic was raised with.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "a panic without a message"
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Test hook, read as each endpoint scan starts: `HSSCAN_TEST_PANIC_HOST=HOST`
+/// makes the scan of HOST (as the target or MX names it) panic, so the tests
+/// can show that a panicking scan still yields its records. Unset, it costs
+/// one environment lookup per endpoint.
+pub const TEST_PANIC_HOST: &str = "HSSCAN_TEST_PANIC_HOST";
+
+async fn scan_gated(
+    target: &Target,
+    ip: IpAddr,
+    cfg: &ScanConfig,
+    mx_of: Option<Vec<String>>,
+    gate: &HostGate,
+) -> EndpointRecord {
+    if std::env::var_os(TEST_PANIC_HOST).is_some_and(|h| h == target.host.to_string().as_str()) {
+        panic!("{TEST_PANIC_HOST} names {}", target.host);
+    }
     let started = Instant::now();
     let sni = cfg.sni_for(&target.host);
     let endpoint = Endpoint {
@@ -521,7 +577,7 @@ pub async fn scan_endpoint_through(
     let mut enumeration = None;
     if cfg.enumerate && negotiated_any {
         let (e, extra, chains) =
-            crate::enumerate::enumerate(&gate, &endpoint, cfg, sni.clone(), host_name.as_deref()).await;
+            crate::enumerate::enumerate(gate, &endpoint, cfg, sni.clone(), host_name.as_deref()).await;
         findings.extend(extra);
         for c in chains {
             if !certificates
@@ -549,7 +605,7 @@ pub async fn scan_endpoint_through(
         certificates,
         findings,
         connections: gate.used(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        duration_ms: millis(started.elapsed()),
     }
 }
 

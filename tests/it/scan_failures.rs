@@ -533,3 +533,41 @@ fn running_out_of_descriptors_is_a_local_error_not_unreachable() {
     }
     assert!(local > 0, "no descriptor limit made a probe's socket fail");
 }
+
+#[test]
+fn a_scan_that_panics_still_writes_its_record() {
+    // Nothing listens there: the calm target is refused, the other panics first.
+    let port = crate::support::free_port();
+    let (calm, wild) = (format!("127.0.0.1:{port}"), format!("127.0.0.2:{port}"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hsscan"))
+        .args(["--json", &calm, &wild])
+        .env("NO_COLOR", "1")
+        .env("HSSCAN_TEST_PANIC_HOST", "127.0.0.2")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run hsscan");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let records: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(records.len(), 2, "{stdout}\n{stderr}");
+    let of = |ip: &str| {
+        records
+            .iter()
+            .find(|r| r["target"]["ip"] == ip)
+            .unwrap_or_else(|| panic!("no record for {ip}: {stdout}"))
+    };
+    let r = of("127.0.0.2");
+    assert_eq!(r["status"], "inconclusive", "{r:#}");
+    assert_both_failed(
+        r,
+        "local",
+        "internal-error",
+        "the scan panicked (a bug in hsscan): HSSCAN_TEST_PANIC_HOST names 127.0.0.2",
+    );
+    assert_eq!(r["connections"], 0, "{r:#}");
+    assert_eq!(at(of("127.0.0.1"), "/failure/kind"), "refused");
+}
