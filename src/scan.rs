@@ -252,7 +252,10 @@ fn quick_findings(quick: &Quick) -> Vec<Finding> {
             ));
         }
     }
-    if let (None, Some(lr), Some(mf)) = (&m.result, &l.result, &m.failure) {
+    // A modern hello stopped on our side (budget, local limit, bug) was
+    // never refused by the server.
+    let refused = m.failure.as_ref().filter(|f| f.kind.blames_server());
+    if let (None, Some(lr), Some(mf)) = (&m.result, &l.result, refused) {
         out.push(Finding::new(
             "modern-hello-refused",
             Severity::High,
@@ -389,8 +392,8 @@ pub fn target_info(target: &Target, ip: Option<IpAddr>, cfg: &ScanConfig, mx_of:
 }
 
 /// The record of an endpoint whose scan ended before any hello was
-/// answered — the host did not resolve, our own hellos did not encode —
-/// with the failure in both attempts.
+/// answered — the host did not resolve, our own hellos did not encode, the
+/// scan panicked — with the failure in both attempts.
 pub fn failure_record(info: TargetInfo, failure: Failure, connections: u32, duration_ms: u64) -> EndpointRecord {
     let none = |max_version| Attempt {
         offered: Offered {
@@ -640,5 +643,53 @@ mod tests {
         });
         assert_eq!(status, Status::Inconclusive);
         assert_eq!(failure, spent.failure);
+    }
+
+    #[test]
+    fn a_modern_hello_stopped_on_our_side_is_not_refused_by_the_server() {
+        let legacy = Attempt {
+            offered: Offered {
+                max_version: ProtocolVersion::TLS10,
+                cipher_count: 1,
+                hello_bytes: 100,
+            },
+            result: Some(Negotiated {
+                version: ProtocolVersion::TLS10,
+                cipher: hsscan_wire::CipherSuite(0x002f),
+                group: None,
+            }),
+            failure: None,
+        };
+        let ids = |kind: FailureKind| {
+            let modern = Attempt {
+                result: None,
+                failure: Some(Failure::new(
+                    if kind.blames_server() {
+                        Stage::Handshake
+                    } else {
+                        Stage::Local
+                    },
+                    kind,
+                    "evidence",
+                )),
+                ..legacy.clone()
+            };
+            let quick = Quick {
+                modern,
+                legacy: legacy.clone(),
+            };
+            quick_findings(&quick).into_iter().map(|f| f.id).collect::<Vec<_>>()
+        };
+        for kind in [
+            FailureKind::BudgetSpent,
+            FailureKind::LocalError,
+            FailureKind::InternalError,
+        ] {
+            assert_eq!(ids(kind), ["protocol-below-tls12"], "{kind}");
+        }
+        assert_eq!(
+            ids(FailureKind::Alert),
+            ["protocol-below-tls12", "modern-hello-refused"]
+        );
     }
 }
