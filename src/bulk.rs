@@ -850,10 +850,12 @@ mod tests {
         let (v, ok) = domain_record(&d, &done);
         assert!(!ok);
         assert_eq!(v["status"], "inconclusive", "{v}");
-        assert_eq!(
-            v["failure"],
-            json!({"stage": "mx", "kind": "budget-spent", "detail": "mx.example[192.0.2.1]: budget-spent"})
+        let f = Failure::new(
+            Stage::Mx,
+            FailureKind::BudgetSpent,
+            "mx.example[192.0.2.1]: budget-spent",
         );
+        assert_eq!(v["failure"], json!(f));
     }
 
     #[test]
