@@ -15,7 +15,7 @@
 
 use crate::dns::{Dns, MxAnswer, MxHost};
 use crate::finding::{Finding, Severity};
-use crate::probe::Failure;
+use crate::outcome::{Failure, FailureKind, Stage};
 use crate::report::{self, EndpointRecord, Status};
 use crate::run::{unreachable_record, Output};
 use crate::scan::{self, HostGate, IpGate, ScanConfig};
@@ -64,7 +64,7 @@ pub struct Summary {
     pub status: Status,
     /// The best protocol it negotiated.
     pub best: Option<ProtocolVersion>,
-    pub kind: Option<String>,
+    pub kind: Option<FailureKind>,
 }
 
 impl Summary {
@@ -83,7 +83,7 @@ impl Summary {
         Self {
             status: r.status,
             best,
-            kind: r.failure.as_ref().map(|f| f.kind.to_owned()),
+            kind: r.failure.as_ref().map(|f| f.kind),
         }
     }
 
@@ -107,7 +107,7 @@ impl Summary {
         Some(Self {
             status,
             best,
-            kind: v["failure"]["kind"].as_str().map(str::to_owned),
+            kind: v["failure"]["kind"].as_str().and_then(FailureKind::from_name),
         })
     }
 }
@@ -253,14 +253,14 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (Value, bool) {
                     .is_some_and(|v| catalog::version_rank(v) >= catalog::version_rank(ProtocolVersion::TLS12))
         });
     let (status, failure) = if let Some(f) = &d.failure {
-        (Status::Failed, Some(json!(f)))
+        (Status::of_failure(f), Some(json!(f)))
     } else if d.null {
-        (
-            Status::Inconclusive,
-            Some(
-                json!({"stage": "dns", "kind": "null-mx", "detail": format!("{} accepts no mail (RFC 7505 null MX)", d.name)}),
-            ),
-        )
+        let f = Failure::new(
+            Stage::Dns,
+            FailureKind::NullMx,
+            format!("{} accepts no mail (RFC 7505 null MX)", d.name),
+        );
+        (Status::Inconclusive, Some(json!(f)))
     } else {
         let status = worst.unwrap_or(Status::Failed);
         let failure = if status == Status::Negotiated {
@@ -269,14 +269,13 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (Value, bool) {
             // The first MX (in preference order) that did not negotiate.
             d.keys
                 .iter()
-                .find_map(|k| {
-                    done.get(k)
-                        .filter(|s| s.status != Status::Negotiated)
-                        .map(|s| (k, s))
-                })
+                .find_map(|k| done.get(k).filter(|s| s.status != Status::Negotiated).map(|s| (k, s)))
                 .map(|(k, s)| {
                     let at = k.1.map_or_else(|| k.0.clone(), |ip| format!("{}[{ip}]", k.0));
-                    json!({"stage": "mx", "kind": s.kind.clone().unwrap_or_default(), "detail": format!("{at}: {}", s.kind.clone().unwrap_or_default())})
+                    // An endpoint that did not negotiate always has a failure;
+                    // one without is our bug, reported as such.
+                    let kind = s.kind.unwrap_or(FailureKind::InternalError);
+                    json!(Failure::new(Stage::Mx, kind, format!("{at}: {kind}")))
                 })
         };
         (status, failure)
@@ -363,7 +362,7 @@ async fn resolve(dns: &Dns, name: String, port: u16) -> Domain {
             Ok(_) => {
                 let why = format!("resolving {}: no address of the requested family", h.host);
                 d.unresolved
-                    .push((h.host.clone(), Failure::new("dns", "dns-error", why)));
+                    .push((h.host.clone(), Failure::new(Stage::Dns, FailureKind::DnsError, why)));
                 Vec::new()
             }
             Err(f) => {
@@ -405,8 +404,13 @@ async fn scan_one(
         transport: Transport::SmtpStarttls,
     };
     let (Some(ip), Some(gate)) = (key.1, gate) else {
-        let failure =
-            unresolved.unwrap_or_else(|| Failure::new("dns", "dns-error", format!("resolving {}: no address", key.0)));
+        let failure = unresolved.unwrap_or_else(|| {
+            Failure::new(
+                Stage::Dns,
+                FailureKind::DnsError,
+                format!("resolving {}: no address", key.0),
+            )
+        });
         let mut r = unreachable_record(&target, failure, &cfg.scan);
         r.target.mx_of = Some(mx_of);
         return r;
@@ -424,16 +428,21 @@ async fn scan_one(
         .await;
         spent += r.connections;
         r.connections = spent;
-        let kind = r.failure.as_ref().map(|f| f.kind);
-        // Our own --max-connections budget never refills: no retry for it.
-        let own_budget = gate.spent();
-        let retry = matches!(kind, Some("rate-limited") | Some("timeout")) && !own_budget && attempt < cfg.retries;
-        if !retry {
+        if attempt >= cfg.retries || !worth_retrying(&r, gate.spent()) {
             return r;
         }
         tokio::time::sleep(cfg.backoff * 2u32.saturating_pow(attempt)).await;
         attempt += 1;
     }
+}
+
+/// Whether an endpoint's record is worth another scan: it answered 421 or
+/// timed out. Our own `--max-connections` budget never refills within a
+/// run, so an endpoint whose IP has spent it (`own_budget_spent`), or whose
+/// failure is that budget, is never retried.
+fn worth_retrying(r: &EndpointRecord, own_budget_spent: bool) -> bool {
+    let kind = r.failure.as_ref().map(|f| f.kind);
+    !own_budget_spent && matches!(kind, Some(FailureKind::RateLimited | FailureKind::Timeout))
 }
 
 /// Runs the bulk scan; returns whether every domain's MX hosts negotiated.
@@ -719,7 +728,7 @@ impl Out {
         if let Ok(mut m) = tally.by_best.lock() {
             *m.entry(s.best.map_or("none", crate::enumerate::label)).or_default() += 1;
         }
-        if s.kind.as_deref() == Some("rate-limited") {
+        if s.kind == Some(FailureKind::RateLimited) {
             if let Ok(mut v) = tally.rate_limited.lock() {
                 v.push(key.1.map_or_else(|| key.0.clone(), |ip| format!("{}[{ip}]", key.0)));
             }
@@ -793,6 +802,60 @@ mod tests {
             got.push(item.expect("no read error"));
         }
         assert_eq!(got, ["a.example", "b.example", "\u{fffd}\u{fffd}", "c.example"]);
+    }
+
+    fn record_failing_with(kind: FailureKind) -> EndpointRecord {
+        let info = crate::report::TargetInfo {
+            input: "mx.example".into(),
+            host: "mx.example".into(),
+            ip: Some("192.0.2.1".into()),
+            port: SMTP_PORT,
+            transport: Transport::SmtpStarttls,
+            sni: Some("mx.example".into()),
+            mx_of: Some(vec!["example".into()]),
+        };
+        let stage = if kind == FailureKind::BudgetSpent {
+            Stage::Local
+        } else {
+            Stage::Banner
+        };
+        scan::failure_record(info, Failure::new(stage, kind, "evidence"), 2, 10)
+    }
+
+    #[test]
+    fn only_rate_limits_and_timeouts_are_retried_and_never_our_own_budget() {
+        assert!(worth_retrying(&record_failing_with(FailureKind::RateLimited), false));
+        assert!(worth_retrying(&record_failing_with(FailureKind::Timeout), false));
+        assert!(!worth_retrying(&record_failing_with(FailureKind::BudgetSpent), false));
+        assert!(!worth_retrying(&record_failing_with(FailureKind::Refused), false));
+        assert!(!worth_retrying(&record_failing_with(FailureKind::RateLimited), true));
+        assert!(!worth_retrying(&record_failing_with(FailureKind::Timeout), true));
+    }
+
+    #[test]
+    fn a_spent_budget_is_inconclusive_for_the_endpoint_and_its_domain() {
+        let r = record_failing_with(FailureKind::BudgetSpent);
+        assert_eq!(r.status, Status::Inconclusive);
+        let key: Key = ("mx.example".into(), Some("192.0.2.1".parse().expect("ip")), SMTP_PORT);
+        let d = Domain {
+            name: "example".into(),
+            mx: vec![],
+            implicit: false,
+            null: false,
+            failure: None,
+            keys: vec![key.clone()],
+            unresolved: vec![],
+        };
+        let done = HashMap::from([(key, Summary::of(&r))]);
+        let (v, ok) = domain_record(&d, &done);
+        assert!(!ok);
+        assert_eq!(v["status"], "inconclusive", "{v}");
+        let f = Failure::new(
+            Stage::Mx,
+            FailureKind::BudgetSpent,
+            "mx.example[192.0.2.1]: budget-spent",
+        );
+        assert_eq!(v["failure"], json!(f));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! and every address of a host. Failures are results with the DNS kinds
 //! of SPEC §3: `nxdomain`, `no-mx`, `dns-error`.
 
-use crate::probe::Failure;
+use crate::outcome::{Failure, FailureKind, Stage};
 use crate::run::Family;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
@@ -68,12 +68,12 @@ fn nodata(e: &ResolveError) -> bool {
 fn classify(what: &str, e: &ResolveError) -> Failure {
     if e.is_nx_domain() {
         Failure::new(
-            "dns",
-            "nxdomain",
+            Stage::Dns,
+            FailureKind::Nxdomain,
             format!("{what}: the domain does not exist (NXDOMAIN)"),
         )
     } else {
-        Failure::new("dns", "dns-error", format!("{what}: {e}"))
+        Failure::new(Stage::Dns, FailureKind::DnsError, format!("{what}: {e}"))
     }
 }
 
@@ -154,13 +154,13 @@ impl Dns {
                 preference: 0,
             })),
             Ok(_) => Err(Failure::new(
-                "dns",
-                "no-mx",
+                Stage::Dns,
+                FailureKind::NoMx,
                 format!("{domain} has no MX record and no address"),
             )),
-            Err(f) if f.kind == "nxdomain" => Err(Failure::new(
-                "dns",
-                "no-mx",
+            Err(f) if f.kind == FailureKind::Nxdomain => Err(Failure::new(
+                Stage::Dns,
+                FailureKind::NoMx,
                 format!("{domain} has no MX record and no address"),
             )),
             Err(f) => Err(f),
@@ -177,7 +177,9 @@ impl Dns {
         }
         let answer = self.lookup_addresses(&name).await;
         // Transient failures (timeouts, SERVFAIL) are not remembered.
-        let lasting = answer.as_ref().map_or_else(|f| f.kind == "nxdomain", |_| true);
+        let lasting = answer
+            .as_ref()
+            .map_or_else(|f| f.kind == FailureKind::Nxdomain, |_| true);
         if let (true, Ok(mut m)) = (lasting, self.hosts.lock()) {
             if m.len() >= HOST_CACHE {
                 m.clear();
@@ -223,8 +225,8 @@ impl Dns {
         }
         if nx > 0 {
             return Err(Failure::new(
-                "dns",
-                "nxdomain",
+                Stage::Dns,
+                FailureKind::Nxdomain,
                 format!("resolving {name}: the name does not exist (NXDOMAIN)"),
             ));
         }

@@ -673,11 +673,12 @@ fn classify(r: &ProbeResult, v: ProtocolVersion) -> Answer {
     if let Some(a) = f.alerts.last() {
         return Answer::Alert(a.description);
     }
+    use crate::outcome::FailureKind;
     match r.failure.as_ref().map(|f| f.kind) {
-        Some("reset-after-hello") => Answer::Dropped("connection reset after the hello"),
-        Some("timeout-after-hello") => Answer::Dropped("no answer to the hello"),
-        Some("closed-after-hello") => Answer::Dropped("connection closed after the hello"),
-        Some("rate-limited") => Answer::Budget,
+        Some(FailureKind::ResetAfterHello) => Answer::Dropped("connection reset after the hello"),
+        Some(FailureKind::TimeoutAfterHello) => Answer::Dropped("no answer to the hello"),
+        Some(FailureKind::ClosedAfterHello) => Answer::Dropped("connection closed after the hello"),
+        Some(FailureKind::RateLimited) => Answer::Budget,
         _ => Answer::Dropped("no TLS answer"),
     }
 }

@@ -13,6 +13,7 @@ pub mod emulate;
 pub mod enumerate;
 pub mod finding;
 pub mod hellos;
+pub mod outcome;
 pub mod pcap;
 pub mod probe;
 pub mod report;

@@ -3,41 +3,17 @@
 //! and a classification with the failure kinds of SPEC §3. Nothing is ever
 //! completed: after the flight the probe sends a close_notify and closes.
 
+use crate::outcome::{FailureKind, Stage};
 use crate::smtp::{self, Dialog, SmtpTimeouts};
 use crate::target::Transport;
 use hsscan_wire::{Alert, CertificateStatus, Deframer, Event, ServerHello, ServerKeyExchange, Side, Sslv2ServerHello};
-use serde::Serialize;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Where a connection failed and why (SPEC §3 `failure`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Failure {
-    /// `dns`, `connect`, `banner`, `ehlo`, `starttls` or `handshake`.
-    pub stage: &'static str,
-    /// A SPEC §3 failure kind, e.g. `reset-after-hello`.
-    pub kind: &'static str,
-    /// The evidence: an alert name, a reply, the bytes received.
-    pub detail: String,
-}
-
-impl Failure {
-    pub fn new(stage: &'static str, kind: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            stage,
-            kind,
-            detail: detail.into(),
-        }
-    }
-
-    /// Whether this says nothing about the server's TLS (rate limiting):
-    /// the result is `inconclusive`, never "no TLS" (SPEC §7).
-    pub fn is_inconclusive(&self) -> bool {
-        self.kind == "rate-limited"
-    }
-}
+/// Kept here while callers move to [`crate::outcome`], where it lives.
+pub use crate::outcome::Failure;
 
 /// Timeouts of one probe.
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +114,7 @@ async fn exchange(
         };
         let r = smtp::starttls(&mut stream, &endpoint.ehlo_name, timeouts, &mut dialog).await;
         result.smtp = Some(dialog);
-        leftover = r.map_err(|f| Failure::new(f.stage, f.kind, f.detail))?;
+        leftover = r?;
     }
     for (i, w) in writes.iter().enumerate() {
         let sent = tokio::time::timeout(cfg.read_timeout, stream.write_all(w)).await;
@@ -147,8 +123,8 @@ async fn exchange(
             Ok(Err(e)) => return Err(io_failure(&e, result.answered())),
             Err(_) => {
                 return Err(Failure::new(
-                    "handshake",
-                    "timeout-after-hello",
+                    Stage::Handshake,
+                    FailureKind::TimeoutAfterHello,
                     "writing the hello timed out",
                 ))
             }
@@ -195,21 +171,56 @@ const MAX_DRAIN: usize = 64 * 1024;
 async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Failure> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => Err(Failure::new(
-            "connect",
-            "timeout",
+            Stage::Connect,
+            FailureKind::Timeout,
             format!("connecting to {addr}: no answer within {}s", timeout.as_secs_f32()),
         )),
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => {
-            use std::io::ErrorKind as K;
-            let kind = match e.kind() {
-                K::ConnectionRefused => "refused",
-                K::TimedOut => "timeout",
-                _ => "unreachable",
-            };
-            Err(Failure::new("connect", kind, format!("connecting to {addr}: {e}")))
-        }
+        Ok(Err(e)) => Err(connect_failure(addr, &e)),
     }
+}
+
+/// `errno` values of a failed connect that are limits of this machine, not
+/// answers from the server: EMFILE and ENFILE (file descriptors), ENOBUFS
+/// and ENOMEM (kernel memory), EADDRNOTAVAIL (no free local port). Linux
+/// numbers; the BSDs and macOS number ENOBUFS and EADDRNOTAVAIL apart.
+#[cfg(not(any(
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "dragonfly"
+)))]
+const LOCAL_LIMIT_ERRNOS: [i32; 5] = [24, 23, 105, 12, 99];
+#[cfg(any(
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "dragonfly"
+))]
+const LOCAL_LIMIT_ERRNOS: [i32; 5] = [24, 23, 55, 12, 49];
+
+/// A failed connect, classified. Running out of descriptors, buffers or
+/// local ports under a large `-j` says nothing about the server: it is
+/// `local-error` (inconclusive), never `unreachable`.
+fn connect_failure(addr: SocketAddr, e: &std::io::Error) -> Failure {
+    use std::io::ErrorKind as K;
+    let local = matches!(e.kind(), K::AddrNotAvailable | K::OutOfMemory)
+        || e.raw_os_error().is_some_and(|n| LOCAL_LIMIT_ERRNOS.contains(&n));
+    if local {
+        return Failure::new(
+            Stage::Local,
+            FailureKind::LocalError,
+            format!("connecting to {addr}: {e}: a limit of this machine, not of the server"),
+        );
+    }
+    let kind = match e.kind() {
+        K::ConnectionRefused => FailureKind::Refused,
+        K::TimedOut => FailureKind::Timeout,
+        _ => FailureKind::Unreachable,
+    };
+    Failure::new(Stage::Connect, kind, format!("connecting to {addr}: {e}"))
 }
 
 fn io_failure(e: &std::io::Error, answered: bool) -> Failure {
@@ -218,11 +229,11 @@ fn io_failure(e: &std::io::Error, answered: bool) -> Failure {
         std::io::ErrorKind::ConnectionReset
         | std::io::ErrorKind::ConnectionAborted
         | std::io::ErrorKind::BrokenPipe => Failure::new(
-            "handshake",
-            "reset-after-hello",
+            Stage::Handshake,
+            FailureKind::ResetAfterHello,
             format!("connection reset{after}: {e}"),
         ),
-        _ => Failure::new("handshake", "closed-after-hello", format!("{e}{after}")),
+        _ => Failure::new(Stage::Handshake, FailureKind::ClosedAfterHello, format!("{e}{after}")),
     }
 }
 
@@ -242,7 +253,7 @@ async fn read_flight(
         if !pending.is_empty() {
             flight.bytes += pending.len();
             if let Err(e) = deframer.push(&pending) {
-                return Err(Failure::new("handshake", "not-tls", e.to_string()));
+                return Err(Failure::new(Stage::Handshake, FailureKind::NotTls, e.to_string()));
             }
             pending.clear();
             loop {
@@ -255,8 +266,8 @@ async fn read_flight(
                     Ok(None) => break,
                     Err(e) => {
                         return Err(Failure::new(
-                            "handshake",
-                            "not-tls",
+                            Stage::Handshake,
+                            FailureKind::NotTls,
                             format!("undecodable server bytes: {e}"),
                         ))
                     }
@@ -267,8 +278,8 @@ async fn read_flight(
                     Ok(())
                 } else {
                     Err(Failure::new(
-                        "handshake",
-                        "not-tls",
+                        Stage::Handshake,
+                        FailureKind::NotTls,
                         "over 512 KiB without a ServerHello",
                     ))
                 };
@@ -286,7 +297,7 @@ async fn read_flight(
                         smtp::printable(part)
                     ),
                 };
-                return Err(Failure::new("handshake", "timeout-after-hello", detail));
+                return Err(Failure::new(Stage::Handshake, FailureKind::TimeoutAfterHello, detail));
             }
             Ok(Err(e)) if flight.server_hello.is_some() => {
                 // A reset after the ServerHello still leaves the negotiated values.
@@ -335,7 +346,7 @@ fn take_event(event: Event, flight: &mut Flight) -> Option<Result<(), Failure>> 
             if flight.server_hello.is_some() {
                 return Some(Ok(()));
             }
-            return Some(Err(Failure::new("handshake", "alert", a.to_string())));
+            return Some(Err(Failure::new(Stage::Handshake, FailureKind::Alert, a.to_string())));
         }
         Event::Sslv2ServerHello(h) => {
             flight.sslv2 = Some(h);
@@ -349,8 +360,16 @@ fn take_event(event: Event, flight: &mut Flight) -> Option<Result<(), Failure>> 
                 6 => "UNSUPPORTED-CERTIFICATE-TYPE-ERROR",
                 _ => "unknown error",
             };
-            let kind = if code == 1 { "no-shared-cipher" } else { "alert" };
-            return Some(Err(Failure::new("handshake", kind, format!("SSLv2 {what} ({code})"))));
+            let kind = if code == 1 {
+                FailureKind::NoSharedCipher
+            } else {
+                FailureKind::Alert
+            };
+            return Some(Err(Failure::new(
+                Stage::Handshake,
+                kind,
+                format!("SSLv2 {what} ({code})"),
+            )));
         }
         Event::NotTls(bytes) => return Some(Err(classify_plaintext(&bytes))),
         Event::ChangeCipherSpec | Event::Encrypted { .. } | Event::Heartbeat { .. } | Event::Sslv2Other { .. } => {
@@ -369,14 +388,14 @@ fn end_of_stream(deframer: &Deframer, flight: &Flight) -> Result<(), Failure> {
     }
     match deframer.unconsumed() {
         [] => Err(Failure::new(
-            "handshake",
-            "closed-after-hello",
+            Stage::Handshake,
+            FailureKind::ClosedAfterHello,
             "the server closed the connection without answering the hello",
         )),
         part if looks_like_text(part) => Err(classify_plaintext(part)),
         part => Err(Failure::new(
-            "handshake",
-            "not-tls",
+            Stage::Handshake,
+            FailureKind::NotTls,
             format!("{} bytes then close: {}", part.len(), smtp::printable(part)),
         )),
     }
@@ -400,8 +419,8 @@ pub fn classify_plaintext(bytes: &[u8]) -> Failure {
         b.len() >= 3 && b.iter().take(3).all(u8::is_ascii_digit) && matches!(b.get(3), None | Some(b' ' | b'-'));
     if !smtp_reply {
         return Failure::new(
-            "handshake",
-            "not-tls",
+            Stage::Handshake,
+            FailureKind::NotTls,
             format!(
                 "the server answered with bytes that are not TLS: {}",
                 smtp::printable(bytes)
@@ -415,14 +434,14 @@ pub fn classify_plaintext(bytes: &[u8]) -> Failure {
     if reply.is_rate_limit() {
         // A 421 is the server limiting connections, whatever it was sent.
         Failure::new(
-            "handshake",
-            "rate-limited",
+            Stage::Handshake,
+            FailureKind::RateLimited,
             format!("the server answered the ClientHello with {first}"),
         )
     } else {
         Failure::new(
-            "handshake",
-            "plaintext-reply",
+            Stage::Handshake,
+            FailureKind::PlaintextReply,
             format!("the server answered the ClientHello with an SMTP reply ({first}): this port expects STARTTLS, not implicit TLS"),
         )
     }
@@ -434,16 +453,70 @@ mod tests {
 
     #[test]
     fn plaintext_classification() {
-        assert_eq!(classify_plaintext(b"220 mx ESMTP\r\n").kind, "plaintext-reply");
+        assert_eq!(
+            classify_plaintext(b"220 mx ESMTP\r\n").kind,
+            FailureKind::PlaintextReply
+        );
         assert_eq!(
             classify_plaintext(b"500 5.5.2 Error: bad syntax\r\n").kind,
-            "plaintext-reply"
+            FailureKind::PlaintextReply
         );
-        assert_eq!(classify_plaintext(b"HTTP/1.1 400 Bad Request\r\n").kind, "not-tls");
+        assert_eq!(
+            classify_plaintext(b"HTTP/1.1 400 Bad Request\r\n").kind,
+            FailureKind::NotTls
+        );
         assert_eq!(
             classify_plaintext(b"421 4.7.0 mx Error: too many connections from 192.0.2.1\r\n").kind,
-            "rate-limited"
+            FailureKind::RateLimited
         );
-        assert_eq!(classify_plaintext(&[0, 1, 2]).kind, "not-tls");
+        assert_eq!(classify_plaintext(&[0, 1, 2]).kind, FailureKind::NotTls);
+    }
+
+    #[test]
+    fn local_limits_on_connect_are_ours_not_unreachable() {
+        let addr: SocketAddr = "192.0.2.7:25".parse().expect("address");
+        let of = |e: std::io::Error| {
+            let f = connect_failure(addr, &e);
+            (f.stage, f.kind)
+        };
+        let local = (Stage::Local, FailureKind::LocalError);
+        for errno in LOCAL_LIMIT_ERRNOS {
+            assert_eq!(of(std::io::Error::from_raw_os_error(errno)), local, "errno {errno}");
+        }
+        assert_eq!(of(std::io::ErrorKind::AddrNotAvailable.into()), local);
+        assert_eq!(
+            of(std::io::ErrorKind::ConnectionRefused.into()),
+            (Stage::Connect, FailureKind::Refused)
+        );
+        assert_eq!(
+            of(std::io::ErrorKind::TimedOut.into()),
+            (Stage::Connect, FailureKind::Timeout)
+        );
+        assert_eq!(
+            of(std::io::ErrorKind::HostUnreachable.into()),
+            (Stage::Connect, FailureKind::Unreachable)
+        );
+        let f = connect_failure(addr, &std::io::Error::from_raw_os_error(LOCAL_LIMIT_ERRNOS[0]));
+        assert!(f.detail.starts_with("connecting to 192.0.2.7:25: "), "{}", f.detail);
+        assert!(f.is_inconclusive());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_names_the_limits() {
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL as strerror says them.
+        let text: Vec<String> = LOCAL_LIMIT_ERRNOS
+            .iter()
+            .map(|&n| std::io::Error::from_raw_os_error(n).to_string())
+            .collect();
+        for (got, want) in text.iter().zip([
+            "Too many open files",
+            "Too many open files in system",
+            "No buffer space available",
+            "Cannot allocate memory",
+            "Cannot assign requested address",
+        ]) {
+            assert!(got.starts_with(want), "{got}");
+        }
     }
 }

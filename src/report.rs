@@ -2,7 +2,7 @@
 //! the verdict first, graded by colour on a terminal, plain otherwise.
 
 use crate::finding::{Finding, Severity};
-use crate::probe::Failure;
+use crate::outcome::Failure;
 use crate::smtp::Dialog;
 use crate::target::Transport;
 use hsscan_wire::catalog::{self, Grade};
@@ -31,6 +31,18 @@ pub enum Status {
     Negotiated,
     Failed,
     Inconclusive,
+}
+
+impl Status {
+    /// The status of a record that has nothing but `failure` to say:
+    /// `inconclusive` when the failure says nothing about the server's TLS.
+    pub fn of_failure(failure: &Failure) -> Self {
+        if failure.is_inconclusive() {
+            Status::Inconclusive
+        } else {
+            Status::Failed
+        }
+    }
 }
 
 /// What a hello offered.
@@ -138,7 +150,7 @@ fn attempt_line(label: &str, a: &Attempt, colour: bool) -> String {
     );
     match (&a.result, &a.failure) {
         (Some(n), _) => format!("{offered}: {}", describe(n, colour)),
-        (None, Some(f)) => format!("{offered}: {} — {}", paint(f.kind, "31", colour), f.detail),
+        (None, Some(f)) => format!("{offered}: {} — {}", paint(f.kind.as_str(), "31", colour), f.detail),
         (None, None) => format!("{offered}: not sent"),
     }
 }

@@ -2,12 +2,11 @@
 //! completion order, through one writer that owns stdout (so lines never
 //! interleave). A target that cannot be resolved still yields its record.
 
-use crate::probe::Failure;
-use crate::report::{self, Attempt, EndpointRecord, Offered, Quick, Status, TargetInfo};
+use crate::outcome::{Failure, FailureKind, Stage};
+use crate::report::{self, EndpointRecord, Status};
 use crate::scan::{self, ScanConfig};
 use crate::target::{Host, Target};
 use futures::StreamExt;
-use hsscan_wire::ProtocolVersion;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
@@ -53,11 +52,11 @@ async fn resolve(target: &Target, cfg: &RunConfig) -> Result<Vec<IpAddr>, Failur
                     let text = e.to_string();
                     let kind =
                         if text.contains("not known") || text.contains("No address") || text.contains("not found") {
-                            "nxdomain"
+                            FailureKind::Nxdomain
                         } else {
-                            "dns-error"
+                            FailureKind::DnsError
                         };
-                    return Err(Failure::new("dns", kind, format!("resolving {name}: {text}")));
+                    return Err(Failure::new(Stage::Dns, kind, format!("resolving {name}: {text}")));
                 }
             },
         },
@@ -75,8 +74,8 @@ async fn resolve(target: &Target, cfg: &RunConfig) -> Result<Vec<IpAddr>, Failur
     }
     if out.is_empty() {
         return Err(Failure::new(
-            "dns",
-            "dns-error",
+            Stage::Dns,
+            FailureKind::DnsError,
             format!("{} has no address of the requested family", target.host),
         ));
     }
@@ -85,40 +84,7 @@ async fn resolve(target: &Target, cfg: &RunConfig) -> Result<Vec<IpAddr>, Failur
 
 /// The record of a target that never reached a connection.
 pub fn unreachable_record(target: &Target, failure: Failure, cfg: &ScanConfig) -> EndpointRecord {
-    let offered = |v| Offered {
-        max_version: v,
-        cipher_count: 0,
-        hello_bytes: 0,
-    };
-    let none = |v| Attempt {
-        offered: offered(v),
-        result: None,
-        failure: Some(failure.clone()),
-    };
-    EndpointRecord {
-        record: "endpoint",
-        target: TargetInfo {
-            input: target.input.clone(),
-            host: target.host.to_string(),
-            ip: None,
-            port: target.port,
-            transport: target.transport,
-            sni: cfg.sni_for(&target.host),
-            mx_of: None,
-        },
-        status: Status::Failed,
-        failure: Some(failure.clone()),
-        smtp: None,
-        quick: Quick {
-            modern: none(ProtocolVersion::TLS13),
-            legacy: none(ProtocolVersion::TLS10),
-        },
-        enumeration: None,
-        certificates: vec![],
-        findings: vec![],
-        connections: 0,
-        duration_ms: 0,
-    }
+    scan::failure_record(scan::target_info(target, None, cfg, None), failure, 0, 0)
 }
 
 /// Scans every target; returns whether every endpoint negotiated TLS.

@@ -7,7 +7,8 @@
 use crate::certs::TrustStore;
 use crate::finding::{Finding, Severity};
 use crate::hellos::{self, Prepared};
-use crate::probe::{self, Endpoint, Failure, ProbeConfig, ProbeResult};
+use crate::outcome::{Failure, FailureKind, Stage};
+use crate::probe::{self, Endpoint, ProbeConfig, ProbeResult};
 use crate::report::{Attempt, CertificateReport, EndpointRecord, Negotiated, Offered, Quick, Status, TargetInfo};
 use crate::target::{Host, Target};
 use hsscan_wire::catalog::{self, Grade};
@@ -195,12 +196,13 @@ fn attempt(p: &Prepared, r: Option<&ProbeResult>) -> Attempt {
         hello_bytes: p.hello_bytes,
     };
     match r {
+        // Our own budget, not the server's limit: nothing was asked.
         None => Attempt {
             offered,
             result: None,
             failure: Some(Failure::new(
-                "connect",
-                "rate-limited",
+                Stage::Local,
+                FailureKind::BudgetSpent,
                 "the --max-connections budget for this host is spent",
             )),
         },
@@ -250,7 +252,10 @@ fn quick_findings(quick: &Quick) -> Vec<Finding> {
             ));
         }
     }
-    if let (None, Some(lr), Some(mf)) = (&m.result, &l.result, &m.failure) {
+    // A modern hello stopped on our side (budget, local limit, bug) was
+    // never refused by the server.
+    let refused = m.failure.as_ref().filter(|f| f.kind.blames_server());
+    if let (None, Some(lr), Some(mf)) = (&m.result, &l.result, refused) {
         out.push(Finding::new(
             "modern-hello-refused",
             Severity::High,
@@ -373,6 +378,50 @@ fn verdict(quick: &Quick) -> (Status, Option<Failure>) {
     (Status::Failed, fm.or(fl))
 }
 
+/// `target` of the record of `target` on `ip` (`None`: not resolved).
+pub fn target_info(target: &Target, ip: Option<IpAddr>, cfg: &ScanConfig, mx_of: Option<Vec<String>>) -> TargetInfo {
+    TargetInfo {
+        input: target.input.clone(),
+        host: target.host.to_string(),
+        ip: ip.map(|ip| ip.to_string()),
+        port: target.port,
+        transport: target.transport,
+        sni: cfg.sni_for(&target.host),
+        mx_of,
+    }
+}
+
+/// The record of an endpoint whose scan ended before any hello was
+/// answered — the host did not resolve, our own hellos did not encode, the
+/// scan panicked — with the failure in both attempts.
+pub fn failure_record(info: TargetInfo, failure: Failure, connections: u32, duration_ms: u64) -> EndpointRecord {
+    let none = |max_version| Attempt {
+        offered: Offered {
+            max_version,
+            cipher_count: 0,
+            hello_bytes: 0,
+        },
+        result: None,
+        failure: Some(failure.clone()),
+    };
+    EndpointRecord {
+        record: "endpoint",
+        target: info,
+        status: Status::of_failure(&failure),
+        smtp: None,
+        quick: Quick {
+            modern: none(ProtocolVersion::TLS13),
+            legacy: none(ProtocolVersion::TLS10),
+        },
+        failure: Some(failure),
+        enumeration: None,
+        certificates: vec![],
+        findings: vec![],
+        connections,
+        duration_ms,
+    }
+}
+
 /// Scans one (target, IP): the quick check, certificates, findings.
 pub async fn scan_endpoint(
     target: &Target,
@@ -386,6 +435,11 @@ pub async fn scan_endpoint(
 
 /// [`scan_endpoint`] through a gate that may be shared with other
 /// endpoints on the same IP (bulk runs).
+///
+/// A panic in the scan is a bug of ours, and the endpoint still gets its
+/// record (as do, in bulk runs, the domains waiting for it): inconclusive,
+/// `local`/`internal-error` with the panic message, and the connections
+/// made before it.
 pub async fn scan_endpoint_through(
     target: &Target,
     ip: IpAddr,
@@ -393,6 +447,57 @@ pub async fn scan_endpoint_through(
     mx_of: Option<Vec<String>>,
     gate: HostGate,
 ) -> EndpointRecord {
+    use futures::FutureExt as _;
+    let started = Instant::now();
+    // Unwind safety: the scan's own state dies with it; what it shares
+    // (the IP gates, tokio's semaphores and mutexes) is never left half
+    // updated by a panic, and nothing in it is poisoned.
+    let scan = std::panic::AssertUnwindSafe(scan_gated(target, ip, cfg, mx_of.clone(), &gate));
+    match scan.catch_unwind().await {
+        Ok(record) => record,
+        Err(panic) => {
+            let f = Failure::new(
+                Stage::Local,
+                FailureKind::InternalError,
+                format!("the scan panicked (a bug in hsscan): {}", panic_message(&*panic)),
+            );
+            let info = target_info(target, Some(ip), cfg, mx_of);
+            failure_record(info, f, gate.used(), millis(started.elapsed()))
+        }
+    }
+}
+
+/// The text a panic was raised with.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "a panic without a message"
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Test hook, read as each endpoint scan starts: `HSSCAN_TEST_PANIC_HOST=HOST`
+/// makes the scan of HOST (as the target or MX names it) panic, so the tests
+/// can show that a panicking scan still yields its records. Unset, it costs
+/// one environment lookup per endpoint.
+pub const TEST_PANIC_HOST: &str = "HSSCAN_TEST_PANIC_HOST";
+
+async fn scan_gated(
+    target: &Target,
+    ip: IpAddr,
+    cfg: &ScanConfig,
+    mx_of: Option<Vec<String>>,
+    gate: &HostGate,
+) -> EndpointRecord {
+    if std::env::var_os(TEST_PANIC_HOST).is_some_and(|h| h == target.host.to_string().as_str()) {
+        panic!("{TEST_PANIC_HOST} names {}", target.host);
+    }
     let started = Instant::now();
     let sni = cfg.sni_for(&target.host);
     let endpoint = Endpoint {
@@ -400,46 +505,18 @@ pub async fn scan_endpoint_through(
         transport: target.transport,
         ehlo_name: cfg.ehlo_name.clone(),
     };
-    let info = TargetInfo {
-        input: target.input.clone(),
-        host: target.host.to_string(),
-        ip: Some(ip.to_string()),
-        port: target.port,
-        transport: target.transport,
-        sni: sni.clone(),
-        mx_of,
-    };
+    let info = target_info(target, Some(ip), cfg, mx_of);
     let (modern, legacy) = match (hellos::modern(sni.as_deref()), hellos::legacy(sni.as_deref())) {
         (Ok(m), Ok(l)) => (m, l),
         (Err(e), _) | (_, Err(e)) => {
-            // Our own hellos always encode; this is a bug, reported as data.
-            let f = Failure::new("handshake", "not-tls", format!("building the hello: {e}"));
-            let empty = Offered {
-                max_version: ProtocolVersion::TLS13,
-                cipher_count: 0,
-                hello_bytes: 0,
-            };
-            let a = Attempt {
-                offered: empty,
-                result: None,
-                failure: Some(f.clone()),
-            };
-            return EndpointRecord {
-                record: "endpoint",
-                target: info,
-                status: Status::Failed,
-                failure: Some(f),
-                smtp: None,
-                quick: Quick {
-                    modern: a.clone(),
-                    legacy: a,
-                },
-                enumeration: None,
-                certificates: vec![],
-                findings: vec![],
-                connections: 0,
-                duration_ms: 0,
-            };
+            // Our own hellos always encode: this is a bug of ours, reported
+            // as data and never blamed on the server.
+            let f = Failure::new(
+                Stage::Local,
+                FailureKind::InternalError,
+                format!("building the hello: {e}"),
+            );
+            return failure_record(info, f, 0, 0);
         }
     };
     let (rm, rl) = tokio::join!(
@@ -503,7 +580,7 @@ pub async fn scan_endpoint_through(
     let mut enumeration = None;
     if cfg.enumerate && negotiated_any {
         let (e, extra, chains) =
-            crate::enumerate::enumerate(&gate, &endpoint, cfg, sni.clone(), host_name.as_deref()).await;
+            crate::enumerate::enumerate(gate, &endpoint, cfg, sni.clone(), host_name.as_deref()).await;
         findings.extend(extra);
         for c in chains {
             if !certificates
@@ -531,6 +608,88 @@ pub async fn scan_endpoint_through(
         certificates,
         findings,
         connections: gate.used(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        duration_ms: millis(started.elapsed()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spent_budget_is_our_own_and_inconclusive() {
+        let modern = hellos::modern(None).expect("modern hello");
+        let spent = attempt(&modern, None);
+        assert_eq!(
+            spent.failure,
+            Some(Failure::new(
+                Stage::Local,
+                FailureKind::BudgetSpent,
+                "the --max-connections budget for this host is spent"
+            ))
+        );
+        let refused = Attempt {
+            failure: Some(Failure::new(
+                Stage::Handshake,
+                FailureKind::Alert,
+                "handshake_failure(40)",
+            )),
+            ..spent.clone()
+        };
+        // The hello the budget stopped might have worked: not "failed".
+        let (status, failure) = verdict(&Quick {
+            modern: refused,
+            legacy: spent.clone(),
+        });
+        assert_eq!(status, Status::Inconclusive);
+        assert_eq!(failure, spent.failure);
+    }
+
+    #[test]
+    fn a_modern_hello_stopped_on_our_side_is_not_refused_by_the_server() {
+        let legacy = Attempt {
+            offered: Offered {
+                max_version: ProtocolVersion::TLS10,
+                cipher_count: 1,
+                hello_bytes: 100,
+            },
+            result: Some(Negotiated {
+                version: ProtocolVersion::TLS10,
+                cipher: hsscan_wire::CipherSuite(0x002f),
+                group: None,
+            }),
+            failure: None,
+        };
+        let ids = |kind: FailureKind| {
+            let modern = Attempt {
+                result: None,
+                failure: Some(Failure::new(
+                    if kind.blames_server() {
+                        Stage::Handshake
+                    } else {
+                        Stage::Local
+                    },
+                    kind,
+                    "evidence",
+                )),
+                ..legacy.clone()
+            };
+            let quick = Quick {
+                modern,
+                legacy: legacy.clone(),
+            };
+            quick_findings(&quick).into_iter().map(|f| f.id).collect::<Vec<_>>()
+        };
+        for kind in [
+            FailureKind::BudgetSpent,
+            FailureKind::LocalError,
+            FailureKind::InternalError,
+        ] {
+            assert_eq!(ids(kind), ["protocol-below-tls12"], "{kind}");
+        }
+        assert_eq!(
+            ids(FailureKind::Alert),
+            ["protocol-below-tls12", "modern-hello-refused"]
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! STARTTLS, expect 220. Every reply is kept verbatim. Replies are capped
 //! in size and every read has a timeout.
 
+use crate::outcome::{Failure, FailureKind, Stage};
 use serde::Serialize;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -66,16 +67,6 @@ pub struct Dialog {
     pub starttls: Option<&'static str>,
     /// The reply to STARTTLS (or to the step that failed), verbatim.
     pub reply: Option<String>,
-}
-
-/// Where the dialog stopped and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmtpFailure {
-    /// `banner`, `ehlo` or `starttls` (SPEC §3 stages).
-    pub stage: &'static str,
-    /// A SPEC §3 failure kind.
-    pub kind: &'static str,
-    pub detail: String,
 }
 
 /// How long to wait.
@@ -165,24 +156,24 @@ impl Default for ReplyReader {
     }
 }
 
-fn read_failure(stage: &'static str, e: ReadError, waited: Duration) -> SmtpFailure {
+fn read_failure(stage: Stage, e: ReadError, waited: Duration) -> Failure {
     let (kind, detail) = match e {
-        ReadError::Timeout if stage == "banner" => (
-            "timeout",
+        ReadError::Timeout if stage == Stage::Banner => (
+            FailureKind::Timeout,
             format!("no SMTP banner within {}s: the port may expect implicit TLS (smtps), or a greeting delay is longer than the banner timeout", waited.as_secs()),
         ),
-        ReadError::Timeout => ("timeout", format!("no reply within {}s", waited.as_secs())),
+        ReadError::Timeout => (FailureKind::Timeout, format!("no reply within {}s", waited.as_secs())),
         // No hello was sent yet: a close or reset here is `closed`, not `*-after-hello`.
-        ReadError::Closed => ("closed", "the server closed the connection".to_owned()),
-        ReadError::Io(e) => ("closed", e.to_string()),
-        ReadError::TooLong => ("not-tls", format!("reply longer than {MAX_REPLY_BYTES} bytes or {MAX_REPLY_LINES} lines")),
+        ReadError::Closed => (FailureKind::Closed, "the server closed the connection".to_owned()),
+        ReadError::Io(e) => (FailureKind::Closed, e.to_string()),
+        ReadError::TooLong => (FailureKind::NotTls, format!("reply longer than {MAX_REPLY_BYTES} bytes or {MAX_REPLY_LINES} lines")),
         ReadError::Garbage(bytes) => {
             let looks_tls = bytes.first().is_some_and(|&b| (20..=24).contains(&b));
             let what = if looks_tls { "a TLS record where an SMTP reply was expected: the port speaks implicit TLS" } else { "bytes that are not an SMTP reply" };
-            ("not-tls", format!("{what}: {}", printable(&bytes)))
+            (FailureKind::NotTls, format!("{what}: {}", printable(&bytes)))
         }
     };
-    SmtpFailure { stage, kind, detail }
+    Failure::new(stage, kind, detail)
 }
 
 /// Up to 200 bytes as text, control bytes escaped.
@@ -195,20 +186,24 @@ pub fn printable(bytes: &[u8]) -> String {
         .collect()
 }
 
-async fn send<S: AsyncWrite + Unpin>(s: &mut S, line: &str, timeout: Duration) -> Result<(), SmtpFailure> {
-    let stage = if line.starts_with("EHLO") { "ehlo" } else { "starttls" };
+async fn send<S: AsyncWrite + Unpin>(s: &mut S, line: &str, timeout: Duration) -> Result<(), Failure> {
+    let stage = if line.starts_with("EHLO") {
+        Stage::Ehlo
+    } else {
+        Stage::Starttls
+    };
     match tokio::time::timeout(timeout, s.write_all(line.as_bytes())).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(SmtpFailure {
+        Ok(Err(e)) => Err(Failure::new(
             stage,
-            kind: "closed",
-            detail: format!("writing {}: {e}", line.trim_end()),
-        }),
-        Err(_) => Err(SmtpFailure {
+            FailureKind::Closed,
+            format!("writing {}: {e}", line.trim_end()),
+        )),
+        Err(_) => Err(Failure::new(
             stage,
-            kind: "timeout",
-            detail: format!("writing {}: timed out", line.trim_end()),
-        }),
+            FailureKind::Timeout,
+            format!("writing {}: timed out", line.trim_end()),
+        )),
     }
 }
 
@@ -219,7 +214,7 @@ pub async fn starttls<S: AsyncRead + AsyncWrite + Unpin>(
     ehlo_name: &str,
     timeouts: SmtpTimeouts,
     dialog: &mut Dialog,
-) -> Result<Vec<u8>, SmtpFailure> {
+) -> Result<Vec<u8>, Failure> {
     dialog.ehlo_name = ehlo_name.to_owned();
     let mut reader = ReplyReader::new();
 
@@ -228,40 +223,32 @@ pub async fn starttls<S: AsyncRead + AsyncWrite + Unpin>(
     let banner = reader
         .read_reply(s, timeouts.banner)
         .await
-        .map_err(|e| read_failure("banner", e, timeouts.banner))?;
+        .map_err(|e| read_failure(Stage::Banner, e, timeouts.banner))?;
     dialog.banner = Some(banner.text());
     if banner.code != 220 {
         let kind = if banner.is_rate_limit() {
-            "rate-limited"
+            FailureKind::RateLimited
         } else {
-            "smtp-rejected"
+            FailureKind::SmtpRejected
         };
         quit(s, &mut reader, timeouts.reply).await;
-        return Err(SmtpFailure {
-            stage: "banner",
-            kind,
-            detail: banner.text(),
-        });
+        return Err(Failure::new(Stage::Banner, kind, banner.text()));
     }
 
     send(s, &format!("EHLO {ehlo_name}\r\n"), timeouts.reply).await?;
     let ehlo = reader
         .read_reply(s, timeouts.reply)
         .await
-        .map_err(|e| read_failure("ehlo", e, timeouts.reply))?;
+        .map_err(|e| read_failure(Stage::Ehlo, e, timeouts.reply))?;
     if ehlo.code != 250 {
         let kind = if ehlo.is_rate_limit() {
-            "rate-limited"
+            FailureKind::RateLimited
         } else {
-            "smtp-rejected"
+            FailureKind::SmtpRejected
         };
         dialog.reply = Some(ehlo.text());
         quit(s, &mut reader, timeouts.reply).await;
-        return Err(SmtpFailure {
-            stage: "ehlo",
-            kind,
-            detail: ehlo.text(),
-        });
+        return Err(Failure::new(Stage::Ehlo, kind, ehlo.text()));
     }
     dialog.extensions = ehlo
         .lines
@@ -278,32 +265,28 @@ pub async fn starttls<S: AsyncRead + AsyncWrite + Unpin>(
     if !offered {
         dialog.starttls = Some("absent");
         quit(s, &mut reader, timeouts.reply).await;
-        return Err(SmtpFailure {
-            stage: "starttls",
-            kind: "starttls-absent",
-            detail: "STARTTLS is not among the EHLO keywords".to_owned(),
-        });
+        return Err(Failure::new(
+            Stage::Starttls,
+            FailureKind::StarttlsAbsent,
+            "STARTTLS is not among the EHLO keywords",
+        ));
     }
 
     send(s, "STARTTLS\r\n", timeouts.reply).await?;
     let reply = reader
         .read_reply(s, timeouts.reply)
         .await
-        .map_err(|e| read_failure("starttls", e, timeouts.reply))?;
+        .map_err(|e| read_failure(Stage::Starttls, e, timeouts.reply))?;
     dialog.reply = Some(reply.text());
     if reply.code != 220 {
         dialog.starttls = Some("rejected");
         let kind = if reply.is_rate_limit() {
-            "rate-limited"
+            FailureKind::RateLimited
         } else {
-            "starttls-rejected"
+            FailureKind::StarttlsRejected
         };
         quit(s, &mut reader, timeouts.reply).await;
-        return Err(SmtpFailure {
-            stage: "starttls",
-            kind,
-            detail: reply.text(),
-        });
+        return Err(Failure::new(Stage::Starttls, kind, reply.text()));
     }
     dialog.starttls = Some("offered");
     Ok(reader.leftover())
@@ -321,7 +304,7 @@ async fn quit<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, reader: &mut ReplyRe
 mod tests {
     use super::*;
 
-    async fn run(server: &[u8]) -> (Result<Vec<u8>, SmtpFailure>, Dialog, Vec<u8>) {
+    async fn run(server: &[u8]) -> (Result<Vec<u8>, Failure>, Dialog, Vec<u8>) {
         let (mut client, mut peer) = tokio::io::duplex(64 * 1024);
         peer.write_all(server).await.unwrap();
         let mut dialog = Dialog::default();
@@ -351,19 +334,19 @@ mod tests {
     async fn rate_limit_banner_is_not_a_tls_failure() {
         let (r, _, sent) = run(b"421 4.7.0 mx.example Error: too many connections from 192.0.2.1\r\n").await;
         let f = r.unwrap_err();
-        assert_eq!((f.stage, f.kind), ("banner", "rate-limited"));
+        assert_eq!((f.stage, f.kind), (Stage::Banner, FailureKind::RateLimited));
         assert_eq!(sent, b"QUIT\r\n");
     }
 
     #[tokio::test]
     async fn starttls_absent_and_rejected() {
         let (r, d, _) = run(b"220 mx\r\n250-mx\r\n250 SIZE 1\r\n221 bye\r\n").await;
-        assert_eq!(r.unwrap_err().kind, "starttls-absent");
+        assert_eq!(r.unwrap_err().kind, FailureKind::StarttlsAbsent);
         assert_eq!(d.starttls, Some("absent"));
         let (r, d, _) =
             run(b"220 mx\r\n250-mx\r\n250 STARTTLS\r\n454 4.7.0 TLS not available due to local problem\r\n").await;
         let f = r.unwrap_err();
-        assert_eq!((f.stage, f.kind), ("starttls", "starttls-rejected"));
+        assert_eq!((f.stage, f.kind), (Stage::Starttls, FailureKind::StarttlsRejected));
         assert_eq!(d.starttls, Some("rejected"));
     }
 
@@ -371,7 +354,7 @@ mod tests {
     async fn a_tls_record_instead_of_a_banner_is_named() {
         let (r, _, _) = run(&[0x15, 3, 3, 0, 2, 2, 40]).await;
         let f = r.unwrap_err();
-        assert_eq!((f.stage, f.kind), ("banner", "not-tls"));
+        assert_eq!((f.stage, f.kind), (Stage::Banner, FailureKind::NotTls));
         assert!(f.detail.contains("implicit TLS"), "{}", f.detail);
     }
 
@@ -384,7 +367,7 @@ mod tests {
             reply: Duration::from_millis(50),
         };
         let f = starttls(&mut client, "x", t, &mut d).await.unwrap_err();
-        assert_eq!((f.stage, f.kind), ("banner", "timeout"));
+        assert_eq!((f.stage, f.kind), (Stage::Banner, FailureKind::Timeout));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use super::analyse_bytes;
 use super::report::ConnectionRecord;
+use crate::outcome::FailureKind;
 use etherparse::PacketBuilder;
 use hsscan_wire::{CipherSuite, ClientHello, CompressionMethod, ProtocolVersion, ServerExtension, ServerHello, Writer};
 
@@ -218,7 +219,7 @@ fn records(pcap: &Pcap) -> Vec<ConnectionRecord> {
     a.records
 }
 
-fn verdict(r: &ConnectionRecord) -> (&str, Option<&str>) {
+fn verdict(r: &ConnectionRecord) -> (&str, Option<FailureKind>) {
     (r.verdict.outcome, r.verdict.kind)
 }
 
@@ -300,7 +301,7 @@ fn data_in_the_handshake_completing_ack_is_read() {
     t.data(&mut p, Who::S, &[21, 3, 3, 0, 2, 2, 40]);
     t.fin(&mut p, Who::S);
     let r = records(&p);
-    assert_eq!(verdict(&r[0]), ("failed", Some("alert")));
+    assert_eq!(verdict(&r[0]), ("failed", Some(FailureKind::Alert)));
     assert!(r[0].verdict.message.contains("handshake_failure(40)"));
     assert_eq!(r[0].alerts.len(), 1);
     assert_eq!(r[0].alerts[0].from, "server");
@@ -338,7 +339,7 @@ fn a_capture_starting_mid_stream_still_reads_a_hello_and_says_so() {
     t.rst(&mut p, Who::S);
     let r = records(&p);
     assert_eq!(r.len(), 1);
-    assert_eq!(verdict(&r[0]), ("failed", Some("reset-after-hello")));
+    assert_eq!(verdict(&r[0]), ("failed", Some(FailureKind::ResetAfterHello)));
     assert!(r[0].warnings[0].contains("no SYN"), "{:?}", r[0].warnings);
     // Mid-stream bytes that start nowhere recognisable are not reported.
     let mut p = Pcap::new();
@@ -350,10 +351,13 @@ fn a_capture_starting_mid_stream_still_reads_a_hello_and_says_so() {
 
 #[test]
 fn smtp_refusals_are_named() {
-    let cases: [(&[u8], &str); 3] = [
-        (b"421 4.7.0 mx Error: too many connections\r\n", "rate-limited"),
-        (b"554 5.7.1 go away\r\n", "smtp-rejected"),
-        (b"220 mx ESMTP\r\n", "starttls-absent"),
+    let cases: [(&[u8], FailureKind); 3] = [
+        (
+            b"421 4.7.0 mx Error: too many connections\r\n",
+            FailureKind::RateLimited,
+        ),
+        (b"554 5.7.1 go away\r\n", FailureKind::SmtpRejected),
+        (b"220 mx ESMTP\r\n", FailureKind::StarttlsAbsent),
     ];
     for (banner, kind) in cases {
         let mut p = Pcap::new();
@@ -385,7 +389,7 @@ fn starttls_rejected_and_the_dialog_goes_on() {
     t.data(&mut p, Who::S, b"454 4.7.0 TLS not available\r\n221 bye\r\n");
     t.fin(&mut p, Who::S);
     let r = records(&p);
-    assert_eq!(verdict(&r[0]), ("failed", Some("starttls-rejected")));
+    assert_eq!(verdict(&r[0]), ("failed", Some(FailureKind::StarttlsRejected)));
     assert_eq!(
         r[0].smtp.as_ref().unwrap().starttls_reply.as_deref(),
         Some("454 4.7.0 TLS not available")
@@ -421,7 +425,7 @@ fn an_unanswered_hello_the_client_abandons_is_a_timeout() {
     t.fin(&mut p, Who::C);
     t.fin(&mut p, Who::S);
     let r = records(&p);
-    assert_eq!(verdict(&r[0]), ("failed", Some("timeout-after-hello")));
+    assert_eq!(verdict(&r[0]), ("failed", Some(FailureKind::TimeoutAfterHello)));
     // And one the capture ends on is incomplete.
     let mut p = Pcap::new();
     let mut t = Tcp::new(40011, 465);
@@ -453,7 +457,7 @@ fn a_reused_port_pair_is_two_connections_reported_in_start_order() {
     let r = records(&p);
     let ports: Vec<u16> = r.iter().map(|r| r.client_port).collect();
     assert_eq!(ports, [40012, 40013, 40012]);
-    assert_eq!(verdict(&r[2]), ("failed", Some("closed-after-hello")));
+    assert_eq!(verdict(&r[2]), ("failed", Some(FailureKind::ClosedAfterHello)));
 }
 
 #[test]
@@ -471,8 +475,8 @@ fn a_syn_after_a_connection_seen_mid_stream_starts_a_new_one() {
     new.rst(&mut p, Who::S);
     let r = records(&p);
     assert_eq!(r.len(), 2, "{r:?}");
-    assert_eq!(verdict(&r[0]), ("failed", Some("alert")));
-    assert_eq!(verdict(&r[1]), ("failed", Some("reset-after-hello")));
+    assert_eq!(verdict(&r[0]), ("failed", Some(FailureKind::Alert)));
+    assert_eq!(verdict(&r[1]), ("failed", Some(FailureKind::ResetAfterHello)));
 }
 
 #[test]
@@ -484,7 +488,7 @@ fn plaintext_ehlo_to_an_implicit_tls_port_is_named() {
     t.data(&mut p, Who::S, &[21, 3, 1, 0, 2, 2, 70]);
     t.fin(&mut p, Who::S);
     let r = records(&p);
-    assert_eq!(verdict(&r[0]), ("failed", Some("not-tls")));
+    assert_eq!(verdict(&r[0]), ("failed", Some(FailureKind::NotTls)));
     assert!(
         r[0].verdict.message.contains("protocol_version(70)"),
         "{}",
@@ -714,7 +718,12 @@ fn a_tls13_client_encrypted_alert_after_the_flight_is_recognised_by_its_size() {
     };
     // 2 bytes of alert, the inner content type and a 16-byte tag.
     let r = run(19);
-    assert_eq!(verdict(&r), ("failed", Some("alert")), "{}", r.verdict.message);
+    assert_eq!(
+        verdict(&r),
+        ("failed", Some(FailureKind::Alert)),
+        "{}",
+        r.verdict.message
+    );
     assert!(r.verdict.message.contains("encrypted alert"), "{}", r.verdict.message);
     // A Finished (32 bytes of verify data, header, type, tag) completes it.
     let r = run(53);

@@ -9,7 +9,8 @@
 //! negotiated version and suite.
 
 use super::report::ConnectionRecord;
-use crate::probe::{self, Endpoint, Failure, ProbeConfig, ProbeResult};
+use crate::outcome::{Failure, FailureKind};
+use crate::probe::{self, Endpoint, ProbeConfig, ProbeResult};
 use crate::target::Transport;
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs as _};
@@ -99,10 +100,20 @@ pub fn parse_target(s: &str) -> Result<Target, TargetError> {
 /// What the server answered, as compared between capture and replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Answer {
-    Hello { version: String, suite: String },
-    Retry { group: String },
+    Hello {
+        version: String,
+        suite: String,
+    },
+    Retry {
+        group: String,
+    },
     Sslv2,
-    Failure { kind: String, detail: Option<String> },
+    Failure {
+        kind: FailureKind,
+        detail: Option<String>,
+    },
+    /// The probe ended without a hello and without a failure.
+    Nothing,
 }
 
 impl Answer {
@@ -112,7 +123,8 @@ impl Answer {
             Answer::Retry { group } => format!("asks for a retry with group {group}"),
             Answer::Sslv2 => "answers with an SSLv2 SERVER-HELLO".to_owned(),
             Answer::Failure { kind, detail: Some(d) } => format!("{kind} {d}"),
-            Answer::Failure { kind, detail: None } => kind.clone(),
+            Answer::Failure { kind, detail: None } => kind.to_string(),
+            Answer::Nothing => "no answer".to_owned(),
         }
     }
 }
@@ -136,7 +148,7 @@ fn captured_answer(r: &ConnectionRecord) -> Option<Answer> {
         return Some(Answer::Sslv2);
     }
     let kind = r.verdict.kind?;
-    let detail = (kind == "alert")
+    let detail = (kind == FailureKind::Alert)
         .then(|| r.alerts.iter().find(|a| a.from == "server"))
         .flatten()
         .map(|a| {
@@ -146,10 +158,7 @@ fn captured_answer(r: &ConnectionRecord) -> Option<Answer> {
             }
             .to_string()
         });
-    Some(Answer::Failure {
-        kind: kind.to_owned(),
-        detail,
-    })
+    Some(Answer::Failure { kind, detail })
 }
 
 fn replayed_answer(p: &ProbeResult) -> Answer {
@@ -169,14 +178,11 @@ fn replayed_answer(p: &ProbeResult) -> Answer {
     }
     match &p.failure {
         Some(Failure { kind, detail, .. }) => Answer::Failure {
-            kind: (*kind).to_owned(),
+            kind: *kind,
             // Alerts are compared by name; other details are prose.
-            detail: (*kind == "alert").then(|| detail.clone()),
+            detail: (*kind == FailureKind::Alert).then(|| detail.clone()),
         },
-        None => Answer::Failure {
-            kind: "no answer".to_owned(),
-            detail: None,
-        },
+        None => Answer::Nothing,
     }
 }
 

@@ -3,6 +3,7 @@
 //! line (`--brief`).
 
 use crate::certs::CertInfo;
+use crate::outcome::FailureKind;
 use hsscan_wire::{
     AlertDescription, AlertLevel, CipherSuite, CompressionMethod, EcPointFormat, ExtensionType, NamedGroup,
     ProtocolVersion, SignatureScheme, Sslv2CipherSpec,
@@ -189,8 +190,8 @@ pub struct Ended {
 pub struct Verdict {
     /// `established`, `failed` or `incomplete`.
     pub outcome: &'static str,
-    /// A SPEC §3 failure kind; null when established or incomplete.
-    pub kind: Option<&'static str>,
+    /// The failure kind; null when established or incomplete.
+    pub kind: Option<FailureKind>,
     pub message: String,
 }
 

@@ -92,9 +92,15 @@ fn mx_args(input: &Path, dns: u16, port: u16, extra: &[&str]) -> Vec<String> {
 
 /// Runs `hsscan --mx …` to completion; stdout lines parsed.
 fn hsscan_mx(args: &[String]) -> (i32, Vec<Value>, String) {
+    hsscan_mx_with(args, &[])
+}
+
+/// [`hsscan_mx`] with these environment variables set.
+fn hsscan_mx_with(args: &[String], env: &[(&str, &str)]) -> (i32, Vec<Value>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_hsscan"))
         .args(args)
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run hsscan");
@@ -517,4 +523,78 @@ fn rate_limited_endpoint_is_retried_with_backoff_then_inconclusive() {
         .count();
     assert_eq!(refused, 6, "{}", em.log());
     assert_eq!(records(&lines, "domain")[0]["status"], "inconclusive");
+}
+
+#[test]
+fn a_panicking_endpoint_scan_still_yields_its_record_and_its_domains() {
+    let (wild, calm) = ("127.0.4.5", "127.0.4.6");
+    // Nothing listens there: the calm MX is refused, the wild one panics first.
+    let port = common_port(&[wild, calm]);
+    let (dns, dir) = dnsmasq(
+        "dnsmasq-panic",
+        &[
+            format!("host-record=mx-wild.bulk.test,{wild}"),
+            format!("host-record=mx-calm.bulk.test,{calm}"),
+            "mx-host=wild.bulk.test,mx-wild.bulk.test,10".into(),
+            "mx-host=calm.bulk.test,mx-calm.bulk.test,10".into(),
+            "mx-host=both.bulk.test,mx-wild.bulk.test,10".into(),
+            "mx-host=both.bulk.test,mx-calm.bulk.test,20".into(),
+        ],
+    );
+    let input = dir.join("panic-domains.txt");
+    std::fs::write(&input, "wild.bulk.test\ncalm.bulk.test\nboth.bulk.test\n").expect("input");
+    let args = mx_args(
+        &input,
+        dns.port,
+        port,
+        &["--retries", "1", "--retry-delay", "0.1", "-q"],
+    );
+    let (code, lines, stderr) = hsscan_mx_with(&args, &[("HSSCAN_TEST_PANIC_HOST", "mx-wild.bulk.test")]);
+    assert_eq!(code, 1, "{stderr}");
+    let endpoints = records(&lines, "endpoint");
+    let domains = records(&lines, "domain");
+    assert_eq!((endpoints.len(), domains.len()), (2, 3), "{lines:#?}\n{stderr}");
+    let endpoint = |h: &str| {
+        *endpoints
+            .iter()
+            .find(|e| e["target"]["host"] == h)
+            .expect("endpoint record")
+    };
+    let domain = |n: &str| *domains.iter().find(|d| d["domain"] == n).expect("domain record");
+
+    let e = endpoint("mx-wild.bulk.test");
+    assert_eq!(e["status"], "inconclusive", "{e:#}");
+    let failure = serde_json::json!({
+        "stage": "local",
+        "kind": "internal-error",
+        "detail": "the scan panicked (a bug in hsscan): HSSCAN_TEST_PANIC_HOST names mx-wild.bulk.test",
+    });
+    assert_eq!(e["failure"], failure, "{e:#}");
+    assert_eq!(e["quick"]["modern"]["failure"], failure, "{e:#}");
+    assert_eq!(e["quick"]["legacy"]["failure"], failure, "{e:#}");
+    // Not retried: a bug of ours does not go away by asking again.
+    assert_eq!(e["connections"], 0, "{e:#}");
+    assert_eq!(
+        e["target"]["mx_of"],
+        serde_json::json!(["wild.bulk.test", "both.bulk.test"]),
+        "{e:#}"
+    );
+    assert_eq!(endpoint("mx-calm.bulk.test")["failure"]["kind"], "refused");
+
+    let d = domain("wild.bulk.test");
+    assert_eq!(d["status"], "inconclusive", "{d:#}");
+    assert_eq!(
+        d["failure"],
+        serde_json::json!({
+            "stage": "mx",
+            "kind": "internal-error",
+            "detail": format!("mx-wild.bulk.test[{wild}]: internal-error"),
+        }),
+        "{d:#}"
+    );
+    assert_eq!(domain("calm.bulk.test")["status"], "failed");
+    let both = domain("both.bulk.test");
+    // The refused MX makes it failed; the failure names the first MX that did not negotiate.
+    assert_eq!(both["status"], "failed", "{both:#}");
+    assert_eq!(both["failure"]["kind"], "internal-error", "{both:#}");
 }

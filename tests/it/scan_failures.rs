@@ -451,3 +451,123 @@ fn emulated_connection_limit_is_inconclusive() {
         "421 4.7.0 mx.emulated.test Error: too many connections from 127.0.0.1",
     );
 }
+
+#[test]
+fn spent_connection_budget_is_ours_and_never_blamed_on_the_server() {
+    let em = crate::emulate::emulator("postfix-default", &[]);
+    let target = format!("127.0.0.1:{}", em.port);
+    let run = hsscan(&[
+        "--json",
+        "--starttls",
+        "smtp",
+        "--ehlo",
+        EHLO,
+        "--max-connections",
+        "1",
+        &target,
+    ]);
+    let r = run.record();
+    assert_eq!(run.code, 0, "{}\n{}", run.describe(), em.log());
+    // One connection: the hello that got it negotiates, the other is never sent.
+    assert_eq!(r["connections"], 1, "{r:#}");
+    assert_eq!(r["status"], "negotiated", "{r:#}");
+    let budget = json!({
+        "stage": "local",
+        "kind": "budget-spent",
+        "detail": "the --max-connections budget for this host is spent",
+    });
+    let attempts = [at(&r, "/quick/modern"), at(&r, "/quick/legacy")];
+    let stopped = attempts
+        .iter()
+        .filter(|a| a["failure"] == budget && a["result"].is_null())
+        .count();
+    let negotiated = attempts.iter().filter(|a| !a["result"].is_null()).count();
+    assert_eq!((stopped, negotiated), (1, 1), "{r:#}");
+}
+
+/// With a descriptor limit so low that a probe's socket cannot be opened,
+/// the probe fails on this machine (EMFILE), not at the server: `local`,
+/// `local-error`, inconclusive, never `unreachable`. The limits are
+/// tried upward from one too low to start at all, so the test does not
+/// depend on how many descriptors the runtime itself needs.
+#[cfg(target_os = "linux")]
+#[test]
+fn running_out_of_descriptors_is_a_local_error_not_unreachable() {
+    // Nothing listens there: once descriptors suffice, both probes are refused.
+    let target = format!("127.0.0.1:{}", crate::support::free_port());
+    let mut local = 0;
+    for limit in 4..=64 {
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+                env!("CARGO_BIN_EXE_hsscan"),
+                "--json",
+                &target,
+            ])
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run sh");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // Too few descriptors to start the runtime: no record, try more.
+        let Some(line) = stdout.lines().next() else { continue };
+        let r: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for pointer in ["/failure", "/quick/modern/failure", "/quick/legacy/failure"] {
+            let f = at(&r, pointer);
+            if f["detail"].as_str().is_some_and(|d| d.contains("Too many open files")) {
+                assert_eq!(
+                    (&f["stage"], &f["kind"]),
+                    (&json!("local"), &json!("local-error")),
+                    "{r:#}"
+                );
+                local += 1;
+            }
+        }
+        if at(&r, "/failure/kind") == "local-error" {
+            assert_eq!(r["status"], "inconclusive", "{r:#}");
+        }
+        if at(&r, "/quick/modern/failure/kind") == "refused" && at(&r, "/quick/legacy/failure/kind") == "refused" {
+            break;
+        }
+    }
+    assert!(local > 0, "no descriptor limit made a probe's socket fail");
+}
+
+#[test]
+fn a_scan_that_panics_still_writes_its_record() {
+    // Nothing listens there: the calm target is refused, the other panics first.
+    let port = crate::support::free_port();
+    let (calm, wild) = (format!("127.0.0.1:{port}"), format!("127.0.0.2:{port}"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hsscan"))
+        .args(["--json", &calm, &wild])
+        .env("NO_COLOR", "1")
+        .env("HSSCAN_TEST_PANIC_HOST", "127.0.0.2")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run hsscan");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let records: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(records.len(), 2, "{stdout}\n{stderr}");
+    let of = |ip: &str| {
+        records
+            .iter()
+            .find(|r| r["target"]["ip"] == ip)
+            .unwrap_or_else(|| panic!("no record for {ip}: {stdout}"))
+    };
+    let r = of("127.0.0.2");
+    assert_eq!(r["status"], "inconclusive", "{r:#}");
+    assert_both_failed(
+        r,
+        "local",
+        "internal-error",
+        "the scan panicked (a bug in hsscan): HSSCAN_TEST_PANIC_HOST names 127.0.0.2",
+    );
+    assert_eq!(r["connections"], 0, "{r:#}");
+    assert_eq!(at(of("127.0.0.1"), "/failure/kind"), "refused");
+}

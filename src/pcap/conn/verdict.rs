@@ -3,6 +3,7 @@
 //! server's answer to the hello, then how the connection ended.
 
 use super::{extensions_of, Conn, Dir, How};
+use crate::outcome::FailureKind;
 use crate::pcap::capture::Timestamp;
 use crate::pcap::report::Verdict;
 use crate::smtp::Reply;
@@ -40,9 +41,9 @@ impl Conn {
                 if b.code != 220 {
                     return failed(
                         if b.is_rate_limit() {
-                            "rate-limited"
+                            FailureKind::RateLimited
                         } else {
-                            "smtp-rejected"
+                            FailureKind::SmtpRejected
                         },
                         format!("the server's greeting refused the session: {}", first_line(b)),
                     );
@@ -52,9 +53,9 @@ impl Conn {
                 if !(200..300).contains(&r.code) {
                     return failed(
                         if r.is_rate_limit() {
-                            "rate-limited"
+                            FailureKind::RateLimited
                         } else {
-                            "smtp-rejected"
+                            FailureKind::SmtpRejected
                         },
                         format!("the server refused EHLO: {}", first_line(r)),
                     );
@@ -65,9 +66,9 @@ impl Conn {
                     Some(r) if !(200..300).contains(&r.code) => {
                         return failed(
                             if r.is_rate_limit() {
-                                "rate-limited"
+                                FailureKind::RateLimited
                             } else {
-                                "starttls-rejected"
+                                FailureKind::StarttlsRejected
                             },
                             format!("the server refused STARTTLS: {}", r.text().replace('\n', " / ")),
                         );
@@ -85,7 +86,7 @@ impl Conn {
                     .is_some_and(|r| extensions_of(r).iter().any(|e| keyword(e) == "STARTTLS"));
                 return match (&s.ehlo_reply, offered) {
                     (Some(_), false) => failed(
-                        "starttls-absent",
+                        FailureKind::StarttlsAbsent,
                         "the server's EHLO reply does not offer STARTTLS: the session stays in plaintext".to_owned(),
                     ),
                     (Some(_), true) => Verdict {
@@ -121,7 +122,7 @@ impl Conn {
                 }
             };
             return failed(
-                "not-tls",
+                FailureKind::NotTls,
                 format!(
                     "the client sent SMTP in plaintext (EHLO {name}) to port {}, which speaks implicit TLS: {answer}; the client must start TLS at once (smtps) or use the STARTTLS port",
                     self.server_addr.port()
@@ -130,7 +131,10 @@ impl Conn {
         }
         if self.hellos == 0 {
             if let Some(e) = &self.client.error {
-                return failed("not-tls", format!("the client's bytes are not a TLS hello: {e}"));
+                return failed(
+                    FailureKind::NotTls,
+                    format!("the client's bytes are not a TLS hello: {e}"),
+                );
             }
             if self.server_hello.is_some() || self.retry.is_some() {
                 return Verdict {
@@ -157,17 +161,17 @@ impl Conn {
                 ""
             };
             return failed(
-                "alert",
+                FailureKind::Alert,
                 format!("the server answered the ClientHello{retry} with the fatal alert {a}"),
             );
         }
         if let Some(code) = self.sslv2_error {
             let (kind, what) = match code {
-                1 => ("no-shared-cipher", "NO-CIPHER-ERROR"),
-                2 => ("alert", "NO-CERTIFICATE-ERROR"),
-                4 => ("alert", "BAD-CERTIFICATE-ERROR"),
-                6 => ("alert", "UNSUPPORTED-CERTIFICATE-TYPE-ERROR"),
-                _ => ("alert", "an unknown error"),
+                1 => (FailureKind::NoSharedCipher, "NO-CIPHER-ERROR"),
+                2 => (FailureKind::Alert, "NO-CERTIFICATE-ERROR"),
+                4 => (FailureKind::Alert, "BAD-CERTIFICATE-ERROR"),
+                6 => (FailureKind::Alert, "UNSUPPORTED-CERTIFICATE-TYPE-ERROR"),
+                _ => (FailureKind::Alert, "an unknown error"),
             };
             return failed(
                 kind,
@@ -182,7 +186,7 @@ impl Conn {
                     .map_or_else(|| "?".to_owned(), |g| format!("{g:?}"));
                 if let Some((Dir::Client, a, false, _)) = self.fatal {
                     return failed(
-                        "alert",
+                        FailureKind::Alert,
                         format!("the client answered the HelloRetryRequest (group {group}) with the fatal alert {a} instead of a second ClientHello"),
                     );
                 }
@@ -207,7 +211,7 @@ impl Conn {
             if self.tls_without_starttls && self.smtp.banner.is_some() && !self.server.tls_bytes {
                 let b = self.smtp.banner.as_ref().map(first_line).unwrap_or_default();
                 return failed(
-                    "plaintext-reply",
+                    FailureKind::PlaintextReply,
                     format!(
                         "the server greeted in SMTP ({b}) and the client sent a ClientHello at once: port {} expects STARTTLS, not implicit TLS; {}",
                         self.server_addr.port(),
@@ -216,11 +220,14 @@ impl Conn {
                 );
             }
             if let Some(e) = &self.server.error {
-                return failed("not-tls", format!("the server's answer is not TLS: {e}"));
+                return failed(FailureKind::NotTls, format!("the server's answer is not TLS: {e}"));
             }
             if let Some(e) = &self.client.error {
                 if self.server.ended.is_none() && self.end.is_none() {
-                    return failed("not-tls", format!("the client's TLS bytes could not be decoded: {e}"));
+                    return failed(
+                        FailureKind::NotTls,
+                        format!("the client's TLS bytes could not be decoded: {e}"),
+                    );
                 }
             }
             return self.no_answer(capture_end);
@@ -236,7 +243,7 @@ impl Conn {
                 _ => "",
             };
             return failed(
-                "alert",
+                FailureKind::Alert,
                 format!("the {who} sent the fatal alert {a} after the server's hello{why}"),
             );
         }
@@ -244,7 +251,7 @@ impl Conn {
             Some(h) if h.selected_version() == ProtocolVersion::TLS13 => match self.client.first_encrypted_len {
                 Some(len) if len == alert_record_len(h.cipher_suite) => {
                     return failed(
-                            "alert",
+                            FailureKind::Alert,
                             format!(
                                 "the client answered the server's TLS 1.3 flight with an encrypted alert (a {len}-byte record), then {}: this is how a client rejects the certificate (bad_certificate, unknown_ca …); the alert itself is encrypted",
                                 self.end_text(Dir::Client)
@@ -282,9 +289,9 @@ impl Conn {
         match &self.end {
             Some((dir, how, _, after)) => {
                 let kind = if *how == How::Rst {
-                    "reset-after-hello"
+                    FailureKind::ResetAfterHello
                 } else {
-                    "closed-after-hello"
+                    FailureKind::ClosedAfterHello
                 };
                 let after = after.as_deref().unwrap_or("the server's hello");
                 failed(
@@ -317,17 +324,17 @@ impl Conn {
         };
         match (self.server.ended, self.client.ended) {
             (Some(How::Rst), _) => failed(
-                "reset-after-hello",
+                FailureKind::ResetAfterHello,
                 format!("the server reset the connection after {retry} without answering it"),
             ),
             (Some(How::Fin), _) if self.end.as_ref().is_some_and(|e| e.0 == Dir::Server) => failed(
-                "closed-after-hello",
+                FailureKind::ClosedAfterHello,
                 format!("the server closed the connection after {retry} without answering it"),
             ),
             (_, Some(how)) => {
                 let waited = self.end.as_ref().map_or(0.0, |e| e.2.since(hello_at));
                 failed(
-                    "timeout-after-hello",
+                    FailureKind::TimeoutAfterHello,
                     format!(
                         "the server did not answer {retry}; the client gave up after {waited:.3} s ({})",
                         if how == How::Rst { "reset" } else { "closed" }
@@ -335,7 +342,7 @@ impl Conn {
                 )
             }
             (Some(How::Fin), None) => failed(
-                "closed-after-hello",
+                FailureKind::ClosedAfterHello,
                 format!("the server closed the connection after {retry} without answering it"),
             ),
             (None, None) => Verdict {
@@ -396,7 +403,7 @@ fn alert_record_len(suite: CipherSuite) -> usize {
     }
 }
 
-fn failed(kind: &'static str, message: String) -> Verdict {
+fn failed(kind: FailureKind, message: String) -> Verdict {
     Verdict {
         outcome: "failed",
         kind: Some(kind),
