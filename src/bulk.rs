@@ -15,10 +15,11 @@
 
 use crate::dns::{Dns, MxAnswer, MxHost};
 use crate::finding::{Finding, Severity};
+use crate::gate::{HostGate, IpGate};
 use crate::outcome::{Failure, FailureKind, Stage};
 use crate::report::{self, EndpointRecord, Status};
 use crate::run::{unreachable_record, Output};
-use crate::scan::{self, HostGate, IpGate, ScanConfig};
+use crate::scan::{self, ScanConfig};
 use crate::target::{Host, Target, Transport};
 use hsscan_wire::{catalog, ProtocolVersion};
 use serde::Serialize;

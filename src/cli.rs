@@ -365,18 +365,25 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let resolve = parse_resolve(&args.resolve)?;
     let scan = scan_config(&args)?;
     let output = output_of(&args);
-    let family = family_of(&args);
-    let cfg = crate::run::RunConfig {
-        scan,
-        output,
-        concurrency: args.concurrency as usize,
-        family,
-        resolve,
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    let dns = {
+        let _guard = runtime.enter();
+        crate::dns::Dns::new(
+            args.dns,
+            resolve,
+            family_of(&args),
+            std::time::Duration::from_secs_f64(args.timeout.min(10.0)),
+        )?
+    };
+    let cfg = crate::run::RunConfig {
+        scan,
+        output,
+        concurrency: args.concurrency as usize,
+        dns,
+    };
     let all_ok = runtime
         .block_on(crate::run::run(targets, cfg))
         .context("writing results")?;
@@ -467,6 +474,7 @@ fn scan_config(args: &ScanArgs) -> anyhow::Result<crate::scan::ScanConfig> {
         at: args.at.unwrap_or_else(time::OffsetDateTime::now_utc),
         trust: std::sync::Arc::new(trust),
         enumerate: args.enumerate,
+        retry_delay: std::time::Duration::from_secs_f64(args.retry_delay),
     })
 }
 

@@ -101,6 +101,13 @@ impl Dns {
         // Names are absolute: never try the search list.
         opts.ndots = 0;
         opts.cache_size = 4096;
+        // The system's resolver reads /etc/hosts first, as getaddrinfo does;
+        // a named --dns server alone decides.
+        opts.use_hosts_file = if server.is_some() {
+            hickory_resolver::config::ResolveHosts::Never
+        } else {
+            hickory_resolver::config::ResolveHosts::Always
+        };
         Ok(Self {
             resolver: builder.build(),
             overrides,

@@ -53,13 +53,21 @@ pub const MODERN_GROUPS: [NamedGroup; 7] = [
     NamedGroup::FFDHE3072,
 ];
 
-/// A hello ready to send, with what it offered.
+/// A hello ready to send, with what it offered: an answer only counts
+/// when it selects a version between `min_version` and `max_version`, and a
+/// suite and group among those offered (SPEC §3 `attempt`).
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub writes: Vec<Vec<u8>>,
     pub max_version: ProtocolVersion,
+    /// The lowest version the sender behind this hello accepts.
+    pub min_version: ProtocolVersion,
     pub cipher_count: usize,
     pub hello_bytes: usize,
+    /// The suites offered, signalling values included.
+    pub suites: Vec<CipherSuite>,
+    /// The groups of `supported_groups` (empty when absent).
+    pub groups: Vec<NamedGroup>,
 }
 
 /// RFC 7685 §1: some middleboxes hang on hellos of 256 to 511 bytes;
@@ -77,25 +85,92 @@ fn pad_out_of_window(hello: &mut ClientHello, record_version: ProtocolVersion) -
 fn prepare(
     hello: &ClientHello,
     record_version: ProtocolVersion,
+    min: ProtocolVersion,
     max: ProtocolVersion,
 ) -> Result<Prepared, EncodeError> {
     let record = hello.to_record(record_version)?;
+    let groups = match hello.extension(hsscan_wire::ExtensionType::SUPPORTED_GROUPS) {
+        Some(ClientExtension::SupportedGroups(g)) => g.clone(),
+        _ => Vec::new(),
+    };
     Ok(Prepared {
         hello_bytes: record.len(),
         cipher_count: hello.cipher_suites.iter().filter(|s| !s.is_signal()).count(),
         writes: vec![record],
         max_version: max,
+        min_version: min,
+        suites: hello.cipher_suites.clone(),
+        groups,
     })
+}
+
+/// Every group a TLS 1.3 hello may list, the common ones first: a server
+/// whose only group is P-521 or ffdhe2048 answers with a HelloRetryRequest
+/// naming it instead of refusing.
+pub fn every_tls13_group() -> Vec<NamedGroup> {
+    let mut out: Vec<NamedGroup> = MODERN_GROUPS.to_vec();
+    out.extend(
+        catalog::GROUPS
+            .iter()
+            .filter(|g| g.tls13 && g.kind != catalog::GroupKind::Grease && !MODERN_GROUPS.contains(&g.id))
+            .map(|g| g.id),
+    );
+    out
 }
 
 /// The quick check's modern hello: TLS 1.3 and 1.2, common suites, X25519
 /// and P-256 shares.
 pub fn modern(sni: Option<&str>) -> Result<Prepared, EncodeError> {
     let mut suites: Vec<CipherSuite> = MODERN_SUITES.iter().map(|&s| CipherSuite(s)).collect();
+    // The CCM suites OpenSSL leaves out of its defaults: a server with only
+    // those still answers.
+    suites.extend([CipherSuite(0x1304), CipherSuite(0x1305)]);
     suites.push(CipherSuite::TLS_EMPTY_RENEGOTIATION_INFO_SCSV);
     let mut hello = ClientHello::typical(ProtocolVersion::TLS12, ProtocolVersion::TLS13, random32(), suites, sni);
+    if let Some(ext) = hello.extensions.as_mut() {
+        for e in ext.iter_mut() {
+            if let ClientExtension::SupportedGroups(g) = e {
+                *g = every_tls13_group();
+            }
+        }
+    }
     pad_out_of_window(&mut hello, ProtocolVersion::TLS10)?;
-    prepare(&hello, ProtocolVersion::TLS10, ProtocolVersion::TLS13)
+    prepare(
+        &hello,
+        ProtocolVersion::TLS10,
+        ProtocolVersion::TLS12,
+        ProtocolVersion::TLS13,
+    )
+}
+
+/// The quick check's last resort when both its hellos fail: up to TLS 1.2
+/// with every suite and every elliptic curve valid there, so a server with
+/// only TLS 1.1, or only ARIA, CCM or Camellia suites, is not taken for one
+/// without TLS. `limit`: offer only the first suites (for servers that
+/// drop long hellos).
+pub fn wide(sni: Option<&str>, limit: Option<usize>) -> Result<Prepared, EncodeError> {
+    let mut suites: Vec<CipherSuite> = legacy_suites(ProtocolVersion::TLS12);
+    // At TLS 1.2 the AEAD suites come first, as a modern server prefers them.
+    suites.sort_by_key(|s| !catalog::suite(*s).and_then(|i| i.properties).is_some_and(|p| p.aead));
+    if let Some(n) = limit {
+        suites.truncate(n);
+    }
+    let groups: Vec<NamedGroup> = catalog::GROUPS
+        .iter()
+        .filter(|g| {
+            matches!(
+                g.kind,
+                catalog::GroupKind::EcPrime
+                    | catalog::GroupKind::EcChar2
+                    | catalog::GroupKind::EcBrainpool
+                    | catalog::GroupKind::Montgomery
+            ) && !(0x001f..=0x0021).contains(&g.id.0)
+        })
+        .map(|g| g.id)
+        .collect();
+    let mut p = for_version(ProtocolVersion::TLS12, &suites, &groups, &[], sni)?;
+    p.min_version = ProtocolVersion::SSL3;
+    Ok(p)
 }
 
 /// The legacy suite order: the usual legacy choices first, then every other
@@ -129,11 +204,16 @@ pub fn legacy(sni: Option<&str>) -> Result<Prepared, EncodeError> {
     ext.push(ClientExtension::EcPointFormats(vec![EcPointFormat::UNCOMPRESSED]));
     hello.extensions = Some(ext);
     pad_out_of_window(&mut hello, ProtocolVersion::TLS10)?;
-    prepare(&hello, ProtocolVersion::TLS10, ProtocolVersion::TLS10)
+    prepare(
+        &hello,
+        ProtocolVersion::TLS10,
+        ProtocolVersion::SSL3,
+        ProtocolVersion::TLS10,
+    )
 }
 
 /// Extras of an enumeration hello.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HelloOptions {
     /// Offer DEFLATE before null compression (TLS ≤ 1.2), to see whether the
     /// server would compress (CRIME).
@@ -222,7 +302,7 @@ pub fn for_version_with(
     if version != ProtocolVersion::SSL3 {
         pad_out_of_window(&mut hello, record_version)?;
     }
-    prepare(&hello, record_version, version)
+    prepare(&hello, record_version, version, version)
 }
 
 /// The SSLv2 CLIENT-HELLO offering every SSLv2 cipher spec.
@@ -237,6 +317,9 @@ pub fn sslv2() -> Result<Prepared, EncodeError> {
         cipher_count: hello.cipher_specs.len(),
         writes: vec![record],
         max_version: ProtocolVersion::SSL2,
+        min_version: ProtocolVersion::SSL2,
+        suites: Vec::new(),
+        groups: Vec::new(),
     })
 }
 

@@ -12,6 +12,7 @@ pub mod dns;
 pub mod emulate;
 pub mod enumerate;
 pub mod finding;
+pub mod gate;
 pub mod hellos;
 pub mod outcome;
 pub mod pcap;

@@ -312,6 +312,70 @@ async fn read_flight(
     }
 }
 
+/// How the server's side of a connection ended after its bytes, for
+/// [`answer_from_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// It said nothing more and kept the connection open.
+    Open,
+    /// It closed (FIN).
+    Closed,
+    /// It reset the connection.
+    Reset,
+}
+
+/// The probe's judgement of a server that sent `bytes` and then ended as
+/// `end`, without a socket: the same reading and classification as a live
+/// probe, for captures and for the planners' in-memory tests.
+pub fn answer_from_bytes(bytes: &[u8], end: StreamEnd) -> ProbeResult {
+    let mut flight = Flight::default();
+    let failure = read_bytes(bytes, end, &mut flight).err();
+    ProbeResult {
+        smtp: None,
+        flight,
+        failure,
+        elapsed: Duration::ZERO,
+    }
+}
+
+fn read_bytes(bytes: &[u8], end: StreamEnd, flight: &mut Flight) -> Result<(), Failure> {
+    let mut deframer = Deframer::new(Side::Server);
+    flight.bytes = bytes.len();
+    if let Err(e) = deframer.push(bytes) {
+        return Err(Failure::new(Stage::Handshake, FailureKind::NotTls, e.to_string()));
+    }
+    loop {
+        match deframer.next_event() {
+            Ok(Some(event)) => {
+                if let Some(done) = take_event(event, flight) {
+                    return done;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(Failure::new(
+                    Stage::Handshake,
+                    FailureKind::NotTls,
+                    format!("undecodable server bytes: {e}"),
+                ))
+            }
+        }
+    }
+    match end {
+        StreamEnd::Closed => end_of_stream(&deframer, flight),
+        _ if flight.server_hello.is_some() => Ok(()),
+        StreamEnd::Reset => Err(io_failure(
+            &std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+            false,
+        )),
+        StreamEnd::Open => Err(Failure::new(
+            Stage::Handshake,
+            FailureKind::TimeoutAfterHello,
+            "no answer after the hello",
+        )),
+    }
+}
+
 /// Records one event; `Some` ends the read with that result.
 fn take_event(event: Event, flight: &mut Flight) -> Option<Result<(), Failure>> {
     match event {

@@ -49,6 +49,7 @@ impl Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct Offered {
     pub max_version: ProtocolVersion,
+    pub min_version: ProtocolVersion,
     pub cipher_count: usize,
     pub hello_bytes: usize,
 }
@@ -74,6 +75,17 @@ pub struct Attempt {
 pub struct Quick {
     pub modern: Attempt,
     pub legacy: Attempt,
+    /// The wide hello, sent only when both others failed at the handshake.
+    pub wide: Option<Attempt>,
+}
+
+impl Quick {
+    /// The attempts made, modern first.
+    pub fn attempts(&self) -> Vec<&Attempt> {
+        let mut out = vec![&self.modern, &self.legacy];
+        out.extend(self.wide.as_ref());
+        out
+    }
 }
 
 /// One certificate chain and its verdicts.
@@ -101,6 +113,14 @@ pub struct EndpointRecord {
     pub findings: Vec<Finding>,
     pub connections: u32,
     pub duration_ms: u64,
+}
+
+impl EndpointRecord {
+    /// The endpoint negotiated TLS and, when enumerated, every protocol was
+    /// settled: a partial result is not a clean bill (exit 1).
+    pub fn is_ok(&self) -> bool {
+        self.status == Status::Negotiated && self.enumeration.as_ref().is_none_or(|e| e.is_complete())
+    }
 }
 
 fn paint(text: &str, code: &str, colour: bool) -> String {
@@ -213,18 +233,20 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
     }
     let _ = writeln!(out, "  {}", attempt_line("modern", &r.quick.modern, colour));
     let _ = writeln!(out, "  {}", attempt_line("legacy", &r.quick.legacy, colour));
+    if let Some(w) = &r.quick.wide {
+        let _ = writeln!(out, "  {}", attempt_line("wide", w, colour));
+    }
     if let Some(e) = &r.enumeration {
         let _ = writeln!(
             out,
             "  protocols and suites{}:",
-            if e.complete {
-                ""
-            } else {
-                " (incomplete: connection budget spent)"
-            }
+            if e.is_complete() { "" } else { " (PARTIAL: see unsure)" }
         );
         for (label, d) in &e.details {
-            let mark = if d.supported {
+            let settled = e.complete.get(label).copied().unwrap_or(false);
+            let mark = if !settled && !d.supported {
+                paint("?  ", "33", colour)
+            } else if d.supported {
                 paint(
                     "yes",
                     if matches!(*label, "SSLv2" | "SSLv3" | "TLSv1.0" | "TLSv1.1") {
@@ -237,10 +259,10 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
             } else {
                 "no ".to_owned()
             };
-            let order = if d.supported {
-                format!(", {} order", d.order)
-            } else {
-                String::new()
+            let order = match (d.supported, settled) {
+                (true, true) => format!(", {} order", d.order),
+                (true, false) => format!(", {} order, list may be incomplete", d.order),
+                _ => String::new(),
             };
             let _ = writeln!(
                 out,

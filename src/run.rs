@@ -3,11 +3,10 @@
 //! interleave). A target that cannot be resolved still yields its record.
 
 use crate::outcome::{Failure, FailureKind, Stage};
-use crate::report::{self, EndpointRecord, Status};
+use crate::report::{self, EndpointRecord};
 use crate::scan::{self, ScanConfig};
 use crate::target::{Host, Target};
 use futures::StreamExt;
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
 
@@ -29,57 +28,36 @@ pub enum Family {
 }
 
 /// What the run needs beyond the per-endpoint config.
-#[derive(Debug, Clone)]
 pub struct RunConfig {
     pub scan: ScanConfig,
     pub output: Output,
     /// Targets scanned at once.
     pub concurrency: usize,
-    pub family: Family,
-    /// `--resolve HOST:IP` overrides.
-    pub resolve: HashMap<String, Vec<IpAddr>>,
+    /// The one resolver of the run (`--resolve`, `--dns`, `-4`/`-6`).
+    pub dns: crate::dns::Dns,
 }
 
-/// Resolves a target's host to the addresses to scan.
+/// Resolves a target's host to the addresses to scan, through the run's
+/// one resolver (`--resolve` first, then `--dns` or the system's).
 async fn resolve(target: &Target, cfg: &RunConfig) -> Result<Vec<IpAddr>, Failure> {
-    let ips: Vec<IpAddr> = match &target.host {
-        Host::Ip(ip) => vec![*ip],
-        Host::Name(name) => match cfg.resolve.get(name) {
-            Some(ips) => ips.clone(),
-            None => match tokio::net::lookup_host((name.as_str(), target.port)).await {
-                Ok(addrs) => addrs.map(|a| a.ip()).collect(),
-                Err(e) => {
-                    let text = e.to_string();
-                    let kind =
-                        if text.contains("not known") || text.contains("No address") || text.contains("not found") {
-                            FailureKind::Nxdomain
-                        } else {
-                            FailureKind::DnsError
-                        };
-                    return Err(Failure::new(Stage::Dns, kind, format!("resolving {name}: {text}")));
-                }
-            },
-        },
+    let name = match &target.host {
+        Host::Ip(ip) => return Ok(vec![*ip]),
+        Host::Name(name) => name,
     };
-    let mut out: Vec<IpAddr> = Vec::new();
-    for ip in ips {
-        let keep = match cfg.family {
-            Family::Any => true,
-            Family::V4 => ip.is_ipv4(),
-            Family::V6 => ip.is_ipv6(),
-        };
-        if keep && !out.contains(&ip) {
-            out.push(ip);
-        }
+    let ips = cfg.dns.addresses(name).await?;
+    if !ips.is_empty() {
+        return Ok(ips);
     }
-    if out.is_empty() {
-        return Err(Failure::new(
-            Stage::Dns,
-            FailureKind::DnsError,
-            format!("{} has no address of the requested family", target.host),
-        ));
-    }
-    Ok(out)
+    // A mail domain given as a host: say so.
+    let hint = match cfg.dns.mx(name).await {
+        Ok(crate::dns::MxAnswer::Hosts(h)) if !h.is_empty() => " (it has MX records: did you mean --mx?)",
+        _ => "",
+    };
+    Err(Failure::new(
+        Stage::Dns,
+        FailureKind::DnsError,
+        format!("{name} has no address of the requested family{hint}"),
+    ))
 }
 
 /// The record of a target that never reached a connection.
@@ -96,7 +74,7 @@ pub async fn run(targets: Vec<Target>, cfg: RunConfig) -> std::io::Result<bool> 
         let mut all_ok = true;
         let mut count = 0usize;
         while let Some(record) = rx.blocking_recv() {
-            all_ok &= record.status == Status::Negotiated;
+            all_ok &= record.is_ok();
             count += 1;
             match output {
                 Output::Json => {

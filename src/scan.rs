@@ -1,23 +1,21 @@
 //! Scanning one endpoint (SPEC §1 item 1): the quick check's two hellos,
 //! the certificate chain, and a verdict naming the failure point and its
-//! evidence. Every connection to an IP goes through its [`HostGate`], which
-//! bounds connections in flight (`--per-host`), paces them (`--delay`) and
-//! counts them against a budget (`--max-connections`).
+//! evidence. Every connection to an IP goes through its gate
+//! ([`crate::gate`]).
 
 use crate::certs::TrustStore;
 use crate::finding::{Finding, Severity};
+use crate::gate::HostGate;
 use crate::hellos::{self, Prepared};
 use crate::outcome::{Failure, FailureKind, Stage};
-use crate::probe::{self, Endpoint, ProbeConfig, ProbeResult};
+use crate::probe::{Endpoint, ProbeConfig, ProbeResult};
 use crate::report::{Attempt, CertificateReport, EndpointRecord, Negotiated, Offered, Quick, Status, TargetInfo};
 use crate::target::{Host, Target};
 use hsscan_wire::catalog::{self, Grade};
 use hsscan_wire::{ProtocolVersion, ServerKeyExchange};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, Semaphore};
 
 /// Everything a scan needs, resolved once from the command line.
 #[derive(Debug, Clone)]
@@ -36,6 +34,9 @@ pub struct ScanConfig {
     pub trust: Arc<TrustStore>,
     /// Run the full enumeration after the quick check (`--enumerate`).
     pub enumerate: bool,
+    /// The first wait before retrying a hello whose answer was unclear
+    /// (a 421, a reset of a hello answered before); each next doubles.
+    pub retry_delay: Duration,
 }
 
 impl ScanConfig {
@@ -48,153 +49,79 @@ impl ScanConfig {
     }
 }
 
-/// Every connection to one IP, whichever endpoint or domain makes it: at
-/// most `per_host` in flight, `delay` between starts, at most `max` in all,
-/// and (in bulk runs) one of the run's overall connection slots.
-#[derive(Debug)]
-pub struct IpGate {
-    slots: Semaphore,
-    last_start: Mutex<Option<Instant>>,
-    delay: Duration,
-    used: AtomicU32,
-    max: Option<u32>,
-    global: Option<Arc<Semaphore>>,
-}
-
-impl IpGate {
-    pub fn new(per_host: usize, delay: Duration, max: Option<u32>, global: Option<Arc<Semaphore>>) -> Self {
-        Self {
-            slots: Semaphore::new(per_host.max(1)),
-            last_start: Mutex::new(None),
-            delay,
-            used: AtomicU32::new(0),
-            max,
-            global,
-        }
-    }
-
-    /// Connections made to this IP so far.
-    pub fn used(&self) -> u32 {
-        self.used.load(Ordering::SeqCst)
-    }
-
-    /// Whether the `--max-connections` budget is spent.
-    pub fn spent(&self) -> bool {
-        self.max.is_some_and(|max| self.used() >= max)
-    }
-}
-
-/// One endpoint's view of its IP's gate: it counts the connections this
-/// endpoint made.
-#[derive(Debug)]
-pub struct HostGate {
-    ip: Arc<IpGate>,
-    used: AtomicU32,
-}
-
-impl HostGate {
-    /// A gate of its own (one target, one IP).
-    pub fn new(per_host: usize, delay: Duration, max: Option<u32>) -> Self {
-        Self::shared(Arc::new(IpGate::new(per_host, delay, max, None)))
-    }
-
-    /// A view of a gate shared with every other endpoint on the same IP.
-    pub fn shared(ip: Arc<IpGate>) -> Self {
-        Self {
-            ip,
-            used: AtomicU32::new(0),
-        }
-    }
-
-    /// Connections this endpoint made so far.
-    pub fn used(&self) -> u32 {
-        self.used.load(Ordering::SeqCst)
-    }
-
-    /// Runs one probe through the gate; `None` when the budget is spent.
-    pub async fn probe(&self, endpoint: &Endpoint, hello: &Prepared, cfg: &ProbeConfig) -> Option<ProbeResult> {
-        let ip = &self.ip;
-        // The IP's slot first: a probe queued behind a busy IP must not hold
-        // one of the run's overall slots while it waits.
-        let _slot = ip.slots.acquire().await.ok()?;
-        // Claim a connection from the IP's budget before connecting.
-        let claimed = ip
-            .used
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match ip.max {
-                Some(max) if n >= max => None,
-                _ => Some(n + 1),
-            });
-        claimed.ok()?;
-        self.used.fetch_add(1, Ordering::SeqCst);
-        {
-            let mut last = ip.last_start.lock().await;
-            if let Some(t) = *last {
-                let next = t + ip.delay;
-                let now = Instant::now();
-                if next > now {
-                    tokio::time::sleep(next - now).await;
-                }
-            }
-            *last = Some(Instant::now());
-        }
-        let _global = match &ip.global {
-            Some(g) => Some(g.acquire().await.ok()?),
-            None => None,
-        };
-        let r = probe::run(endpoint, &hello.writes, cfg).await;
-        if std::env::var_os("HSSCAN_TRACE").is_some() {
-            let f = &r.flight;
-            let outcome = match (&f.server_hello, &f.retry_request, &f.sslv2, &r.failure) {
-                (Some(h), _, _, _) => format!("ServerHello {:?} {:?}", h.selected_version(), h.cipher_suite),
-                (_, Some(h), _, _) => format!("HelloRetryRequest {:?} {:?}", h.cipher_suite, h.key_share_group()),
-                (_, _, Some(h), _) => format!("SSLv2 SERVER-HELLO, {} specs", h.cipher_specs.len()),
-                (_, _, _, Some(fail)) => format!("{}: {}", fail.kind, fail.detail),
-                _ => "nothing".to_owned(),
-            };
-            eprintln!(
-                "hsscan trace: connection {} to {}: up to {:?}, {} suites, {} bytes -> {outcome}",
-                self.used(),
-                endpoint.addr,
-                hello.max_version,
-                hello.cipher_count,
-                hello.hello_bytes
-            );
-        }
-        Some(r)
-    }
-}
-
-fn negotiated(r: &ProbeResult) -> Option<Negotiated> {
+/// What `r` negotiated for the hello `p`, judged as the sender behind that
+/// hello would: a version outside the offered range, or a suite or group
+/// never offered, is a failure, not a result (SPEC §3 `attempt`). A
+/// HelloRetryRequest names the version, suite and group the server chose.
+fn negotiated(p: &Prepared, r: &ProbeResult) -> Result<Option<Negotiated>, Failure> {
     let f = &r.flight;
-    if let Some(h) = &f.server_hello {
+    let rank = catalog::version_rank;
+    let invalid = |what: String| Failure::new(Stage::Handshake, FailureKind::InvalidServerHello, what);
+    let hello = f.server_hello.as_ref().or(f.retry_request.as_ref());
+    if let Some(h) = hello {
+        let version = if f.server_hello.is_some() {
+            h.selected_version()
+        } else {
+            ProtocolVersion::TLS13
+        };
+        if rank(version) > rank(p.max_version) || version == ProtocolVersion::SSL2 {
+            return Err(invalid(format!(
+                "the server selected {}, above the offered {}",
+                version.name().map_or_else(|| version.hex(), str::to_owned),
+                p.max_version.name().unwrap_or("?")
+            )));
+        }
+        if rank(version) < rank(p.min_version) {
+            return Err(Failure::new(
+                Stage::Handshake,
+                FailureKind::VersionBelowMinimum,
+                format!(
+                    "the server answered with {}, below this hello's minimum {}",
+                    version.name().map_or_else(|| version.hex(), str::to_owned),
+                    p.min_version.name().unwrap_or("?")
+                ),
+            ));
+        }
+        if !p.suites.contains(&h.cipher_suite) || h.cipher_suite.is_signal() {
+            return Err(invalid(format!(
+                "the server chose cipher suite {}, which was not offered",
+                h.cipher_suite.hex()
+            )));
+        }
         let group = h
             .key_share_group()
             .or_else(|| f.server_key_exchange.as_ref().and_then(ServerKeyExchange::group));
-        return Some(Negotiated {
-            version: h.selected_version(),
+        if let Some(g) = group.filter(|g| !p.groups.contains(g)) {
+            return Err(invalid(format!(
+                "the server chose group {}, which was not offered",
+                g.hex()
+            )));
+        }
+        return Ok(Some(Negotiated {
+            version,
             cipher: h.cipher_suite,
             group,
-        });
+        }));
     }
-    if let Some(h) = &f.sslv2 {
-        let cipher = h.cipher_specs.first().map_or(hsscan_wire::CipherSuite(0), |s| {
-            hsscan_wire::CipherSuite(u16::try_from(s.0 & 0xffff).unwrap_or(0))
-        });
-        return Some(Negotiated {
-            version: ProtocolVersion::SSL2,
-            cipher,
-            group: None,
-        });
+    if f.sslv2.is_some() {
+        return Err(invalid(
+            "the server answered a TLS hello with an SSLv2 SERVER-HELLO".to_owned(),
+        ));
     }
-    None
+    Ok(None)
+}
+
+fn offered(p: &Prepared) -> Offered {
+    Offered {
+        max_version: p.max_version,
+        min_version: p.min_version,
+        cipher_count: p.cipher_count,
+        hello_bytes: p.hello_bytes,
+    }
 }
 
 fn attempt(p: &Prepared, r: Option<&ProbeResult>) -> Attempt {
-    let offered = Offered {
-        max_version: p.max_version,
-        cipher_count: p.cipher_count,
-        hello_bytes: p.hello_bytes,
-    };
+    let offered = offered(p);
     match r {
         // Our own budget, not the server's limit: nothing was asked.
         None => Attempt {
@@ -206,10 +133,28 @@ fn attempt(p: &Prepared, r: Option<&ProbeResult>) -> Attempt {
                 "the --max-connections budget for this host is spent",
             )),
         },
-        Some(r) => Attempt {
-            offered,
-            result: negotiated(r),
-            failure: r.failure.clone().filter(|_| !r.answered()),
+        Some(r) => match negotiated(p, r) {
+            Ok(Some(n)) => Attempt {
+                offered,
+                result: Some(n),
+                failure: None,
+            },
+            Ok(None) => Attempt {
+                offered,
+                result: None,
+                failure: Some(r.failure.clone().unwrap_or_else(|| {
+                    Failure::new(
+                        Stage::Handshake,
+                        FailureKind::NotTls,
+                        "no answer the hello could accept",
+                    )
+                })),
+            },
+            Err(f) => Attempt {
+                offered,
+                result: None,
+                failure: Some(f),
+            },
         },
     }
 }
@@ -290,7 +235,21 @@ fn quick_findings(quick: &Quick) -> Vec<Finding> {
 /// Findings from the enumeration matrix.
 fn enumeration_findings(e: &crate::enumerate::Enumeration) -> Vec<Finding> {
     let mut out = Vec::new();
-    let yes = |l: &str| e.protocols.get(l).copied().unwrap_or(false);
+    let yes = |l: &str| e.protocols.get(l).copied().flatten().unwrap_or(false);
+    let no = |l: &str| e.protocols.get(l).copied().flatten() == Some(false);
+    if !e.is_complete() {
+        let why: Vec<String> = e
+            .unsure
+            .iter()
+            .map(|u| format!("{}: {}", u.protocol, u.reason))
+            .collect();
+        out.push(Finding::new(
+            "enumeration-incomplete",
+            Severity::Medium,
+            "the enumeration is partial: the server stopped answering in a way that could be trusted, so some lists may be missing suites",
+            why.join("; "),
+        ));
+    }
     for (label, id, severity) in [
         ("SSLv2", "sslv2-supported", Severity::Critical),
         ("SSLv3", "sslv3-supported", Severity::High),
@@ -302,7 +261,7 @@ fn enumeration_findings(e: &crate::enumerate::Enumeration) -> Vec<Finding> {
             out.push(Finding::new(id, severity, format!("{label} is supported"), evidence));
         }
     }
-    if !yes("TLSv1.2") && !yes("TLSv1.3") {
+    if no("TLSv1.2") && no("TLSv1.3") {
         out.push(Finding::new(
             "no-tls12-or-better",
             Severity::High,
@@ -364,18 +323,28 @@ fn enumeration_findings(e: &crate::enumerate::Enumeration) -> Vec<Finding> {
     out
 }
 
-/// The status and failure of the endpoint from its two attempts.
+/// The status and failure of the endpoint from its attempts.
 fn verdict(quick: &Quick) -> (Status, Option<Failure>) {
-    if quick.modern.result.is_some() || quick.legacy.result.is_some() {
+    let attempts = quick.attempts();
+    if attempts.iter().any(|a| a.result.is_some()) {
         return (Status::Negotiated, None);
     }
-    let fm = quick.modern.failure.clone();
-    let fl = quick.legacy.failure.clone();
-    if [&fm, &fl].into_iter().flatten().any(Failure::is_inconclusive) {
-        let f = [fm, fl].into_iter().flatten().find(Failure::is_inconclusive);
-        return (Status::Inconclusive, f);
+    let failures: Vec<&Failure> = attempts.iter().filter_map(|a| a.failure.as_ref()).collect();
+    if let Some(f) = failures.iter().find(|f| f.is_inconclusive()) {
+        return (Status::Inconclusive, Some((*f).clone()));
     }
-    (Status::Failed, fm.or(fl))
+    (Status::Failed, failures.first().map(|f| (*f).clone()))
+}
+
+/// Whether the quick check got as far as a hello the server could answer:
+/// then `--enumerate` has something to look at, whatever the answers were.
+fn reached_handshake(quick: &Quick) -> bool {
+    quick.attempts().iter().any(|a| {
+        a.result.is_some()
+            || a.failure
+                .as_ref()
+                .is_some_and(|f| f.stage == Stage::Handshake && !f.is_inconclusive())
+    })
 }
 
 /// `target` of the record of `target` on `ip` (`None`: not resolved).
@@ -398,6 +367,7 @@ pub fn failure_record(info: TargetInfo, failure: Failure, connections: u32, dura
     let none = |max_version| Attempt {
         offered: Offered {
             max_version,
+            min_version: max_version,
             cipher_count: 0,
             hello_bytes: 0,
         },
@@ -412,6 +382,7 @@ pub fn failure_record(info: TargetInfo, failure: Failure, connections: u32, dura
         quick: Quick {
             modern: none(ProtocolVersion::TLS13),
             legacy: none(ProtocolVersion::TLS10),
+            wide: None,
         },
         failure: Some(failure),
         enumeration: None,
@@ -523,16 +494,41 @@ async fn scan_gated(
         gate.probe(&endpoint, &modern, &cfg.probe),
         gate.probe(&endpoint, &legacy, &cfg.probe)
     );
-    let quick = Quick {
+    let mut quick = Quick {
         modern: attempt(&modern, rm.as_ref()),
         legacy: attempt(&legacy, rl.as_ref()),
+        wide: None,
     };
-    let smtp = [rm.as_ref(), rl.as_ref()]
-        .into_iter()
-        .flatten()
+    let mut results: Vec<ProbeResult> = [rm, rl].into_iter().flatten().collect();
+    // Never a false "no TLS": when both hellos fail at the handshake, one
+    // wide hello (every suite and curve up to TLS 1.2) asks again, and a
+    // shorter one if the long one was dropped.
+    let both_failed_at_hello = [&quick.modern, &quick.legacy].iter().all(|a| {
+        a.result.is_none()
+            && a.failure
+                .as_ref()
+                .is_some_and(|f| f.stage == Stage::Handshake && !f.is_inconclusive())
+    });
+    if both_failed_at_hello {
+        for limit in [None, Some(crate::enumerate::WINDOW)] {
+            let Ok(wide) = hellos::wide(sni.as_deref(), limit) else {
+                break;
+            };
+            let r = gate.probe(&endpoint, &wide, &cfg.probe).await;
+            let a = attempt(&wide, r.as_ref());
+            let dropped = a.failure.as_ref().is_some_and(|f| f.kind.is_drop_after_hello());
+            quick.wide = Some(a);
+            results.extend(r);
+            if !dropped {
+                break;
+            }
+        }
+    }
+    let smtp = results
+        .iter()
         .filter_map(|r| r.smtp.clone())
         .max_by_key(|d| d.starttls.is_some() as u8 + d.banner.is_some() as u8);
-    let (status, failure) = verdict(&quick);
+    let (mut status, mut failure) = verdict(&quick);
     let mut findings = quick_findings(&quick);
     let mut certificates = Vec::new();
     let host_name = target
@@ -540,28 +536,31 @@ async fn scan_gated(
         .name()
         .map(str::to_owned)
         .or_else(|| cfg.sni_override.clone());
-    for r in [rm.as_ref(), rl.as_ref()].into_iter().flatten() {
-        if r.flight.certificates.is_empty() && r.flight.sslv2.is_none() {
-            continue;
-        }
-        let ders = if r.flight.certificates.is_empty() {
-            r.flight.sslv2.iter().map(|h| h.certificate.clone()).collect()
-        } else {
-            r.flight.certificates.clone()
-        };
-        let report = certificate_report(&ders, host_name.as_deref(), cfg);
+    let add_chain = |certificates: &mut Vec<CertificateReport>, ders: &[Vec<u8>]| {
+        let report = certificate_report(ders, host_name.as_deref(), cfg);
         if !certificates
             .iter()
             .any(|c: &CertificateReport| c.chain.first().map(|x| &x.sha256) == report.chain.first().map(|x| &x.sha256))
         {
             certificates.push(report);
         }
+    };
+    for r in &results {
+        if !r.flight.certificates.is_empty() {
+            add_chain(&mut certificates, &r.flight.certificates);
+        } else if let Some(h) = &r.flight.sslv2 {
+            add_chain(&mut certificates, std::slice::from_ref(&h.certificate));
+        }
     }
-    // A TLS 1.3 server encrypts its Certificate: when neither hello showed a
+    let best = quick
+        .attempts()
+        .into_iter()
+        .filter_map(|a| a.result.clone())
+        .max_by_key(|n| catalog::version_rank(n.version));
+    // A TLS 1.3 server encrypts its Certificate: when no hello showed a
     // chain, one TLS 1.2 hello fetches it in clear (one more connection).
-    let negotiated_any = quick.modern.result.is_some() || quick.legacy.result.is_some();
     // Under --enumerate the enumeration's own TLS 1.2 hellos carry the chains.
-    if certificates.is_empty() && negotiated_any && !cfg.enumerate {
+    if certificates.is_empty() && best.is_some() && !cfg.enumerate {
         let suites: Vec<hsscan_wire::CipherSuite> = catalog::suites_for(ProtocolVersion::TLS12).map(|s| s.id).collect();
         if let Ok(hello) = hellos::for_version(
             ProtocolVersion::TLS12,
@@ -572,25 +571,30 @@ async fn scan_gated(
         ) {
             if let Some(r) = gate.probe(&endpoint, &hello, &cfg.probe).await {
                 if !r.flight.certificates.is_empty() {
-                    certificates.push(certificate_report(&r.flight.certificates, host_name.as_deref(), cfg));
+                    add_chain(&mut certificates, &r.flight.certificates);
                 }
             }
         }
     }
     let mut enumeration = None;
-    if cfg.enumerate && negotiated_any {
-        let (e, extra, chains) =
-            crate::enumerate::enumerate(gate, &endpoint, cfg, sni.clone(), host_name.as_deref()).await;
-        findings.extend(extra);
-        for c in chains {
-            if !certificates
-                .iter()
-                .any(|x| x.chain.first().map(|x| &x.sha256) == c.chain.first().map(|x| &x.sha256))
-            {
-                certificates.push(c);
-            }
+    if cfg.enumerate && reached_handshake(&quick) {
+        let drive = crate::enumerate::Drive {
+            probe: &cfg.probe,
+            sni: sni.as_deref(),
+            backoff: cfg.retry_delay,
+            known: best.as_ref().map(|n| (n.version, n.cipher)),
+        };
+        let (e, outcome) = crate::enumerate::enumerate(gate, &endpoint, &drive).await;
+        findings.extend(outcome.findings);
+        for c in &outcome.chains {
+            add_chain(&mut certificates, c);
         }
         findings.extend(enumeration_findings(&e));
+        // The enumeration found what the quick check missed: TLS it is.
+        if status != Status::Negotiated && e.protocols.values().any(|p| *p == Some(true)) {
+            status = Status::Negotiated;
+            failure = None;
+        }
         enumeration = Some(e);
     }
     for c in &certificates {
@@ -640,6 +644,7 @@ mod tests {
         let (status, failure) = verdict(&Quick {
             modern: refused,
             legacy: spent.clone(),
+            wide: None,
         });
         assert_eq!(status, Status::Inconclusive);
         assert_eq!(failure, spent.failure);
@@ -650,6 +655,7 @@ mod tests {
         let legacy = Attempt {
             offered: Offered {
                 max_version: ProtocolVersion::TLS10,
+                min_version: ProtocolVersion::SSL3,
                 cipher_count: 1,
                 hello_bytes: 100,
             },
@@ -677,6 +683,7 @@ mod tests {
             let quick = Quick {
                 modern,
                 legacy: legacy.clone(),
+                wide: None,
             };
             quick_findings(&quick).into_iter().map(|f| f.id).collect::<Vec<_>>()
         };

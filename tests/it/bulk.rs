@@ -598,3 +598,82 @@ fn a_panicking_endpoint_scan_still_yields_its_record_and_its_domains() {
     assert_eq!(both["status"], "failed", "{both:#}");
     assert_eq!(both["failure"]["kind"], "internal-error", "{both:#}");
 }
+
+/// A single target (no `--mx`) named by a host name, resolved through
+/// `--dns` and scanned on `port`: dnsmasq answers `mx1.test.example` with
+/// `dns_ip`, an emulated Postfix listens on `dns_ip` and `other_ip`.
+/// Returns the record, the run and the logs for failure messages.
+fn single_target_scan(name: &'static str, dns_ip: &str, other_ip: &str, extra: &[&str]) -> (Value, String) {
+    let port = common_port(&[dns_ip, other_ip]);
+    let em = emulator_with(vec![
+        "emulate".into(),
+        "--profile".into(),
+        "postfix-default".into(),
+        "--json".into(),
+        "--listen".into(),
+        format!("{dns_ip}:{port}"),
+        "--listen".into(),
+        format!("{other_ip}:{port}"),
+    ]);
+    let (dns, _dir) = dnsmasq(
+        name,
+        &[
+            "local=/test.example/".into(),
+            format!("host-record=mx1.test.example,{dns_ip}"),
+        ],
+    );
+    let target = format!("mx1.test.example:{port}");
+    let server = format!("127.0.0.1:{}", dns.port);
+    let mut args: Vec<&str> = vec![
+        &target,
+        "--dns",
+        &server,
+        "--json",
+        "--starttls",
+        "smtp",
+        "--ehlo",
+        EHLO,
+        "--timeout",
+        "5",
+    ];
+    args.extend_from_slice(extra);
+    let run = crate::scan_support::hsscan(&args);
+    let log = format!("{}\n{}\n{}", run.describe(), dns.log(), em.log());
+    let record = run.record();
+    (record, log)
+}
+
+/// `hsscan HOST:PORT --dns 127.0.0.1:DNSPORT`: the host name is looked up
+/// through that server (SPEC §2: `--dns IP[:PORT]`), not only with `--mx`.
+#[test]
+fn single_target_host_is_resolved_through_dns_option() {
+    let (a, b) = ("127.0.5.1", "127.0.5.2");
+    let (record, log) = single_target_scan("dnsmasq-single", a, b, &[]);
+    assert_eq!(
+        (&record["target"]["host"], &record["target"]["ip"], &record["status"]),
+        (
+            &Value::from("mx1.test.example"),
+            &Value::from(a),
+            &Value::from("negotiated")
+        ),
+        "target.host, target.ip (dnsmasq says {a}) and status of\n{record:#}\n{log}"
+    );
+}
+
+/// `--resolve HOST:IP` beside `--dns`: the explicit address wins, and no
+/// lookup decides it.
+#[test]
+fn single_target_resolve_wins_over_dns_option() {
+    let (a, b) = ("127.0.5.3", "127.0.5.4");
+    let resolve = format!("mx1.test.example:{b}");
+    let (record, log) = single_target_scan("dnsmasq-single-resolve", a, b, &["--resolve", &resolve]);
+    assert_eq!(
+        (&record["target"]["host"], &record["target"]["ip"], &record["status"]),
+        (
+            &Value::from("mx1.test.example"),
+            &Value::from(b),
+            &Value::from("negotiated")
+        ),
+        "target.host, target.ip (--resolve says {b}, dnsmasq {a}) and status of\n{record:#}\n{log}"
+    );
+}

@@ -15,7 +15,7 @@
 use crate::enum_support::{self, run, Check, Truth, TOOL_LIMIT};
 use crate::support::Tool;
 
-const GNUTLS_CLI: Tool = Tool {
+pub const GNUTLS_CLI: Tool = Tool {
     program: "gnutls-cli",
     install: "install the Debian package `gnutls-bin` (apt-get install gnutls-bin)",
 };

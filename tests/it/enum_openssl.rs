@@ -33,15 +33,15 @@ const ALL_SECLEVEL0: &str = "ALL:@SECLEVEL=0";
 
 /// One `s_server` configuration.
 #[derive(Clone, Default)]
-struct Config {
+pub struct Config {
     /// `-min_protocol TLSv1 -cipher 'ALL:@SECLEVEL=0' -provider legacy
     /// -provider default`; otherwise OpenSSL's defaults.
-    all: bool,
-    serverpref: bool,
+    pub all: bool,
+    pub serverpref: bool,
     /// `-groups`.
-    groups: Option<&'static str>,
+    pub groups: Option<&'static str>,
     /// More arguments (`-no_ticket`, `-dhparam FILE`, …).
-    extra: Vec<String>,
+    pub extra: Vec<String>,
 }
 
 impl Config {
@@ -64,7 +64,7 @@ impl Config {
         }
     }
 
-    fn start(&self) -> Server {
+    pub fn start(&self) -> Server {
         let mut args: Vec<String> = Vec::new();
         if self.all {
             args.extend(["-min_protocol", "TLSv1", "-cipher", ALL_SECLEVEL0].map(String::from));
@@ -227,7 +227,7 @@ fn s_client_dh_bits(server: &Server, name: &str) -> u64 {
 }
 
 /// The truth of a running server of configuration `cfg`.
-fn truth(server: &Server, cfg: &Config) -> Truth {
+pub fn truth(server: &Server, cfg: &Config) -> Truth {
     let mut t = Truth {
         server_order: cfg.serverpref,
         groups_ordered: cfg.serverpref,

@@ -40,6 +40,8 @@ const SLACK: usize = 5;
 #[derive(Debug)]
 pub struct Output {
     pub success: bool,
+    /// The exit code (`None` when a signal ended the program).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -94,6 +96,7 @@ pub fn run(program: &Path, args: &[String], envs: &[(&str, &str)], limit: Durati
     };
     Output {
         success: status.success(),
+        code: status.code(),
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
     }
@@ -106,6 +109,8 @@ pub struct Scan {
     /// The `hsscan trace:` lines of stderr.
     pub trace: Vec<String>,
     pub command: String,
+    /// hsscan's exit code.
+    pub code: Option<i32>,
 }
 
 impl Scan {
@@ -135,6 +140,42 @@ impl Scan {
 
     pub fn feature(&self, name: &str) -> &Value {
         &self.enumeration()["features"][name]
+    }
+
+    /// `complete[proto]`: `Some(true)` only when hsscan calls the
+    /// protocol's result settled and its list whole.
+    pub fn complete(&self, proto: &str) -> Option<bool> {
+        self.enumeration()["complete"][proto].as_bool()
+    }
+
+    /// Whether every one of the six protocols is `complete: true`.
+    pub fn all_complete(&self) -> bool {
+        PROTOCOLS.iter().all(|p| self.complete(p) == Some(true))
+    }
+
+    /// The `unsure` entries as (protocol, reason); an entry that is not
+    /// `{protocol, reason}` shows as its JSON text.
+    pub fn unsure(&self) -> Vec<(String, String)> {
+        self.enumeration()["unsure"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|u| match (u["protocol"].as_str(), u["reason"].as_str()) {
+                        (Some(p), Some(r)) => (p.to_owned(), r.to_owned()),
+                        _ => (u.to_string(), String::new()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The reasons `unsure` gives for `proto` (empty when it names it not).
+    pub fn unsure_of(&self, proto: &str) -> Vec<String> {
+        self.unsure()
+            .into_iter()
+            .filter(|(p, _)| p == proto)
+            .map(|(_, r)| r)
+            .collect()
     }
 
     /// The trace lines of one protocol.
@@ -193,18 +234,20 @@ pub fn enumerate_target(target: &str, extra: &[&str], log: &dyn Fn() -> String) 
             log()
         )
     });
-    assert!(
-        record["enumeration"].is_object(),
-        "`{command}` printed no enumeration:\n{record:#}\nstderr:\n{}",
-        out.stderr
-    );
+    // A record without an enumeration is judged by Check, which then shows
+    // every difference from the truth, the status and the failure.
     let trace = out
         .stderr
         .lines()
         .filter(|l| l.starts_with("hsscan trace:"))
         .map(str::to_owned)
         .collect();
-    Scan { record, trace, command }
+    Scan {
+        record,
+        trace,
+        command,
+        code: out.code,
+    }
 }
 
 /// What the server is configured to negotiate, from its own tools.
@@ -245,12 +288,28 @@ impl Truth {
     }
 }
 
+/// How strictly a [`Check`] holds a scan to the truth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The server answered every hello: the whole truth, every protocol
+    /// `complete`.
+    Exact,
+    /// Some connections were sabotaged on the way: a protocol hsscan calls
+    /// complete must equal the truth, one it does not must be named in
+    /// `unsure`. Groups, preference and the connection count are not held.
+    Partial,
+}
+
 /// Collects every difference between a [`Scan`] and a [`Truth`].
 pub struct Check<'a> {
     name: &'static str,
     scan: &'a Scan,
     truth: &'a Truth,
+    mode: Mode,
     problems: Vec<String>,
+    /// What the failure message shows beside the problems: how the
+    /// protocols hsscan did not call complete compare with the truth.
+    notes: Vec<String>,
     /// Protocols whose trace belongs in the failure message.
     traced: BTreeSet<&'static str>,
 }
@@ -258,35 +317,136 @@ pub struct Check<'a> {
 impl<'a> Check<'a> {
     /// Compares protocols, suites per protocol (as sets, and in order when
     /// the server decides), server preference, `details[..].order`, groups,
-    /// `complete` and the connection count.
+    /// `complete` (every protocol settled: nothing here may be unsure) and
+    /// the connection count.
     pub fn new(name: &'static str, scan: &'a Scan, truth: &'a Truth) -> Self {
-        let mut c = Self {
+        Self::allowing(name, scan, truth, 0)
+    }
+
+    /// [`Check::new`] with `extra` connections allowed beyond the bound
+    /// (connections a test spoiled on purpose, and their retries).
+    pub fn allowing(name: &'static str, scan: &'a Scan, truth: &'a Truth, extra: usize) -> Self {
+        let mut c = Self::start(name, scan, truth, Mode::Exact);
+        c.protocols();
+        c.groups();
+        c.connections(extra);
+        c.completeness();
+        c
+    }
+
+    /// The partial contract (SPEC §4) of a scan whose connections were
+    /// sabotaged: for every protocol, either `complete` is true and
+    /// `protocols`/`ciphers` equal the truth (a shorter list is never
+    /// complete), or `complete` is false and `unsure` names the protocol.
+    pub fn partial(name: &'static str, scan: &'a Scan, truth: &'a Truth) -> Self {
+        let mut c = Self::start(name, scan, truth, Mode::Partial);
+        c.protocols();
+        c.completeness();
+        c
+    }
+
+    fn start(name: &'static str, scan: &'a Scan, truth: &'a Truth, mode: Mode) -> Self {
+        let mut problems = Vec::new();
+        let r = &scan.record;
+        if !r["enumeration"].is_object() {
+            problems.push(format!(
+                "the record has no enumeration object (enumeration {}, status {}, failure {}, quick {})",
+                r["enumeration"], r["status"], r["failure"], r["quick"]
+            ));
+        }
+        Self {
             name,
             scan,
             truth,
-            problems: Vec::new(),
+            mode,
+            problems,
+            notes: Vec::new(),
             traced: BTreeSet::new(),
-        };
-        c.protocols();
-        c.groups();
-        c.connections();
-        if scan.enumeration()["complete"] != Value::Bool(true) {
-            c.problems.push(format!(
-                "enumeration.complete is {} (no budget was set)",
-                scan.enumeration()["complete"]
+        }
+    }
+
+    /// The shapes of `protocols`, `complete` and `unsure`, and, for an
+    /// exact truth, every protocol complete.
+    fn completeness(&mut self) {
+        let e = self.scan.enumeration();
+        match e["protocols"].as_object() {
+            None => self.problems.push(format!(
+                "enumeration.protocols is {}, not an object of the six protocols",
+                e["protocols"]
+            )),
+            Some(map) => {
+                for proto in PROTOCOLS {
+                    match map.get(proto) {
+                        Some(Value::Bool(_) | Value::Null) => {}
+                        Some(other) => self
+                            .problems
+                            .push(format!("protocols.{proto} is {other}, not true, false or null")),
+                        None => self.problems.push(format!("protocols.{proto} is missing")),
+                    }
+                }
+            }
+        }
+        let unsure_ok = e["unsure"].is_array();
+        if !unsure_ok {
+            self.problems.push(format!(
+                "enumeration.unsure is {}, not an array of {{protocol, reason}}",
+                e["unsure"]
             ));
         }
-        c
+        let complete = &e["complete"];
+        if !complete.is_object() {
+            self.problems.push(format!(
+                "enumeration.complete is {complete}, not an object of the six protocols (each true or false)"
+            ));
+            return;
+        }
+        for proto in PROTOCOLS {
+            let got = &complete[proto];
+            let reasons = self.scan.unsure_of(proto);
+            match got.as_bool() {
+                Some(true) => {}
+                Some(false) if self.mode == Mode::Exact => {
+                    self.problems.push(format!(
+                        "complete.{proto}: false, but this server answered every hello (truth: exact); unsure says {reasons:?}"
+                    ));
+                    self.traced.insert(proto);
+                }
+                Some(false) => {}
+                None => {
+                    self.problems
+                        .push(format!("complete.{proto} is {got}, not true or false"));
+                    self.traced.insert(proto);
+                }
+            }
+            if got.as_bool() != Some(true) && unsure_ok && reasons.is_empty() {
+                self.problems.push(format!(
+                    "complete.{proto} is {got}, yet unsure names no reason for {proto}: {}",
+                    e["unsure"]
+                ));
+            }
+        }
     }
 
     fn protocols(&mut self) {
         let e = self.scan.enumeration();
+        let partial = self.mode == Mode::Partial;
         for proto in PROTOCOLS {
+            if partial && self.claims_complete(proto) != Some(true) {
+                // Not claimed: `completeness` wants it named in `unsure`.
+                self.note_unclaimed(proto);
+                continue;
+            }
+            // In the partial contract only what hsscan calls complete is held.
+            let claim = if partial {
+                format!(" (and hsscan calls {proto} complete)")
+            } else {
+                String::new()
+            };
             let want = self.truth.ciphers.get(proto);
             let got_supported = e["protocols"][proto].as_bool();
             if got_supported != Some(want.is_some()) {
                 self.problems.push(format!(
-                    "protocols.{proto}: hsscan says {}, truth {} (evidence: {})",
+                    "protocols.{proto}: hsscan says {}, truth {}{claim} (evidence: {})",
                     e["protocols"][proto],
                     want.is_some(),
                     e["details"][proto]["evidence"]
@@ -299,11 +459,11 @@ impl<'a> Check<'a> {
             let Some(want) = want else {
                 if !got.is_empty() {
                     self.problems.push(format!(
-                        "ciphers.{proto}: unsupported, yet hsscan lists {}",
+                        "ciphers.{proto}: unsupported, yet hsscan lists {}{claim}",
                         hex_list(&got)
                     ));
                 }
-                if !pref.is_null() {
+                if !pref.is_null() && !partial {
                     self.problems.push(format!(
                         "server_preference.{proto}: unsupported, yet hsscan says {pref}"
                     ));
@@ -316,7 +476,7 @@ impl<'a> Check<'a> {
                 let missing: Vec<u16> = want.iter().copied().filter(|s| !got_set.contains(s)).collect();
                 let extra: Vec<u16> = got.iter().copied().filter(|s| !want_set.contains(s)).collect();
                 self.problems.push(format!(
-                    "ciphers.{proto}: truth {} suites, hsscan {} ({} distinct); missing [{}], extra [{}]",
+                    "ciphers.{proto}: truth {} suites, hsscan {} ({} distinct); missing [{}], extra [{}]{claim}",
                     want.len(),
                     got.len(),
                     got_set.len(),
@@ -326,11 +486,14 @@ impl<'a> Check<'a> {
                 self.traced.insert(proto);
             } else if self.truth.server_order && got != *want {
                 self.problems.push(format!(
-                    "ciphers.{proto}: right set, wrong order (the server decides):\n  truth  [{}]\n  hsscan [{}]",
+                    "ciphers.{proto}: right set, wrong order (the server decides){claim}:\n  truth  [{}]\n  hsscan [{}]",
                     hex_list(want),
                     hex_list(&got)
                 ));
                 self.traced.insert(proto);
+            }
+            if partial {
+                continue;
             }
             // One suite cannot show who decides.
             let (want_pref, want_order) = match (want.len() >= 2, self.truth.server_order) {
@@ -349,6 +512,88 @@ impl<'a> Check<'a> {
                 self.traced.insert(proto);
             }
         }
+    }
+
+    /// Whether hsscan calls `proto` complete. An enumeration-wide bool (the
+    /// shape before SPEC §4 gave each protocol its own) counts for every
+    /// protocol, so that its claims are still held to the truth; the shape
+    /// itself is a problem of its own (`completeness`).
+    fn claims_complete(&self, proto: &str) -> Option<bool> {
+        let complete = &self.scan.enumeration()["complete"];
+        complete.as_bool().or_else(|| complete[proto].as_bool())
+    }
+
+    /// How a protocol hsscan did not call complete compares with the truth.
+    fn note_unclaimed(&mut self, proto: &'static str) {
+        let e = self.scan.enumeration();
+        let got = self.scan.ciphers(proto);
+        let want = self.truth.ciphers.get(proto);
+        let found = want.map_or(0, |w| got.iter().filter(|s| w.contains(s)).count());
+        self.notes.push(format!(
+            "{proto}: complete {}, protocols {} (truth {}), {} suites listed, {found} of the truth's {}; unsure {:?}",
+            e["complete"][proto],
+            e["protocols"][proto],
+            want.is_some(),
+            got.len(),
+            want.map_or(0, Vec::len),
+            self.scan.unsure_of(proto)
+        ));
+        self.traced.insert(proto);
+    }
+
+    /// The exit code: 0 for an exact truth; under the partial contract 0
+    /// exactly when the status is `negotiated` and all six protocols are
+    /// complete, else 1.
+    pub fn exit_code(&mut self) -> &mut Self {
+        let want = match self.mode {
+            Mode::Exact => 0,
+            Mode::Partial if self.scan.record["status"] == "negotiated" && self.scan.all_complete() => 0,
+            Mode::Partial => 1,
+        };
+        if self.scan.code != Some(want) {
+            let complete: Vec<String> = PROTOCOLS
+                .iter()
+                .map(|p| format!("{p} {}", self.scan.enumeration()["complete"][p]))
+                .collect();
+            self.problems.push(format!(
+                "exit code {:?}, want {want} (status {}, complete: {})",
+                self.scan.code,
+                self.scan.record["status"],
+                complete.join(", ")
+            ));
+        }
+        self
+    }
+
+    /// A difference a test found on its own.
+    pub fn problem(&mut self, text: String) -> &mut Self {
+        self.problems.push(text);
+        self
+    }
+
+    /// The scan's own hellos negotiated: `status` is `negotiated`.
+    pub fn negotiated(&mut self) -> &mut Self {
+        let r = &self.scan.record;
+        if r["status"] != "negotiated" {
+            self.problems.push(format!(
+                "status: hsscan {}, truth \"negotiated\" (failure {})",
+                r["status"], r["failure"]
+            ));
+        }
+        self
+    }
+
+    /// The quick check's modern hello got a result (`quick.modern.result`
+    /// not null): it followed a HelloRetryRequest when it drew one.
+    pub fn modern_result(&mut self) -> &mut Self {
+        let m = &self.scan.record["quick"]["modern"];
+        if m["result"].is_null() {
+            self.problems.push(format!(
+                "quick.modern.result is null (offered {}, failure {})",
+                m["offered"], m["failure"]
+            ));
+        }
+        self
     }
 
     fn groups(&mut self) {
@@ -371,12 +616,12 @@ impl<'a> Check<'a> {
         }
     }
 
-    fn connections(&mut self) {
+    fn connections(&mut self, extra: usize) {
         let got = self.scan.connections();
-        let bound = self.truth.connection_bound();
+        let bound = self.truth.connection_bound() + extra;
         if usize::try_from(got).map_or(true, |g| g > bound) {
             self.problems.push(format!(
-                "connections {got} > bound {bound} = {} pairs + {} protocols + {} groups + {SLACK}; {}",
+                "connections {got} > bound {bound} = {} pairs + {} protocols + {} groups + {SLACK} + {extra} spoiled; {}",
                 self.truth.pairs(),
                 PROTOCOLS.len(),
                 self.truth.groups.len(),
@@ -431,13 +676,15 @@ impl<'a> Check<'a> {
     pub fn finish_with_log(&mut self, log: &str) {
         let e = self.scan.enumeration();
         let summary = format!(
-            "[{}] truth: {}; hsscan: {} connections (bound {}), {}, complete {}",
+            "[{}] truth: {}; hsscan: {} connections (bound {}), {}, complete {}, unsure {}, exit code {:?}",
             self.name,
             self.truth.sizes(),
             self.scan.connections(),
             self.truth.connection_bound(),
             self.per_protocol_connections(),
-            e["complete"]
+            e["complete"],
+            e["unsure"],
+            self.scan.code
         );
         eprintln!("{summary}");
         if self.problems.is_empty() {
@@ -448,8 +695,36 @@ impl<'a> Check<'a> {
             self.scan.command,
             self.problems.join("\n- ")
         );
+        let truth: Vec<String> = self
+            .truth
+            .ciphers
+            .iter()
+            .map(|(p, suites)| format!("{p} [{}]", hex_list(suites)))
+            .collect();
+        msg.push_str(&format!(
+            "--- truth ({} order) ---\n{}\ngroups [{}]\n",
+            if self.truth.server_order { "server" } else { "client" },
+            truth.join("\n"),
+            hex_list(&self.truth.groups)
+        ));
+        if !self.notes.is_empty() {
+            msg.push_str(&format!(
+                "--- not claimed complete (held to nothing but unsure) ---\n{}\n",
+                self.notes.join("\n")
+            ));
+        }
+        if !e.is_object() {
+            msg.push_str(&format!("--- trace ({} lines) ---\n", self.scan.trace.len()));
+            for l in self.scan.trace.iter().take(80) {
+                msg.push_str(l);
+                msg.push('\n');
+            }
+        }
         for proto in &self.traced {
             let lines = self.scan.trace_of(proto);
+            if lines.is_empty() {
+                continue;
+            }
             msg.push_str(&format!("--- trace of {proto} ({} hellos) ---\n", lines.len()));
             for l in lines.iter().take(80) {
                 msg.push_str(l);

@@ -5,11 +5,14 @@
 mod bulk;
 mod emulate;
 mod emulate_postfix;
+mod enum_defects;
 mod enum_gnutls;
+mod enum_hostile;
 mod enum_openssl;
 mod enum_postfix;
 mod enum_support;
 mod enum_tlslite;
+mod hostile;
 mod pcap;
 mod postfix;
 mod scan_failures;

@@ -212,7 +212,7 @@ fn offered_suites(hello: &hsscan::hellos::Prepared) -> Vec<CipherSuite> {
 }
 
 #[test]
-fn no_shared_suite_is_a_handshake_failure_alert() {
+fn a_suite_in_neither_quick_hello_is_found_by_the_wide_hello() {
     // TLS_RSA_WITH_ARIA_256_GCM_SHA384: TLS 1.2 only, and in neither hello.
     let aria = CipherSuite(0xc051);
     let modern = hsscan::hellos::modern(None).expect("modern hello");
@@ -232,10 +232,10 @@ fn no_shared_suite_is_a_handshake_failure_alert() {
     let target = format!("127.0.0.1:{}", server.port);
     let run = hsscan(&["--json", &target]);
     let r = run.record();
-    assert_eq!(run.code, 1, "{}\n{}", run.describe(), server.log());
-    assert_eq!(r["status"], "failed", "{r:#}\n{}", server.log());
-    // The endpoint's failure is the modern attempt's.
-    assert_failure(&r, "/failure", "handshake", "alert", "handshake_failure(40)");
+    // Both quick hellos are refused, and the wide one negotiates: never a false "no TLS".
+    assert_eq!(run.code, 0, "{}\n{}", run.describe(), server.log());
+    assert_eq!(r["status"], "negotiated", "{r:#}\n{}", server.log());
+    assert_eq!(r["failure"], Value::Null, "{r:#}");
     assert_failure(
         &r,
         "/quick/modern/failure",
@@ -251,6 +251,41 @@ fn no_shared_suite_is_a_handshake_failure_alert() {
         "alert",
         "protocol_version(70)",
     );
+    assert_eq!(r["quick"]["wide"]["result"]["cipher"]["id"], "0xc051", "{r:#}");
+    assert_eq!(r["quick"]["wide"]["result"]["version"]["name"], "TLSv1.2", "{r:#}");
+    assert_eq!(r["connections"], 3, "{r:#}");
+}
+
+#[test]
+fn no_shared_suite_is_a_handshake_failure_alert() {
+    // A PSK suite without a PSK: OpenSSL can negotiate nothing any hello offers.
+    let mut server = crate::support::openssl_s_server(
+        "openssl-s_server-psk-only",
+        &["-tls1_2", "-cipher", "PSK-AES128-CBC-SHA"],
+    );
+    drop(server.connect());
+    let target = format!("127.0.0.1:{}", server.port);
+    let run = hsscan(&["--json", &target]);
+    let r = run.record();
+    assert_eq!(run.code, 1, "{}\n{}", run.describe(), server.log());
+    assert_eq!(r["status"], "failed", "{r:#}\n{}", server.log());
+    // The endpoint's failure is the modern attempt's.
+    assert_failure(&r, "/failure", "handshake", "alert", "handshake_failure(40)");
+    assert_failure(
+        &r,
+        "/quick/modern/failure",
+        "handshake",
+        "alert",
+        "handshake_failure(40)",
+    );
+    assert_failure(
+        &r,
+        "/quick/legacy/failure",
+        "handshake",
+        "alert",
+        "protocol_version(70)",
+    );
+    assert_failure(&r, "/quick/wide/failure", "handshake", "alert", "handshake_failure(40)");
     assert_eq!(r["findings"], json!([]), "{r:#}");
     assert_eq!(r["certificates"], json!([]), "{r:#}");
 }
@@ -393,7 +428,15 @@ fn reset_after_the_hello() {
         "reset-after-hello",
         "connection reset: Connection reset by peer (os error 104)",
     );
-    assert_eq!(r["connections"], 2, "{r:#}");
+    // The wide hello, then its 64-suite form, are reset too.
+    assert_failure(
+        &r,
+        "/quick/wide/failure",
+        "handshake",
+        "reset-after-hello",
+        "connection reset: Connection reset by peer (os error 104)",
+    );
+    assert_eq!(r["connections"], 4, "{r:#}");
 }
 
 #[test]
