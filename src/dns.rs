@@ -4,7 +4,6 @@
 //! of SPEC §3: `nxdomain`, `no-mx`, `dns-error`.
 
 use crate::outcome::{Failure, FailureKind, Stage};
-use crate::run::Family;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
@@ -31,6 +30,14 @@ pub enum MxAnswer {
     Implicit(MxHost),
     /// `MX 0 .`: the domain accepts no mail (RFC 7505).
     Null,
+}
+
+/// Address family restriction (`-4`, `-6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Any,
+    V4,
+    V6,
 }
 
 pub struct Dns {

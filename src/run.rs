@@ -2,6 +2,7 @@
 //! completion order, through one writer that owns stdout (so lines never
 //! interleave). A target that cannot be resolved still yields its record.
 
+pub use crate::dns::Family;
 use crate::outcome::{Failure, FailureKind, Stage};
 use crate::report::{self, EndpointRecord};
 use crate::scan::{self, ScanConfig};
@@ -17,14 +18,6 @@ pub enum Output {
     Terminal { colour: bool },
     /// One JSON document (one target) or JSON Lines.
     Json,
-}
-
-/// Address family restriction (`-4`, `-6`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    Any,
-    V4,
-    V6,
 }
 
 /// What the run needs beyond the per-endpoint config.

@@ -8,6 +8,10 @@ mod conn;
 pub mod profile;
 pub mod responder;
 
+// The enumeration planner against the pure responder, in memory.
+#[cfg(test)]
+mod planner_tests;
+
 use anyhow::{anyhow, Context as _};
 use profile::{Profile, Smtp};
 use serde_json::json;

@@ -7,7 +7,6 @@
 
 use super::chain::Chains;
 use super::profile::{Misbehave, Profile, Refusal};
-pub use crate::enumerate::label;
 use hsscan_wire::server_hello::HELLO_RETRY_REQUEST_RANDOM;
 use hsscan_wire::server_key_exchange::{DigitallySigned, KeyExchangeLayout};
 use hsscan_wire::{
@@ -95,6 +94,11 @@ pub fn client_versions(hello: &ClientHello) -> Vec<ProtocolVersion> {
     v.retain(|x| !x.is_grease());
     v.sort_by_key(|x| std::cmp::Reverse(catalog::version_rank(*x)));
     v
+}
+
+/// A version as the log and JSON spell it: the registry's name.
+pub fn label(v: ProtocolVersion) -> &'static str {
+    v.name().unwrap_or("other")
 }
 
 fn rank(v: ProtocolVersion) -> u32 {

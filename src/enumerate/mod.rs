@@ -10,8 +10,6 @@
 pub mod answer;
 pub mod planner;
 pub mod suites;
-#[cfg(test)]
-mod tests;
 
 use crate::gate::HostGate;
 use crate::probe::{Endpoint, ProbeConfig};

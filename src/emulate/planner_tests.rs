@@ -2,11 +2,11 @@
 //! shipped profile enumerated to its configured truth, and servers that
 //! turn hostile after N hellos never reported short as exact.
 
-use super::planner::{Outcome, Planner, Reply, PROTOCOLS};
-use super::{label, tls12_curves, tls13_groups};
 use crate::emulate::chain::Chains;
 use crate::emulate::profile::{Profile, Refusal, SHIPPED};
 use crate::emulate::responder::{alert_record, Answer as Decided, Arrival, Bytes, Responder};
+use crate::enumerate::planner::{Outcome, Planner, Reply, PROTOCOLS};
+use crate::enumerate::{label, tls12_curves, tls13_groups};
 use crate::probe::{answer_from_bytes, ProbeResult, StreamEnd};
 use hsscan_wire::catalog::{self, GroupKind};
 use hsscan_wire::{CipherSuite, Deframer, Event, NamedGroup, ProtocolVersion, Side};
