@@ -34,6 +34,8 @@ pub enum Command {
     Emulate(EmulateArgs),
     /// Explain the TLS handshakes and failures in pcap/pcapng captures.
     Pcap(crate::pcap::PcapArgs),
+    /// List the sender profiles (SPEC §8), `local` first.
+    Senders,
 }
 
 /// `hsscan emulate`.
@@ -173,6 +175,10 @@ pub struct ScanArgs {
     /// No progress and no summary on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Judge this sender (repeatable; the first is the headline): `local`
+    /// (this machine's Postfix, the default), `all`, or a profile of `hsscan senders`.
+    #[arg(long, value_name = "NAME")]
+    pub sender: Vec<String>,
 }
 
 fn parse_dns(s: &str) -> Result<std::net::SocketAddr, String> {
@@ -271,6 +277,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Catalog(args)) => catalog(&args),
         Some(Command::Emulate(args)) => emulate(args),
         Some(Command::Pcap(args)) => crate::pcap::run(&args),
+        Some(Command::Senders) => {
+            print!("{}", crate::senders::list()?);
+            Ok(ExitCode::SUCCESS)
+        }
         None => scan(cli.scan),
     }
 }
@@ -475,6 +485,7 @@ fn scan_config(args: &ScanArgs) -> anyhow::Result<crate::scan::ScanConfig> {
         trust: std::sync::Arc::new(trust),
         enumerate: args.enumerate,
         retry_delay: std::time::Duration::from_secs_f64(args.retry_delay),
+        senders: std::sync::Arc::new(crate::senders::Senders::resolve(&args.sender)?),
     })
 }
 

@@ -20,6 +20,7 @@ pub mod probe;
 pub mod report;
 pub mod run;
 pub mod scan;
+pub mod senders;
 pub mod smtp;
 pub mod style;
 pub mod target;

@@ -406,3 +406,11 @@ mod tests {
         );
     }
 }
+
+/// What the server chose for a hello: version, suite and group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Negotiated {
+    pub version: hsscan_wire::ProtocolVersion,
+    pub cipher: hsscan_wire::CipherSuite,
+    pub group: Option<hsscan_wire::NamedGroup>,
+}

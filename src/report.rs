@@ -6,7 +6,7 @@ use crate::outcome::Failure;
 use crate::smtp::Dialog;
 use crate::target::Transport;
 use hsscan_wire::catalog::{self, Grade};
-use hsscan_wire::{CipherSuite, NamedGroup, ProtocolVersion};
+use hsscan_wire::ProtocolVersion;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -54,13 +54,7 @@ pub struct Offered {
     pub hello_bytes: usize,
 }
 
-/// What the server chose.
-#[derive(Debug, Clone, Serialize)]
-pub struct Negotiated {
-    pub version: ProtocolVersion,
-    pub cipher: CipherSuite,
-    pub group: Option<NamedGroup>,
-}
+pub use crate::outcome::Negotiated;
 
 /// One attempt of the quick check.
 #[derive(Debug, Clone, Serialize)]
@@ -101,6 +95,8 @@ pub struct CertificateReport {
 pub struct EndpointRecord {
     pub record: &'static str,
     pub target: TargetInfo,
+    /// The headline sender's outcome (SPEC §3 `verdict`).
+    pub verdict: Option<crate::senders::Verdict>,
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
@@ -109,6 +105,8 @@ pub struct EndpointRecord {
     pub quick: Quick,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enumeration: Option<crate::enumerate::Enumeration>,
+    pub senders: Vec<crate::senders::SenderResult>,
+    pub advice: Vec<crate::senders::advice::Advice>,
     pub certificates: Vec<CertificateReport>,
     pub findings: Vec<Finding>,
     pub connections: u32,
@@ -119,7 +117,10 @@ impl EndpointRecord {
     /// The endpoint negotiated TLS and, when enumerated, every protocol was
     /// settled: a partial result is not a clean bill (exit 1).
     pub fn is_ok(&self) -> bool {
-        self.status == Status::Negotiated && self.enumeration.as_ref().is_none_or(|e| e.is_complete())
+        let headline = self.verdict.as_ref().map_or(self.status == Status::Negotiated, |v| {
+            v.outcome == crate::senders::Outcome::Tls
+        });
+        headline && self.enumeration.as_ref().is_none_or(|e| e.is_complete())
     }
 }
 
@@ -189,17 +190,52 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
             Transport::ImplicitTls => "implicit-tls",
         }
     );
-    let status = match r.status {
-        Status::Negotiated => paint("NEGOTIATED", "1;32", colour),
-        Status::Failed => paint("FAILED", "1;31", colour),
-        Status::Inconclusive => paint("INCONCLUSIVE", "1;33", colour),
+    // The headline: does the headline sender get TLS here?
+    let headline = match r.verdict.as_ref().map(|v| v.outcome) {
+        Some(crate::senders::Outcome::Tls) => paint("TLS", "1;32", colour),
+        Some(crate::senders::Outcome::NoTls) => paint("NO TLS", "1;31", colour),
+        Some(crate::senders::Outcome::Inconclusive) | None => paint("INCONCLUSIVE", "1;33", colour),
     };
-    let _ = writeln!(out, "{}  {status}", paint(&head, "1", colour));
-    // The verdict first: where it broke and the evidence, or what it negotiates.
+    let _ = writeln!(out, "{}  {headline}", paint(&head, "1", colour));
+    if let Some(v) = &r.verdict {
+        let _ = writeln!(out, "  {}", v.summary);
+    }
+    for s in r.senders.iter().flat_map(|s| s.notes.iter().map(move |n| (s, n))) {
+        let _ = writeln!(out, "    note ({}): {}", s.0.sender, s.1);
+    }
+    for a in &r.advice {
+        let what = match a.action {
+            crate::senders::advice::Action::PostfixPolicy => "fix",
+            crate::senders::advice::Action::PostfixTransport => "fix (transport)",
+            crate::senders::advice::Action::NoTlsPossible => "no TLS possible",
+            crate::senders::advice::Action::ReceiverChange => "receiver",
+        };
+        let _ = writeln!(out, "  {} [{}] {}", paint("advice", "1;36", colour), what, a.text);
+        for l in &a.master_cf {
+            let _ = writeln!(out, "      master.cf: {l}");
+        }
+        if let Some(t) = &a.transport_line {
+            let _ = writeln!(out, "      transport: {t}");
+        }
+    }
+    for s in r.senders.iter().skip(1) {
+        let why = s
+            .reason
+            .as_ref()
+            .map(|x| format!(" — {}: {}", x.kind.as_str(), x.detail))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  sender {:<32} {}{why}", s.sender, s.outcome.as_str());
+    }
+    // Then the scanner's own facts: where it broke, or what it negotiates.
+    let status = match r.status {
+        Status::Negotiated => "negotiated",
+        Status::Failed => "failed",
+        Status::Inconclusive => "inconclusive",
+    };
     if let Some(f) = &r.failure {
-        let _ = writeln!(out, "  verdict: fails at {} — {}: {}", f.stage, f.kind, f.detail);
-    } else if let Some(best) = r.quick.modern.result.as_ref().or(r.quick.legacy.result.as_ref()) {
-        let _ = writeln!(out, "  verdict: negotiates {}", describe(best, colour));
+        let _ = writeln!(out, "  scan: {status}, fails at {} — {}: {}", f.stage, f.kind, f.detail);
+    } else if let Some(best) = r.quick.attempts().into_iter().find_map(|a| a.result.as_ref()) {
+        let _ = writeln!(out, "  scan: {status}, negotiates {}", describe(best, colour));
     }
     for f in r.findings.iter().filter(|f| f.severity >= Severity::Medium) {
         let _ = writeln!(

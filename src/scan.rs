@@ -34,6 +34,8 @@ pub struct ScanConfig {
     pub trust: Arc<TrustStore>,
     /// Run the full enumeration after the quick check (`--enumerate`).
     pub enumerate: bool,
+    /// The senders judged, the headline first (SPEC §8).
+    pub senders: Arc<crate::senders::Senders>,
     /// The first wait before retrying a hello whose answer was unclear
     /// (a 421, a reset of a hello answered before); each next doubles.
     pub retry_delay: Duration,
@@ -386,6 +388,9 @@ pub fn failure_record(info: TargetInfo, failure: Failure, connections: u32, dura
         },
         failure: Some(failure),
         enumeration: None,
+        verdict: None,
+        senders: vec![],
+        advice: vec![],
         certificates: vec![],
         findings: vec![],
         connections,
@@ -597,6 +602,21 @@ async fn scan_gated(
         }
         enumeration = Some(e);
     }
+    let (senders, advice) = judge_senders(
+        gate,
+        &endpoint,
+        cfg,
+        sni.as_deref(),
+        target,
+        &quick,
+        enumeration.as_ref(),
+        &mut certificates,
+        info.mx_of.as_deref().unwrap_or(&[]),
+    )
+    .await;
+    let verdict = senders
+        .first()
+        .map(|r| crate::senders::Verdict::of(r, &format!("{}:{}", target.host, target.port)));
     for c in &certificates {
         findings.extend(c.verdicts.iter().cloned());
     }
@@ -604,16 +624,250 @@ async fn scan_gated(
     EndpointRecord {
         record: "endpoint",
         target: info,
+        verdict,
         status,
         failure,
         smtp,
         quick,
         enumeration,
+        senders,
+        advice,
         certificates,
         findings,
         connections: gate.used(),
         duration_ms: millis(started.elapsed()),
     }
+}
+
+/// Each requested sender's outcome, confirmed with its own hello (one
+/// connection per sender), and the advice for those that fail, each
+/// candidate fix tried with the hello it would make the sender send.
+#[allow(clippy::too_many_arguments)]
+async fn judge_senders(
+    gate: &HostGate,
+    endpoint: &Endpoint,
+    cfg: &ScanConfig,
+    sni: Option<&str>,
+    target: &Target,
+    quick: &Quick,
+    enumeration: Option<&crate::enumerate::Enumeration>,
+    certificates: &mut Vec<CertificateReport>,
+    domains: &[String],
+) -> (Vec<crate::senders::SenderResult>, Vec<crate::senders::advice::Advice>) {
+    use crate::senders::{self, advice};
+    let mut results = Vec::new();
+    let mut all_advice = Vec::new();
+    let answered = quick.attempts().iter().any(|a| a.result.is_some())
+        || enumeration.is_some_and(|e| e.protocols.values().any(|p| *p == Some(true)));
+    let best = quick
+        .attempts()
+        .into_iter()
+        .filter_map(|a| a.result.as_ref())
+        .map(|n| n.version)
+        .chain(
+            enumeration
+                .into_iter()
+                .flat_map(|e| e.protocols.iter().filter(|(_, v)| **v == Some(true)).map(|(l, _)| *l))
+                .filter_map(hsscan_wire::ProtocolVersion::from_name),
+        )
+        .max_by_key(|v| catalog::version_rank(*v));
+    let server_suites: Vec<hsscan_wire::CipherSuite> = quick
+        .attempts()
+        .into_iter()
+        .filter_map(|a| a.result.as_ref().map(|n| n.cipher))
+        .collect();
+    let facts = advice::Facts {
+        host: &target.host.to_string(),
+        port: target.port,
+        domains,
+        best_version: best,
+        server_suites,
+        today: cfg.at.date(),
+    };
+    let host_name = target
+        .host
+        .name()
+        .map(str::to_owned)
+        .or_else(|| cfg.sni_override.clone());
+    for profile in &cfg.senders.profiles {
+        let result = if !reached_handshake(quick) && !answered {
+            // Nothing got as far as a hello: the sender would fare the same.
+            let f = quick.attempts().into_iter().find_map(|a| a.failure.clone());
+            let r = crate::probe::ProbeResult {
+                smtp: None,
+                flight: crate::probe::Flight::default(),
+                failure: f,
+                elapsed: Duration::ZERO,
+            };
+            match profile.prepare(sni) {
+                Ok(p) => {
+                    let mut res = senders::judge(
+                        profile,
+                        &p,
+                        &r,
+                        &senders::Context {
+                            chains: vec![],
+                            other_hello_answered: false,
+                        },
+                    );
+                    res.confirmed = false;
+                    res
+                }
+                Err(e) => senders::unconfirmed(profile, format!("its hello does not encode: {e}")),
+            }
+        } else {
+            match probe_sender(
+                gate,
+                endpoint,
+                cfg,
+                sni,
+                profile,
+                answered,
+                certificates,
+                host_name.as_deref(),
+            )
+            .await
+            {
+                Some(r) if dropped(&r) => {
+                    recheck_drop(
+                        gate,
+                        endpoint,
+                        cfg,
+                        sni,
+                        profile,
+                        quick,
+                        certificates,
+                        host_name.as_deref(),
+                        r,
+                    )
+                    .await
+                }
+                Some(r) => r,
+                None => senders::unconfirmed(profile, "the connection budget is spent"),
+            }
+        };
+        let mut tried = Vec::new();
+        for c in advice::candidates(profile, &result, best) {
+            let changed = c.apply(profile);
+            if let Some(r) = probe_sender(
+                gate,
+                endpoint,
+                cfg,
+                sni,
+                &changed,
+                answered,
+                certificates,
+                host_name.as_deref(),
+            )
+            .await
+            {
+                tried.push(advice::Tried { what: c, result: r });
+            }
+        }
+        all_advice.extend(advice::advise(profile, &result, &tried, &facts));
+        results.push(result);
+    }
+    (results, all_advice)
+}
+
+fn dropped(r: &crate::senders::SenderResult) -> bool {
+    r.reason
+        .as_ref()
+        .is_some_and(|x| x.kind == crate::senders::ReasonKind::HelloIntolerance)
+}
+
+/// A sender's hello was dropped where other hellos were answered: the
+/// hello, or a server that stopped answering? Ask again after the retry
+/// delay, then send a hello that worked before; only if that one is still
+/// answered is the drop the hello's fault.
+#[allow(clippy::too_many_arguments)]
+async fn recheck_drop(
+    gate: &HostGate,
+    endpoint: &Endpoint,
+    cfg: &ScanConfig,
+    sni: Option<&str>,
+    profile: &crate::senders::Profile,
+    quick: &Quick,
+    certificates: &mut Vec<CertificateReport>,
+    host: Option<&str>,
+    first: crate::senders::SenderResult,
+) -> crate::senders::SenderResult {
+    tokio::time::sleep(cfg.retry_delay).await;
+    let Some(again) = probe_sender(gate, endpoint, cfg, sni, profile, true, certificates, host).await else {
+        return first;
+    };
+    if !dropped(&again) {
+        return again;
+    }
+    let control = if quick.modern.result.is_some() {
+        hellos::modern(sni)
+    } else if quick.legacy.result.is_some() {
+        hellos::legacy(sni)
+    } else {
+        hellos::wide(sni, None)
+    };
+    let still = match control {
+        Ok(c) => gate.probe(endpoint, &c, &cfg.probe).await.is_some_and(|r| r.answered()),
+        Err(_) => false,
+    };
+    if still {
+        return again;
+    }
+    let mut r = again;
+    r.outcome = crate::senders::Outcome::Inconclusive;
+    if let Some(reason) = r.reason.as_mut() {
+        reason.detail = format!(
+            "{}; a hello the server answered before was dropped too: the server stopped answering",
+            reason.detail
+        );
+    }
+    r
+}
+
+/// Sends `profile`'s own hello and judges the answer; `None` when the
+/// budget is spent.
+#[allow(clippy::too_many_arguments)]
+async fn probe_sender(
+    gate: &HostGate,
+    endpoint: &Endpoint,
+    cfg: &ScanConfig,
+    sni: Option<&str>,
+    profile: &crate::senders::Profile,
+    other_answered: bool,
+    certificates: &mut Vec<CertificateReport>,
+    host: Option<&str>,
+) -> Option<crate::senders::SenderResult> {
+    use crate::senders;
+    let hello = match profile.prepare(sni) {
+        Ok(h) => h,
+        Err(e) => return Some(senders::unconfirmed(profile, format!("its hello does not encode: {e}"))),
+    };
+    let r = gate.probe(endpoint, &hello, &cfg.probe).await?;
+    if let Some(leaf) = r.flight.certificates.first() {
+        let sha = crate::certs::CertInfo::from_der(leaf).sha256;
+        if !certificates
+            .iter()
+            .any(|c| c.chain.first().map(|x| &x.sha256) == Some(&sha))
+        {
+            certificates.push(certificate_report(&r.flight.certificates, host, cfg));
+        }
+    }
+    let chains: Vec<senders::Chain<'_>> = certificates
+        .iter()
+        .map(|c| senders::Chain {
+            key: &c.key,
+            verdicts: &c.verdicts,
+        })
+        .collect();
+    Some(senders::judge(
+        profile,
+        &hello,
+        &r,
+        &senders::Context {
+            chains,
+            other_hello_answered: other_answered,
+        },
+    ))
 }
 
 #[cfg(test)]

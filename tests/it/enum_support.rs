@@ -36,6 +36,10 @@ pub const TOOL_LIMIT: Duration = Duration::from_secs(30);
 /// SPEC §4 "near the floor".
 const SLACK: usize = 5;
 
+/// The headline sender's own hello (SPEC §8 `confirmed`): one connection
+/// beside the enumeration.
+const SENDER: usize = 1;
+
 /// What a command printed and how it ended.
 #[derive(Debug)]
 pub struct Output {
@@ -274,7 +278,7 @@ impl Truth {
     /// Connections allowed: the floor (one per pair plus one refusal per
     /// protocol probed), one per group, and [`SLACK`].
     pub fn connection_bound(&self) -> usize {
-        self.pairs() + PROTOCOLS.len() + self.groups.len() + SLACK
+        self.pairs() + PROTOCOLS.len() + self.groups.len() + SLACK + SENDER
     }
 
     fn sizes(&self) -> String {
@@ -545,19 +549,20 @@ impl<'a> Check<'a> {
     /// exactly when the status is `negotiated` and all six protocols are
     /// complete, else 1.
     pub fn exit_code(&mut self) -> &mut Self {
-        let want = match self.mode {
-            Mode::Exact => 0,
-            Mode::Partial if self.scan.record["status"] == "negotiated" && self.scan.all_complete() => 0,
-            Mode::Partial => 1,
-        };
+        // SPEC §2: 0 when the headline sender gets TLS and the result is
+        // complete; the headline's own outcome is checked against the real
+        // sender in the sender tests.
+        let tls = self.scan.record["verdict"]["outcome"] == "tls";
+        let want = if tls && self.scan.all_complete() { 0 } else { 1 };
         if self.scan.code != Some(want) {
             let complete: Vec<String> = PROTOCOLS
                 .iter()
                 .map(|p| format!("{p} {}", self.scan.enumeration()["complete"][p]))
                 .collect();
             self.problems.push(format!(
-                "exit code {:?}, want {want} (status {}, complete: {})",
+                "exit code {:?}, want {want} (verdict {}, status {}, complete: {})",
                 self.scan.code,
+                self.scan.record["verdict"],
                 self.scan.record["status"],
                 complete.join(", ")
             ));
@@ -621,7 +626,7 @@ impl<'a> Check<'a> {
         let bound = self.truth.connection_bound() + extra;
         if usize::try_from(got).map_or(true, |g| g > bound) {
             self.problems.push(format!(
-                "connections {got} > bound {bound} = {} pairs + {} protocols + {} groups + {SLACK} + {extra} spoiled; {}",
+                "connections {got} > bound {bound} = {} pairs + {} protocols + {} groups + {SLACK} + {SENDER} sender + {extra} spoiled; {}",
                 self.truth.pairs(),
                 PROTOCOLS.len(),
                 self.truth.groups.len(),

@@ -18,6 +18,7 @@ mod postfix;
 mod scan_failures;
 mod scan_quick;
 mod scan_support;
+mod senders;
 mod support;
 mod wire_gnutls;
 mod wire_openssl;

@@ -253,7 +253,8 @@ fn a_suite_in_neither_quick_hello_is_found_by_the_wide_hello() {
     );
     assert_eq!(r["quick"]["wide"]["result"]["cipher"]["id"], "0xc051", "{r:#}");
     assert_eq!(r["quick"]["wide"]["result"]["version"]["name"], "TLSv1.2", "{r:#}");
-    assert_eq!(r["connections"], 3, "{r:#}");
+    // Three hellos, then the headline sender's own.
+    assert_eq!(r["connections"], 4, "{r:#}");
 }
 
 #[test]
@@ -428,7 +429,8 @@ fn reset_after_the_hello() {
         "reset-after-hello",
         "connection reset: Connection reset by peer (os error 104)",
     );
-    // The wide hello, then its 64-suite form, are reset too.
+    // The wide hello, then its 64-suite form, are reset too, and so is the
+    // headline sender's own hello.
     assert_failure(
         &r,
         "/quick/wide/failure",
@@ -436,7 +438,9 @@ fn reset_after_the_hello() {
         "reset-after-hello",
         "connection reset: Connection reset by peer (os error 104)",
     );
-    assert_eq!(r["connections"], 4, "{r:#}");
+    assert_eq!(r["verdict"]["outcome"], "no-tls", "{r:#}");
+    assert_eq!(r["senders"][0]["reason"]["kind"], "dropped", "{r:#}");
+    assert_eq!(r["connections"], 5, "{r:#}");
 }
 
 #[test]
@@ -510,10 +514,15 @@ fn spent_connection_budget_is_ours_and_never_blamed_on_the_server() {
         &target,
     ]);
     let r = run.record();
-    assert_eq!(run.code, 0, "{}\n{}", run.describe(), em.log());
-    // One connection: the hello that got it negotiates, the other is never sent.
+    // One connection: the hello that got it negotiates, the other is never
+    // sent, and neither is the headline sender's own: its verdict is
+    // inconclusive, so the run exits 1.
+    assert_eq!(run.code, 1, "{}\n{}", run.describe(), em.log());
     assert_eq!(r["connections"], 1, "{r:#}");
     assert_eq!(r["status"], "negotiated", "{r:#}");
+    assert_eq!(r["verdict"]["outcome"], "inconclusive", "{r:#}");
+    assert_eq!(r["senders"][0]["confirmed"], false, "{r:#}");
+    assert_eq!(r["senders"][0]["reason"]["kind"], "not-confirmed", "{r:#}");
     let budget = json!({
         "stage": "local",
         "kind": "budget-spent",

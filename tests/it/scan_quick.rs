@@ -140,15 +140,17 @@ fn postfix_at_defaults_negotiates_tls13_and_shows_its_chain() {
     assert_eq!(r["findings"], json!([]), "{r:#}");
     // Two connections, not three: the modern hello's TLS 1.3 answer hides the
     // chain, but the legacy hello's TLS 1.0 flight carries it in clear, so
-    // scan.rs sends no third (TLS 1.2) hello just for the certificate.
-    assert_eq!(r["connections"], 2, "{r:#}");
+    // scan.rs sends no third (TLS 1.2) hello just for the certificate;
+    // the third connection is the headline sender's own hello.
+    assert_eq!(r["connections"], 3, "{r:#}");
+    assert_eq!(r["verdict"]["outcome"], "tls", "{r:#}");
     // Politeness (SPEC §7): EHLO and STARTTLS only, never MAIL FROM, and
     // the handshake is never completed; Postfix logs each session as such.
     let ended = |log: &str| log.matches(" disconnect from ").count();
-    let log = pf.log_when(|log| ended(log) >= 2);
-    assert_eq!(ended(&log), 2, "{log}");
+    let log = pf.log_when(|log| ended(log) >= 3);
+    assert_eq!(ended(&log), 3, "{log}");
     let sessions = log.matches(" ehlo=1 starttls=0/1 commands=1/2\n").count();
-    assert_eq!(sessions, 2, "{log}");
+    assert_eq!(sessions, 3, "{log}");
 }
 
 #[test]
@@ -180,8 +182,9 @@ fn postfix_with_a_tls12_minimum_costs_a_certificate_connection() {
     assert_eq!(at(&r, "/certificates/0/verdicts"), &json!([]), "{r:#}");
     assert_eq!(r["findings"], json!([]), "{r:#}");
     // Modern (TLS 1.3: chain encrypted), legacy (refused: no chain), then
-    // one TLS 1.2 hello that fetches the chain in clear.
-    assert_eq!(r["connections"], 3, "{r:#}");
+    // one TLS 1.2 hello that fetches the chain in clear, then the headline
+    // sender's own hello.
+    assert_eq!(r["connections"], 4, "{r:#}");
 }
 
 #[test]
@@ -222,6 +225,7 @@ fn tls10_only_server_negotiates_only_the_legacy_hello() {
         "{r:#}"
     );
     assert_test_chain(&r);
-    // The legacy flight carried the chain: no third connection.
-    assert_eq!(r["connections"], 2, "{r:#}");
+    // The legacy flight carried the chain: no certificate connection; the
+    // third is the headline sender's own hello.
+    assert_eq!(r["connections"], 3, "{r:#}");
 }

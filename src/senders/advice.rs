@@ -1,0 +1,387 @@
+//! Advice (SPEC §3 `advice`, §8): for each sender that gets no TLS, the
+//! narrowest change in its own syntax — a Postfix `smtp_tls_policy_maps`
+//! line for that next hop, or a dedicated transport where a policy line
+//! cannot say it — or the plain statement that no setting of that sender
+//! can do TLS there, with the scoped exception and the receiver-side fix.
+//! Advice never weakens a sender globally.
+
+use super::{Level, Outcome, Profile, ReasonKind, SenderResult};
+use hsscan_wire::ProtocolVersion;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// `action` of an advice entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    PostfixPolicy,
+    PostfixTransport,
+    NoTlsPossible,
+    ReceiverChange,
+}
+
+/// `expect`: what the sender gets once the advice is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expect {
+    Tls,
+    Plaintext,
+}
+
+/// One advice entry (SPEC §3).
+#[derive(Debug, Clone, Serialize)]
+pub struct Advice {
+    pub for_sender: String,
+    pub action: Action,
+    pub text: String,
+    pub expect: Option<Expect>,
+    /// The `smtp_tls_policy_maps` line, verbatim (postmap-ready).
+    pub policy_line: Option<String>,
+    /// The `transport_maps` line.
+    pub transport_line: Option<String>,
+    /// The master.cf lines of a dedicated transport.
+    pub master_cf: Vec<String>,
+    /// main.cf settings the advice needs (e.g. the policy or transport map).
+    pub main_cf: BTreeMap<String, String>,
+    /// What showed the advice works: a probe with the advised hello, or null.
+    pub verified_by: Option<String>,
+}
+
+/// What the scan knows that advice needs.
+pub struct Facts<'a> {
+    /// `host` and `port` of the next hop as Postfix writes it.
+    pub host: &'a str,
+    pub port: u16,
+    /// The recipient domains routed to this MX (bulk runs), if known.
+    pub domains: &'a [String],
+    /// The best version any hello negotiated.
+    pub best_version: Option<ProtocolVersion>,
+    /// Suites the server chose for any hello, and whether the sender's
+    /// library can negotiate any of them.
+    pub server_suites: Vec<hsscan_wire::CipherSuite>,
+    /// The UTC date advice expires (owner and removal date comments).
+    pub today: time::Date,
+}
+
+/// The result of a probe with a changed hello, per candidate.
+pub struct Tried {
+    pub what: Candidate,
+    pub result: SenderResult,
+}
+
+/// A change that can be tried with a hello before it is advised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Candidate {
+    /// protocols=>=TLSv1 (the library's lowest).
+    LowerMinimum(ProtocolVersion),
+    /// exclude=kEECDH:kEDH: static RSA, which needs no legacy signature.
+    NoEphemeral,
+    /// exclude=kEDH: no finite-field DH.
+    NoDhe,
+}
+
+impl Candidate {
+    /// The profile that would send the hello of this change.
+    pub fn apply(self, p: &Profile) -> Profile {
+        let kx = |s: hsscan_wire::CipherSuite| {
+            hsscan_wire::catalog::suite(s)
+                .and_then(|i| i.properties)
+                .map_or("", |p| p.kx)
+        };
+        match self {
+            Candidate::LowerMinimum(v) => p.with_min_version(v),
+            Candidate::NoEphemeral => p.without_suites(|s| {
+                let k = kx(s);
+                k.starts_with("ECDHE") || k.starts_with("DHE")
+            }),
+            Candidate::NoDhe => p.without_suites(|s| kx(s).starts_with("DHE")),
+        }
+    }
+
+    fn attribute(self, postfix_version: &str) -> String {
+        match self {
+            Candidate::LowerMinimum(v) => protocols_attr(v, postfix_version),
+            Candidate::NoEphemeral => "exclude=kEECDH:kEDH".to_owned(),
+            Candidate::NoDhe => "exclude=kEDH".to_owned(),
+        }
+    }
+}
+
+/// The changes worth trying for a failed sender, cheapest first.
+pub fn candidates(p: &Profile, r: &SenderResult, best: Option<ProtocolVersion>) -> Vec<Candidate> {
+    if !p.mta.starts_with("postfix") || r.outcome != Outcome::NoTls {
+        return Vec::new();
+    }
+    let rank = hsscan_wire::catalog::version_rank;
+    let lowest = if p.library.starts_with("OpenSSL") {
+        ProtocolVersion::TLS10
+    } else {
+        p.accept.min_version
+    };
+    match r.reason.as_ref().map(|x| x.kind) {
+        Some(ReasonKind::NoSharedProtocol) => match best {
+            Some(v) if rank(v) < rank(p.accept.min_version) && rank(v) >= rank(lowest) => {
+                vec![Candidate::LowerMinimum(v)]
+            }
+            _ => Vec::new(),
+        },
+        Some(ReasonKind::LegacySignature) => vec![Candidate::NoEphemeral],
+        Some(ReasonKind::WeakDh) => vec![Candidate::NoDhe],
+        _ => Vec::new(),
+    }
+}
+
+/// Postfix's protocols attribute from `v` up, in the syntax of its version.
+fn protocols_attr(v: ProtocolVersion, postfix_version: &str) -> String {
+    let name = match v {
+        ProtocolVersion::SSL3 => "SSLv3",
+        ProtocolVersion::TLS10 => "TLSv1",
+        ProtocolVersion::TLS11 => "TLSv1.1",
+        ProtocolVersion::TLS12 => "TLSv1.2",
+        _ => "TLSv1.3",
+    };
+    let modern = postfix_version
+        .split('.')
+        .take(2)
+        .map(|x| x.parse::<u32>().unwrap_or(0))
+        .collect::<Vec<_>>();
+    if modern.first().copied().unwrap_or(0) > 3
+        || (modern.first() == Some(&3) && modern.get(1).copied().unwrap_or(0) >= 6)
+    {
+        format!("protocols=>={name}")
+    } else {
+        // Before 3.6: exclusions only.
+        let below: Vec<&str> = ["SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2"]
+            .into_iter()
+            .take_while(|n| *n != name)
+            .collect();
+        format!(
+            "protocols={}",
+            below.iter().map(|n| format!("!{n}")).collect::<Vec<_>>().join(":")
+        )
+    }
+}
+
+/// The policy table keys for this next hop: the recipient domains when
+/// known (MX-routed mail is looked up by domain), else `[host]:port`.
+fn keys(f: &Facts<'_>) -> Vec<String> {
+    if f.domains.is_empty() {
+        vec![format!("[{}]:{}", f.host, f.port)]
+    } else {
+        f.domains.to_vec()
+    }
+}
+
+fn policy_main_cf() -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert(
+        "smtp_tls_policy_maps".to_owned(),
+        "hash:/etc/postfix/tls_policy".to_owned(),
+    );
+    m
+}
+
+/// The scoped-exception comment: an owner and a removal date.
+fn exception_comment(f: &Facts<'_>, why: &str) -> String {
+    let until = f.today.checked_add(time::Duration::days(90)).unwrap_or(f.today);
+    format!(
+        "# hsscan: exception for {} ({why}); owner: postmaster; remove by {until}",
+        f.host
+    )
+}
+
+/// Advice for one sender result; `tried` holds the probes of candidates.
+pub fn advise(p: &Profile, r: &SenderResult, tried: &[Tried], f: &Facts<'_>) -> Vec<Advice> {
+    let mut out = Vec::new();
+    if r.outcome != Outcome::NoTls {
+        return out;
+    }
+    let Some(reason) = r.reason.as_ref() else { return out };
+    let postfix = p.mta.starts_with("postfix");
+    let base = |action, text: String| Advice {
+        for_sender: p.id.clone(),
+        action,
+        text,
+        expect: None,
+        policy_line: None,
+        transport_line: None,
+        master_cf: Vec::new(),
+        main_cf: BTreeMap::new(),
+        verified_by: None,
+    };
+    // A change that a probe showed to work: the narrowest fix.
+    if let Some(t) = tried.iter().find(|t| t.result.outcome == Outcome::Tls) {
+        let attr = t.what.attribute(&p.mta_version);
+        let lines: Vec<String> = keys(f)
+            .iter()
+            .map(|k| format!("{k} {} {attr}", p.level.as_str()))
+            .collect();
+        let n = t.result.negotiated.as_ref();
+        let mut a = base(
+            Action::PostfixPolicy,
+            format!(
+                "add to the smtp_tls_policy_maps table (then postmap it): {}; with it this sender negotiates {}",
+                lines.join(" / "),
+                n.map_or_else(String::new, |n| format!(
+                    "{} {}",
+                    n.version.name().unwrap_or("?"),
+                    n.cipher.name().map_or_else(|| n.cipher.hex(), str::to_owned)
+                ))
+            ),
+        );
+        a.expect = Some(Expect::Tls);
+        a.policy_line = lines.first().cloned();
+        a.main_cf = policy_main_cf();
+        a.verified_by = Some("a probe with the hello this policy makes the sender send".to_owned());
+        out.push(a);
+        out.push(receiver(p, reason.kind, f));
+        return out;
+    }
+    let level = p.level;
+    let plaintext_anyway = level.falls_back_to_plaintext();
+    match reason.kind {
+        ReasonKind::TlsExpected if postfix => {
+            let name = "smtps-wrapper";
+            let mut a = base(
+                Action::PostfixTransport,
+                format!(
+                    "{}:{} expects TLS at once (implicit TLS), not STARTTLS: route it through a transport in wrapper mode",
+                    f.host, f.port
+                ),
+            );
+            a.expect = Some(Expect::Tls);
+            a.master_cf = vec![
+                format!("{name} unix  -       -       n       -       -       smtp"),
+                "  -o smtp_tls_wrappermode=yes".to_owned(),
+                "  -o smtp_tls_security_level=encrypt".to_owned(),
+            ];
+            let key = f.domains.first().map_or(f.host, String::as_str);
+            a.transport_line = Some(format!("{key} {name}:[{}]:{}", f.host, f.port));
+            a.main_cf
+                .insert("transport_maps".to_owned(), "hash:/etc/postfix/transport".to_owned());
+            out.push(a);
+            return out;
+        }
+        ReasonKind::RateLimited | ReasonKind::Unreachable | ReasonKind::NotConfirmed => return out,
+        _ => {}
+    }
+    // No setting of this sender works: say so, with the scoped exception.
+    let why = reason.kind.as_str();
+    let mut a = base(
+        Action::NoTlsPossible,
+        if plaintext_anyway {
+            format!(
+                "no setting of {} gets TLS to {}:{} ({why}: {}); at {} Postfix retries without TLS, so mail goes in plaintext; to skip the failing handshake each time, add the exception below",
+                p.name, f.host, f.port, reason.detail, level.as_str()
+            )
+        } else {
+            format!(
+                "no setting of {} gets TLS to {}:{} ({why}: {}); at {} the mail is deferred; to deliver it in plaintext meanwhile, add the scoped exception below — or leave it deferred until the receiver is fixed",
+                p.name, f.host, f.port, reason.detail, level.as_str()
+            )
+        },
+    );
+    a.expect = Some(Expect::Plaintext);
+    if postfix {
+        let exception = if plaintext_anyway { "none" } else { "may" };
+        let key = keys(f).into_iter().next().unwrap_or_default();
+        a.policy_line = Some(format!("{key} {exception}"));
+        a.main_cf = policy_main_cf();
+        a.text = format!("{}\n  {}\n  {key} {exception}", a.text, exception_comment(f, why));
+    }
+    out.push(a);
+    // A verifying sender may still get (unverified) encryption.
+    if postfix
+        && level >= Level::Verify
+        && matches!(
+            reason.kind,
+            ReasonKind::LegacySignature | ReasonKind::CertificateRejected | ReasonKind::WeakDh | ReasonKind::WeakKey
+        )
+    {
+        let key = keys(f).into_iter().next().unwrap_or_default();
+        let mut e = base(
+            Action::PostfixPolicy,
+            format!(
+                "to keep encryption without verification for this destination only (Postfix runs OpenSSL at security level 0 below verify):\n  {}\n  {key} encrypt",
+                exception_comment(f, why)
+            ),
+        );
+        e.expect = Some(Expect::Tls);
+        e.policy_line = Some(format!("{key} encrypt"));
+        e.main_cf = policy_main_cf();
+        out.push(e);
+    }
+    out.push(receiver(p, reason.kind, f));
+    out
+}
+
+/// The receiver-side change that would fix it.
+fn receiver(p: &Profile, kind: ReasonKind, f: &Facts<'_>) -> Advice {
+    let best = f
+        .best_version
+        .and_then(|v| v.name())
+        .unwrap_or("no TLS version hsscan could negotiate");
+    let text = match kind {
+        ReasonKind::NoSharedProtocol | ReasonKind::LegacySignature => format!(
+            "on {}: enable TLS 1.2 (it negotiates {best}); on Windows/Exchange enable TLS 1.2 for Schannel (server side) and install the updates that add it; a TLS 1.2 ServerKeyExchange is signed with SHA-256",
+            f.host
+        ),
+        ReasonKind::NoSharedCipher => format!(
+            "on {}: offer AES-GCM or AES-CBC suites with ECDHE or RSA key exchange (the server chose only {}, which {} cannot negotiate); on Windows/Exchange re-enable the default Schannel cipher-suite order",
+            f.host,
+            if f.server_suites.is_empty() {
+                "suites hsscan did not see".to_owned()
+            } else {
+                f.server_suites
+                    .iter()
+                    .map(|s| s.name().map_or_else(|| s.hex(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            p.library
+        ),
+        ReasonKind::WeakDh => format!("on {}: use a DH group of at least 2048 bits, or ECDHE", f.host),
+        ReasonKind::WeakKey => format!("on {}: use an RSA key of at least 2048 bits", f.host),
+        ReasonKind::CertificateRejected => format!(
+            "on {}: serve a certificate valid for its name, with the intermediate certificates, from a CA senders trust (on Exchange: the SMTP certificate bound to the receive connector)",
+            f.host
+        ),
+        ReasonKind::HelloIntolerance | ReasonKind::Dropped => format!(
+            "on {}: the device in front of the mail server drops the ClientHello; update its firmware or disable its TLS/SMTP inspection",
+            f.host
+        ),
+        ReasonKind::StarttlsAbsent | ReasonKind::StarttlsRejected => {
+            format!("on {}: offer STARTTLS with a certificate", f.host)
+        }
+        _ => format!("on {}: fix the TLS service so a standard client can negotiate", f.host),
+    };
+    Advice {
+        for_sender: p.id.clone(),
+        action: Action::ReceiverChange,
+        text,
+        expect: None,
+        policy_line: None,
+        transport_line: None,
+        master_cf: Vec::new(),
+        main_cf: BTreeMap::new(),
+        verified_by: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocols_attribute_follows_the_postfix_version() {
+        assert_eq!(protocols_attr(ProtocolVersion::TLS10, "3.7.11"), "protocols=>=TLSv1");
+        assert_eq!(
+            protocols_attr(ProtocolVersion::TLS10, "3.4.14"),
+            "protocols=!SSLv2:!SSLv3"
+        );
+        assert_eq!(
+            protocols_attr(ProtocolVersion::TLS12, "3.1"),
+            "protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1"
+        );
+    }
+}
