@@ -23,3 +23,4 @@ pub mod scan;
 pub mod smtp;
 pub mod style;
 pub mod target;
+pub mod tls13;
