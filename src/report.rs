@@ -92,6 +92,9 @@ impl Quick {
 #[derive(Debug, Clone, Serialize)]
 pub struct CertificateReport {
     pub key: String,
+    /// The protocol of the hello that showed this chain ("TLSv1.2",
+    /// "TLSv1.3" when decrypted from a TLS 1.3 first flight, …).
+    pub version: Option<&'static str>,
     pub chain: Vec<crate::certs::CertInfo>,
     pub verdicts: Vec<Finding>,
 }
@@ -307,7 +310,8 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
         );
     }
     for c in &r.certificates {
-        let _ = writeln!(out, "  certificate chain ({}):", c.key);
+        let version = c.version.map(|v| format!(", {v}")).unwrap_or_default();
+        let _ = writeln!(out, "  certificate chain ({}{version}):", c.key);
         for (i, cert) in c.chain.iter().enumerate() {
             let _ = writeln!(
                 out,

@@ -19,6 +19,7 @@ mod scan_failures;
 mod scan_quick;
 mod scan_support;
 mod support;
+mod tls13_chains;
 mod wire_gnutls;
 mod wire_openssl;
 mod wire_tlslite;
