@@ -16,6 +16,7 @@ pub mod gate;
 pub mod hellos;
 pub mod outcome;
 pub mod pcap;
+pub mod policy;
 pub mod probe;
 pub mod report;
 pub mod run;

@@ -97,6 +97,9 @@ pub struct CertificateReport {
     pub version: Option<&'static str>,
     pub chain: Vec<crate::certs::CertInfo>,
     pub verdicts: Vec<Finding>,
+    /// The chain as sent (DER, leaf first), for DANE matching; not in the JSON.
+    #[serde(skip)]
+    pub der: Vec<Vec<u8>>,
 }
 
 /// One endpoint record (SPEC §3).
@@ -113,6 +116,8 @@ pub struct EndpointRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enumeration: Option<crate::enumerate::Enumeration>,
     pub certificates: Vec<CertificateReport>,
+    /// DANE (and, for a single target, MTA-STS) as SPEC §3c; `null`: not checked.
+    pub policy: Option<crate::policy::EndpointPolicy>,
     pub findings: Vec<Finding>,
     pub connections: u32,
     pub duration_ms: u64,

@@ -37,6 +37,8 @@ pub struct ScanConfig {
     /// The first wait before retrying a hello whose answer was unclear
     /// (a 421, a reset of a hello answered before); each next doubles.
     pub retry_delay: Duration,
+    /// DANE and MTA-STS checks (`None`: neither).
+    pub policy: Option<Arc<crate::policy::PolicyConfig>>,
 }
 
 impl ScanConfig {
@@ -171,6 +173,7 @@ pub fn certificate_report(
     let verdicts = crate::certs::check_chain(ders, host, cfg.at, &cfg.trust);
     CertificateReport {
         version: version.and_then(|v| v.name()),
+        der: ders.to_vec(),
         key: crate::certs::key_label(&chain),
         chain,
         verdicts,
@@ -394,6 +397,7 @@ pub fn failure_record(info: TargetInfo, failure: Failure, connections: u32, dura
         failure: Some(failure),
         enumeration: None,
         certificates: vec![],
+        policy: None,
         findings: vec![],
         connections,
         duration_ms,
@@ -653,6 +657,10 @@ async fn scan_gated(
     for c in &certificates {
         findings.extend(c.verdicts.iter().cloned());
     }
+    let policy = crate::policy::scan_endpoint_policy(cfg, target, ip, status, &certificates).await;
+    if let Some(p) = &policy {
+        findings.extend(p.findings());
+    }
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     EndpointRecord {
         record: "endpoint",
@@ -663,6 +671,7 @@ async fn scan_gated(
         quick,
         enumeration,
         certificates,
+        policy,
         findings,
         connections: gate.used(),
         duration_ms: millis(started.elapsed()),

@@ -3,6 +3,7 @@
 //! discipline every test follows.
 
 mod bulk;
+mod dns_lab;
 mod emulate;
 mod emulate_postfix;
 mod enum_defects;
@@ -14,6 +15,7 @@ mod enum_support;
 mod enum_tlslite;
 mod hostile;
 mod pcap;
+mod policy_dane;
 mod postfix;
 mod scan_failures;
 mod scan_quick;
