@@ -488,25 +488,26 @@ fn scan_config(args: &ScanArgs) -> anyhow::Result<crate::scan::ScanConfig> {
         trust: std::sync::Arc::new(trust),
         enumerate: args.enumerate,
         retry_delay: std::time::Duration::from_secs_f64(args.retry_delay),
-        policy: policy_config(args),
+        policy: policy_config(args)?,
     })
 }
 
 /// DANE and MTA-STS: on with --mx unless turned off, else on request.
-fn policy_config(args: &ScanArgs) -> Option<std::sync::Arc<crate::policy::PolicyConfig>> {
+fn policy_config(args: &ScanArgs) -> anyhow::Result<Option<std::sync::Arc<crate::policy::PolicyConfig>>> {
     let dane = (args.mx || args.dane) && !args.no_dane;
     let mta_sts = (args.mx || args.mta_sts) && !args.no_mta_sts;
     if !dane && !mta_sts {
-        return None;
+        return Ok(None);
     }
     let resolver =
         crate::policy::dnssec::Resolver::new(args.dns, std::time::Duration::from_secs_f64(args.timeout.min(10.0)));
-    Some(std::sync::Arc::new(crate::policy::PolicyConfig::new(
+    Ok(Some(std::sync::Arc::new(crate::policy::PolicyConfig::new(
         resolver,
         dane,
         mta_sts,
         args.ca_file.as_deref().map(std::path::PathBuf::from),
-    )))
+        parse_resolve(&args.resolve)?,
+    ))))
 }
 
 fn emulate(args: EmulateArgs) -> anyhow::Result<ExitCode> {

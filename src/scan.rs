@@ -657,7 +657,8 @@ async fn scan_gated(
     for c in &certificates {
         findings.extend(c.verdicts.iter().cloned());
     }
-    let policy = crate::policy::scan_endpoint_policy(cfg, target, ip, status, &certificates).await;
+    let single = info.mx_of.is_none();
+    let policy = crate::policy::scan_endpoint_policy(cfg, target, ip, status, &certificates, single).await;
     if let Some(p) = &policy {
         findings.extend(p.findings());
     }

@@ -16,6 +16,7 @@ mod enum_tlslite;
 mod hostile;
 mod pcap;
 mod policy_dane;
+mod policy_mta_sts;
 mod postfix;
 mod scan_failures;
 mod scan_quick;
