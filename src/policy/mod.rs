@@ -225,3 +225,99 @@ pub fn certificate_problem(negotiated: bool, certificates: &[crate::report::Cert
         .collect();
     (!why.is_empty()).then(|| why.into_iter().collect::<Vec<_>>().join(", "))
 }
+
+/// What a domain record's policy needs of one finished endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointInput {
+    /// The DER chains it presented (none when it negotiated nothing).
+    pub chains: Vec<Vec<Vec<u8>>>,
+    /// Why an MTA-STS sender would refuse its certificate.
+    pub certificate_problem: Option<String>,
+}
+
+impl EndpointInput {
+    pub fn of(r: &crate::report::EndpointRecord) -> Self {
+        let negotiated = r.status == crate::report::Status::Negotiated;
+        Self {
+            chains: chains_of(negotiated, &r.certificates),
+            certificate_problem: certificate_problem(negotiated, &r.certificates),
+        }
+    }
+}
+
+/// `policy.dane` of a domain record: one DANE result per MX host, and the
+/// worst of them.
+#[derive(Debug, Clone, Serialize)]
+pub struct DomainDane {
+    pub result: dane::Outcome,
+    pub mx: Vec<dane::Dane>,
+}
+
+/// `policy` of a domain record (SPEC §3c).
+#[derive(Debug, Clone, Serialize)]
+pub struct DomainPolicy {
+    pub dane: Option<DomainDane>,
+    pub mta_sts: Option<mta_sts::MtaSts>,
+    pub tls_rpt: Option<tls_rpt::TlsRpt>,
+}
+
+impl DomainPolicy {
+    pub fn findings(&self) -> Vec<crate::finding::Finding> {
+        let mut out: Vec<crate::finding::Finding> = self
+            .dane
+            .iter()
+            .flat_map(|d| d.mx.iter())
+            .flat_map(dane::findings)
+            .collect();
+        out.extend(self.mta_sts.as_ref().map(mta_sts::findings).unwrap_or_default());
+        out
+    }
+}
+
+/// The policy of `domain`, whose MX hosts (in preference order) were
+/// scanned at `port` with the endpoints `ips` gives per host. The TLSA
+/// lookups come from the per-host cache; the MX RRset's DNSSEC status,
+/// MTA-STS and TLS-RPT are looked up once for the domain.
+pub async fn domain_policy(
+    policy: &PolicyConfig,
+    domain: &str,
+    port: u16,
+    hosts: &[(String, Vec<(std::net::IpAddr, EndpointInput)>)],
+) -> DomainPolicy {
+    let dane = if policy.dane {
+        let mx = policy.mx_security(domain).await;
+        let mut each = Vec::new();
+        for (host, ips) in hosts {
+            let mut lookup = policy.tlsa(host, port).await;
+            lookup.mx = Some(mx);
+            let chains: Vec<dane::IpChains> = ips.iter().map(|(ip, e)| (*ip, e.chains.clone())).collect();
+            each.push(dane::evaluate(&lookup, host, &chains));
+        }
+        let result = each
+            .iter()
+            .map(|d| d.result)
+            .find(|r| r.fails_dane())
+            .or_else(|| each.iter().map(|d| d.result).find(|r| *r == dane::Outcome::Valid))
+            .unwrap_or(dane::Outcome::NoTlsa);
+        Some(DomainDane { result, mx: each })
+    } else {
+        None
+    };
+    let (mta_sts, tls_rpt) = if policy.mta_sts {
+        let lookup = policy.mta_sts(domain).await;
+        let names: Vec<String> = hosts.iter().map(|(h, _)| crate::dns::normalise(h)).collect();
+        let mut problems = BTreeMap::new();
+        for (host, ips) in hosts {
+            if let Some(why) = ips.iter().find_map(|(_, e)| e.certificate_problem.clone()) {
+                problems.insert(crate::dns::normalise(host), why);
+            }
+        }
+        (
+            Some(mta_sts::evaluate(&lookup, &names, problems)),
+            Some(policy.tls_rpt(domain).await),
+        )
+    } else {
+        (None, None)
+    };
+    DomainPolicy { dane, mta_sts, tls_rpt }
+}

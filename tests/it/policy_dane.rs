@@ -57,13 +57,14 @@ fn lab(tag: &str) -> Lab {
     let ecdsa = spki_sha256("ecdsa.pem");
     let wrong = "00".repeat(32);
     let signed = format!(
-        "mx A 127.0.0.1\n_{p}._tcp.mx TLSA 3 1 1 {rsa}\n\
+        "@ MX 10 mx\n_smtp._tls TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@signed.test\"\n\
+         mx A 127.0.0.1\n_{p}._tcp.mx TLSA 3 1 1 {rsa}\n\
          bad A 127.0.0.1\n_{p}._tcp.bad TLSA 3 1 1 {wrong}\n\
          none A 127.0.0.1\n\
          roll A 127.0.0.1\n_{q}._tcp.roll TLSA 3 1 1 {ecdsa}\n\
          both A 127.0.0.1\n_{q}._tcp.both TLSA 3 1 1 {ecdsa}\n_{q}._tcp.both TLSA 3 1 1 {rsa}\n"
     );
-    let plain = format!("mx A 127.0.0.1\n_{p}._tcp.mx TLSA 3 1 1 {rsa}\n");
+    let plain = format!("@ MX 10 mx.signed.test.\nmx A 127.0.0.1\n_{p}._tcp.mx TLSA 3 1 1 {rsa}\n");
     let bogus = format!("mx A 127.0.0.1\n_{p}._tcp.mx TLSA 3 1 1 {rsa}\n");
     let dns = DnsLab::start(
         tag,
@@ -201,4 +202,99 @@ fn a_record_for_only_one_of_two_key_types_is_not_rollover_ready() {
     // With a record for each key type: ready.
     let d = dane(&lab.scan("both.signed.test", true, &["--enumerate"]));
     assert_eq!(at(&d, "/rollover/ready"), true, "{d:#}");
+}
+
+#[test]
+fn mx_domain_records_carry_policy_and_an_insecure_mx_rrset_disables_dane() {
+    // A real Postfix as the MX (SMTP STARTTLS, the test RSA chain), named
+    // by a signed domain and by an unsigned one.
+    let pf = crate::postfix::Postfix::start(&[]);
+    let port = pf.port;
+    let rsa = spki_sha256("rsa.pem");
+    let dns = DnsLab::start(
+        "bulk",
+        &[
+            Zone {
+                name: "mxs.test",
+                kind: Kind::Signed,
+                records: format!(
+                    "@ MX 10 mx\nmx A {}\n_{port}._tcp.mx TLSA 3 1 1 {rsa}\n_smtp._tls TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@mxs.test\"\n",
+                    pf.ip
+                ),
+            },
+            Zone {
+                name: "mxp.test",
+                kind: Kind::Plain,
+                records: "@ MX 10 mx.mxs.test.\n".to_owned(),
+            },
+        ],
+        "servfail.test",
+    );
+    let resolver = dns.resolver();
+    let port_arg = port.to_string();
+    let ca = certs().join("ca.pem").display().to_string();
+    let run = hsscan(&[
+        "--mx",
+        "--jsonl",
+        "-q",
+        "--dns",
+        &resolver,
+        "--mx-port",
+        &port_arg,
+        "--ca-file",
+        &ca,
+        "mxs.test",
+        "mxp.test",
+    ]);
+    let records: Vec<Value> = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let logs = format!("{}\n{}\n{}", dns.knot.log(), dns.unbound.log(), pf.log());
+    let domain = |name: &str| {
+        records
+            .iter()
+            .find(|r| r["record"] == "domain" && r["domain"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no domain record for {name}\n{}\n{logs}", run.describe()))
+    };
+    // mxs.test: a secure MX RRset, a secure host, a matching record.
+    let d = domain("mxs.test");
+    assert_eq!(at(&d, "/status"), "negotiated", "{d:#}\n{logs}");
+    assert_eq!(at(&d, "/policy/dane/result"), "valid", "{d:#}\n{logs}");
+    assert_eq!(
+        at(&d, "/policy/dane/mx/0/tlsa_name"),
+        format!("_{port}._tcp.mx.mxs.test").as_str(),
+        "{d:#}"
+    );
+    assert_eq!(at(&d, "/policy/dane/mx/0/mx_dnssec"), "secure", "{d:#}");
+    assert_eq!(
+        at(&d, "/policy/dane/mx/0/per_endpoint/0/ip"),
+        pf.ip.to_string().as_str(),
+        "{d:#}"
+    );
+    assert_eq!(at(&d, "/policy/mta_sts/result"), "none", "{d:#}");
+    assert_eq!(
+        at(&d, "/policy/tls_rpt/rua"),
+        &serde_json::json!(["mailto:tlsrpt@mxs.test"]),
+        "{d:#}"
+    );
+    // mxp.test: the same MX host, named by an insecure MX RRset.
+    let d = domain("mxp.test");
+    assert_eq!(at(&d, "/policy/dane/mx/0/mx_dnssec"), "insecure", "{d:#}");
+    assert_eq!(at(&d, "/policy/dane/result"), "no-tlsa", "{d:#}");
+    assert!(
+        at(&d, "/policy/dane/mx/0/detail")
+            .as_str()
+            .unwrap_or("")
+            .contains("MX records are not DNSSEC-secure"),
+        "{d:#}"
+    );
+    // One endpoint record for the shared host, with its own DANE result
+    // and no domain policy of its own.
+    let endpoints: Vec<&Value> = records.iter().filter(|r| r["record"] == "endpoint").collect();
+    assert_eq!(endpoints.len(), 1, "{}", run.describe());
+    assert_eq!(at(endpoints[0], "/policy/dane/result"), "valid", "{:#}", endpoints[0]);
+    assert_eq!(at(endpoints[0], "/policy/mta_sts"), &Value::Null, "{:#}", endpoints[0]);
 }
