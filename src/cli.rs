@@ -162,7 +162,7 @@ pub struct ScanArgs {
     #[arg(long)]
     pub no_dane: bool,
     /// Check each domain's MTA-STS policy (RFC 8461) and TLS-RPT record: on by
-    /// default with --mx; for single targets, the policy of the target's host name.
+    /// default with --mx; a single target gets the policy of the nearest domain above its host name that publishes one.
     #[arg(long, conflicts_with = "no_mta_sts")]
     pub mta_sts: bool,
     /// No MTA-STS or TLS-RPT lookups.

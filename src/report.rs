@@ -327,6 +327,11 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
         }
         // Its verdicts are among the findings printed above.
     }
+    if let Some(p) = &r.policy {
+        for line in p.summary_lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     for f in r.findings.iter().filter(|f| f.severity < Severity::Medium) {
         let _ = writeln!(
             out,

@@ -135,6 +135,30 @@ pub struct EndpointPolicy {
 }
 
 impl EndpointPolicy {
+    /// One line per policy for the terminal report.
+    pub fn summary_lines(&self) -> Vec<String> {
+        let name = |v: &dyn erased::Named| v.kebab();
+        let mut out = Vec::new();
+        if let Some(d) = &self.dane {
+            out.push(format!(
+                "DANE {} (DNSSEC {}): {}",
+                name(&d.result),
+                name(&d.dnssec),
+                d.detail
+            ));
+        }
+        if let Some(m) = &self.mta_sts {
+            out.push(format!("MTA-STS {}: {}", name(&m.result), m.detail));
+        }
+        if let Some(t) = &self.tls_rpt {
+            match &t.txt {
+                Some(_) => out.push(format!("TLS-RPT reports to {}", t.rua.join(", "))),
+                None => out.push("TLS-RPT: no record".to_owned()),
+            }
+        }
+        out
+    }
+
     /// The findings the policy results give.
     pub fn findings(&self) -> Vec<crate::finding::Finding> {
         let mut out = self.dane.as_ref().map(dane::findings).unwrap_or_default();
@@ -320,4 +344,20 @@ pub async fn domain_policy(
         (None, None)
     };
     DomainPolicy { dane, mta_sts, tls_rpt }
+}
+
+/// The kebab-case names the JSON gives the policy enums, for text.
+mod erased {
+    pub trait Named {
+        fn kebab(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> Named for T {
+        fn kebab(&self) -> String {
+            serde_json::to_value(self)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        }
+    }
 }
