@@ -66,6 +66,8 @@ pub struct Summary {
     /// The best protocol it negotiated.
     pub best: Option<ProtocolVersion>,
     pub kind: Option<FailureKind>,
+    /// What the domain's DANE and MTA-STS results need of this endpoint.
+    pub policy: crate::policy::EndpointInput,
 }
 
 impl Summary {
@@ -85,6 +87,7 @@ impl Summary {
             status: r.status,
             best,
             kind: r.failure.as_ref().map(|f| f.kind),
+            policy: crate::policy::EndpointInput::of(r),
         }
     }
 
@@ -109,6 +112,9 @@ impl Summary {
             status,
             best,
             kind: v["failure"]["kind"].as_str().and_then(FailureKind::from_name),
+            // A resumed record keeps no chains: its domain's policy is
+            // judged without them.
+            policy: crate::policy::EndpointInput::default(),
         })
     }
 }
@@ -293,6 +299,7 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (Value, bool) {
         "worst": worst,
         "tls12_or_better": tls12,
         "endpoints": summaries.len(),
+        "policy": Value::Null,
         "findings": findings,
     });
     (v, ok)
@@ -514,6 +521,8 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
         tally: tally.clone(),
         all_ok: true,
         stop: stop.clone(),
+        policy: cfg.scan.policy.clone(),
+        port: cfg.port,
     };
     let mut input_done = false;
     let mut input_error: Option<String> = None;
@@ -697,6 +706,9 @@ struct Out {
     tally: Arc<Tally>,
     all_ok: bool,
     stop: Arc<AtomicBool>,
+    /// DANE, MTA-STS and TLS-RPT for the domain records (`None`: off).
+    policy: Option<Arc<crate::policy::PolicyConfig>>,
+    port: u16,
 }
 
 impl Out {
@@ -709,7 +721,14 @@ impl Out {
 
     /// Writes a domain's record (all its endpoints are done).
     async fn domain(&mut self, d: &Domain) {
-        let (v, ok) = domain_record(d, &self.done);
+        let (mut v, ok) = domain_record(d, &self.done);
+        if let Some(p) = self.policy.as_ref().filter(|_| d.failure.is_none() && !d.null) {
+            let p = crate::policy::domain_policy(p, &d.name, self.port, &policy_hosts(d, &self.done)).await;
+            if let Some(f) = v["findings"].as_array_mut() {
+                f.extend(p.findings().iter().map(|x| json!(x)));
+            }
+            v["policy"] = json!(p);
+        }
         self.all_ok &= ok;
         self.tally.domains_done.fetch_add(1, Ordering::SeqCst);
         self.send(Line::Domain(v)).await;
@@ -746,6 +765,24 @@ impl Out {
             }
         }
     }
+}
+
+/// Each MX host of `d` with the finished endpoints of its addresses.
+fn policy_hosts(
+    d: &Domain,
+    done: &HashMap<Key, Summary>,
+) -> Vec<(String, Vec<(IpAddr, crate::policy::EndpointInput)>)> {
+    d.mx.iter()
+        .map(|m| {
+            let ips = d
+                .keys
+                .iter()
+                .filter(|k| k.0 == m.host)
+                .filter_map(|k| Some((k.1?, done.get(k)?.policy.clone())))
+                .collect();
+            (m.host.clone(), ips)
+        })
+        .collect()
 }
 
 /// One window of domains: each with the endpoints it still waits for.

@@ -157,6 +157,19 @@ pub struct ScanArgs {
     /// (host, IP) and one per domain.
     #[arg(long)]
     pub mx: bool,
+    /// Check DANE/TLSA (RFC 7672) for each MX host and port: on by default with --mx.
+    #[arg(long, conflicts_with = "no_dane")]
+    pub dane: bool,
+    /// No DANE/TLSA lookups.
+    #[arg(long)]
+    pub no_dane: bool,
+    /// Check each domain's MTA-STS policy (RFC 8461) and TLS-RPT record: on by
+    /// default with --mx; a single target gets the policy of the nearest domain above its host name that publishes one.
+    #[arg(long, conflicts_with = "no_mta_sts")]
+    pub mta_sts: bool,
+    /// No MTA-STS or TLS-RPT lookups.
+    #[arg(long)]
+    pub no_mta_sts: bool,
     /// The port MX hosts are scanned on (--mx).
     #[arg(long, value_name = "PORT", default_value_t = crate::bulk::SMTP_PORT, value_parser = clap::value_parser!(u16).range(1..))]
     pub mx_port: u16,
@@ -486,7 +499,26 @@ fn scan_config(args: &ScanArgs) -> anyhow::Result<crate::scan::ScanConfig> {
         enumerate: args.enumerate,
         retry_delay: std::time::Duration::from_secs_f64(args.retry_delay),
         senders: std::sync::Arc::new(crate::senders::Senders::resolve(&args.sender)?),
+        policy: policy_config(args)?,
     })
+}
+
+/// DANE and MTA-STS: on with --mx unless turned off, else on request.
+fn policy_config(args: &ScanArgs) -> anyhow::Result<Option<std::sync::Arc<crate::policy::PolicyConfig>>> {
+    let dane = (args.mx || args.dane) && !args.no_dane;
+    let mta_sts = (args.mx || args.mta_sts) && !args.no_mta_sts;
+    if !dane && !mta_sts {
+        return Ok(None);
+    }
+    let resolver =
+        crate::policy::dnssec::Resolver::new(args.dns, std::time::Duration::from_secs_f64(args.timeout.min(10.0)));
+    Ok(Some(std::sync::Arc::new(crate::policy::PolicyConfig::new(
+        resolver,
+        dane,
+        mta_sts,
+        args.ca_file.as_deref().map(std::path::PathBuf::from),
+        parse_resolve(&args.resolve)?,
+    ))))
 }
 
 fn emulate(args: EmulateArgs) -> anyhow::Result<ExitCode> {

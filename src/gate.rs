@@ -76,6 +76,32 @@ impl HostGate {
 
     /// Runs one probe through the gate; `None` when the budget is spent.
     pub async fn probe(&self, endpoint: &Endpoint, hello: &Prepared, cfg: &ProbeConfig) -> Option<ProbeResult> {
+        let r = self.connection(probe::run(endpoint, &hello.writes, cfg)).await?;
+        if std::env::var_os("HSSCAN_TRACE").is_some() {
+            let f = &r.flight;
+            let outcome = match (&f.server_hello, &f.retry_request, &f.sslv2, &r.failure) {
+                (Some(h), _, _, _) => format!("ServerHello {:?} {:?}", h.selected_version(), h.cipher_suite),
+                (_, Some(h), _, _) => format!("HelloRetryRequest {:?} {:?}", h.cipher_suite, h.key_share_group()),
+                (_, _, Some(h), _) => format!("SSLv2 SERVER-HELLO, {} specs", h.cipher_specs.len()),
+                (_, _, _, Some(fail)) => format!("{}: {}", fail.kind, fail.detail),
+                _ => "nothing".to_owned(),
+            };
+            eprintln!(
+                "hsscan trace: connection {} to {}: up to {:?}, {} suites, {} bytes -> {outcome}",
+                self.used(),
+                endpoint.addr,
+                hello.max_version,
+                hello.cipher_count,
+                hello.hello_bytes
+            );
+        }
+        Some(r)
+    }
+
+    /// Runs one connection through the gate (`connect` opens it and does
+    /// all its work): the same slots, pacing and budget as a probe.
+    /// `None` when the budget is spent.
+    pub async fn connection<T>(&self, connect: impl std::future::Future<Output = T>) -> Option<T> {
         let ip = &self.ip;
         // The IP's slot first: a probe queued behind a busy IP must not hold
         // one of the run's overall slots while it waits.
@@ -104,25 +130,6 @@ impl HostGate {
             Some(g) => Some(g.acquire().await.ok()?),
             None => None,
         };
-        let r = probe::run(endpoint, &hello.writes, cfg).await;
-        if std::env::var_os("HSSCAN_TRACE").is_some() {
-            let f = &r.flight;
-            let outcome = match (&f.server_hello, &f.retry_request, &f.sslv2, &r.failure) {
-                (Some(h), _, _, _) => format!("ServerHello {:?} {:?}", h.selected_version(), h.cipher_suite),
-                (_, Some(h), _, _) => format!("HelloRetryRequest {:?} {:?}", h.cipher_suite, h.key_share_group()),
-                (_, _, Some(h), _) => format!("SSLv2 SERVER-HELLO, {} specs", h.cipher_specs.len()),
-                (_, _, _, Some(fail)) => format!("{}: {}", fail.kind, fail.detail),
-                _ => "nothing".to_owned(),
-            };
-            eprintln!(
-                "hsscan trace: connection {} to {}: up to {:?}, {} suites, {} bytes -> {outcome}",
-                self.used(),
-                endpoint.addr,
-                hello.max_version,
-                hello.cipher_count,
-                hello.hello_bytes
-            );
-        }
-        Some(r)
+        Some(connect.await)
     }
 }

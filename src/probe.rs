@@ -102,20 +102,7 @@ async fn exchange(
     cfg: &ProbeConfig,
     result: &mut ProbeResult,
 ) -> Result<(), Failure> {
-    let mut stream = connect(endpoint.addr, cfg.connect_timeout).await?;
-    // Split hellos must leave as separate segments.
-    let _ = stream.set_nodelay(true);
-    let mut leftover = Vec::new();
-    if endpoint.transport == Transport::SmtpStarttls {
-        let mut dialog = Dialog::default();
-        let timeouts = SmtpTimeouts {
-            banner: cfg.banner_timeout,
-            reply: cfg.read_timeout,
-        };
-        let r = smtp::starttls(&mut stream, &endpoint.ehlo_name, timeouts, &mut dialog).await;
-        result.smtp = Some(dialog);
-        leftover = r?;
-    }
+    let (mut stream, leftover) = open(endpoint, cfg, &mut result.smtp).await?;
     for (i, w) in writes.iter().enumerate() {
         let sent = tokio::time::timeout(cfg.read_timeout, stream.write_all(w)).await;
         match sent {
@@ -146,11 +133,41 @@ async fn exchange(
             let _ = tokio::time::timeout(Duration::from_millis(200), stream.write_all(&alert)).await;
         }
     }
+    close(&mut stream).await;
+    outcome
+}
+
+/// Connects and, when the transport says so, runs the SMTP dialog up to
+/// STARTTLS (kept in `smtp` whatever happens); returns the stream, ready
+/// for a hello, and any bytes the server sent after its STARTTLS reply.
+pub async fn open(
+    endpoint: &Endpoint,
+    cfg: &ProbeConfig,
+    smtp: &mut Option<Dialog>,
+) -> Result<(TcpStream, Vec<u8>), Failure> {
+    let mut stream = connect(endpoint.addr, cfg.connect_timeout).await?;
+    // Split hellos must leave as separate segments.
+    let _ = stream.set_nodelay(true);
+    let mut leftover = Vec::new();
+    if endpoint.transport == Transport::SmtpStarttls {
+        let mut dialog = Dialog::default();
+        let timeouts = SmtpTimeouts {
+            banner: cfg.banner_timeout,
+            reply: cfg.read_timeout,
+        };
+        let r = smtp::starttls(&mut stream, &endpoint.ehlo_name, timeouts, &mut dialog).await;
+        *smtp = Some(dialog);
+        leftover = r?;
+    }
+    Ok((stream, leftover))
+}
+
+/// Ends a connection politely: shut down our side, then wait briefly for
+/// the server to close too, so that it has seen this connection end
+/// before the next one to it starts: a server counting connections per
+/// client (Postfix anvil) never sees more than --per-host at once.
+pub async fn close(stream: &mut TcpStream) {
     let _ = tokio::time::timeout(Duration::from_millis(200), stream.shutdown()).await;
-    // Wait (briefly) for the server to close too, so that it has seen this
-    // connection end before the next one to it starts: a server counting
-    // connections per client (Postfix anvil) never sees more than
-    // --per-host at once.
     let mut sink = [0u8; 2048];
     let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
     let mut drained = 0usize;
@@ -160,7 +177,6 @@ async fn exchange(
             _ => break,
         }
     }
-    outcome
 }
 
 /// How long to wait for the server's close after ours.
@@ -223,7 +239,7 @@ fn connect_failure(addr: SocketAddr, e: &std::io::Error) -> Failure {
     Failure::new(Stage::Connect, kind, format!("connecting to {addr}: {e}"))
 }
 
-fn io_failure(e: &std::io::Error, answered: bool) -> Failure {
+pub(crate) fn io_failure(e: &std::io::Error, answered: bool) -> Failure {
     let after = if answered { " after the server's hello" } else { "" };
     match e.kind() {
         std::io::ErrorKind::ConnectionReset

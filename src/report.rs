@@ -86,8 +86,14 @@ impl Quick {
 #[derive(Debug, Clone, Serialize)]
 pub struct CertificateReport {
     pub key: String,
+    /// The protocol of the hello that showed this chain ("TLSv1.2",
+    /// "TLSv1.3" when decrypted from a TLS 1.3 first flight, …).
+    pub version: Option<&'static str>,
     pub chain: Vec<crate::certs::CertInfo>,
     pub verdicts: Vec<Finding>,
+    /// The chain as sent (DER, leaf first), for DANE matching; not in the JSON.
+    #[serde(skip)]
+    pub der: Vec<Vec<u8>>,
 }
 
 /// One endpoint record (SPEC §3).
@@ -108,6 +114,8 @@ pub struct EndpointRecord {
     pub senders: Vec<crate::senders::SenderResult>,
     pub advice: Vec<crate::senders::advice::Advice>,
     pub certificates: Vec<CertificateReport>,
+    /// DANE (and, for a single target, MTA-STS) as SPEC §3c; `null`: not checked.
+    pub policy: Option<crate::policy::EndpointPolicy>,
     pub findings: Vec<Finding>,
     pub connections: u32,
     pub duration_ms: u64,
@@ -343,7 +351,8 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
         );
     }
     for c in &r.certificates {
-        let _ = writeln!(out, "  certificate chain ({}):", c.key);
+        let version = c.version.map(|v| format!(", {v}")).unwrap_or_default();
+        let _ = writeln!(out, "  certificate chain ({}{version}):", c.key);
         for (i, cert) in c.chain.iter().enumerate() {
             let _ = writeln!(
                 out,
@@ -353,6 +362,11 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
             let _ = writeln!(out, "       issuer {}  {}", cert.issuer, cert.signature_algorithm);
         }
         // Its verdicts are among the findings printed above.
+    }
+    if let Some(p) = &r.policy {
+        for line in p.summary_lines() {
+            let _ = writeln!(out, "  {line}");
+        }
     }
     for f in r.findings.iter().filter(|f| f.severity < Severity::Medium) {
         let _ = writeln!(

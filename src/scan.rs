@@ -39,6 +39,8 @@ pub struct ScanConfig {
     /// The first wait before retrying a hello whose answer was unclear
     /// (a 421, a reset of a hello answered before); each next doubles.
     pub retry_delay: Duration,
+    /// DANE and MTA-STS checks (`None`: neither).
+    pub policy: Option<Arc<crate::policy::PolicyConfig>>,
 }
 
 impl ScanConfig {
@@ -161,11 +163,19 @@ fn attempt(p: &Prepared, r: Option<&ProbeResult>) -> Attempt {
     }
 }
 
-/// Certificate chain report for the DER certificates the server sent.
-pub fn certificate_report(ders: &[Vec<u8>], host: Option<&str>, cfg: &ScanConfig) -> CertificateReport {
+/// Certificate chain report for the DER certificates the server sent in
+/// answer to a hello that negotiated `version`.
+pub fn certificate_report(
+    ders: &[Vec<u8>],
+    version: Option<ProtocolVersion>,
+    host: Option<&str>,
+    cfg: &ScanConfig,
+) -> CertificateReport {
     let chain: Vec<crate::certs::CertInfo> = ders.iter().map(|d| crate::certs::CertInfo::from_der(d)).collect();
     let verdicts = crate::certs::check_chain(ders, host, cfg.at, &cfg.trust);
     CertificateReport {
+        version: version.and_then(|v| v.name()),
+        der: ders.to_vec(),
         key: crate::certs::key_label(&chain),
         chain,
         verdicts,
@@ -392,6 +402,7 @@ pub fn failure_record(info: TargetInfo, failure: Failure, connections: u32, dura
         senders: vec![],
         advice: vec![],
         certificates: vec![],
+        policy: None,
         findings: vec![],
         connections,
         duration_ms,
@@ -541,20 +552,33 @@ async fn scan_gated(
         .name()
         .map(str::to_owned)
         .or_else(|| cfg.sni_override.clone());
-    let add_chain = |certificates: &mut Vec<CertificateReport>, ders: &[Vec<u8>]| {
-        let report = certificate_report(ders, host_name.as_deref(), cfg);
-        if !certificates
-            .iter()
-            .any(|c: &CertificateReport| c.chain.first().map(|x| &x.sha256) == report.chain.first().map(|x| &x.sha256))
-        {
+    // One report per distinct chain: the same chain over TLS 1.2 and
+    // TLS 1.3 is one report, a TLS 1.3 chain that differs is another.
+    let add_chain = |certificates: &mut Vec<CertificateReport>, version: ProtocolVersion, ders: &[Vec<u8>]| {
+        let report = certificate_report(ders, Some(version), host_name.as_deref(), cfg);
+        let digests = |c: &CertificateReport| c.chain.iter().map(|x| x.sha256.clone()).collect::<Vec<_>>();
+        if !certificates.iter().any(|c| digests(c) == digests(&report)) {
             certificates.push(report);
         }
     };
     for r in &results {
         if !r.flight.certificates.is_empty() {
-            add_chain(&mut certificates, &r.flight.certificates);
+            let version = r
+                .flight
+                .server_hello
+                .as_ref()
+                .map(hsscan_wire::ServerHello::selected_version);
+            add_chain(
+                &mut certificates,
+                version.unwrap_or(ProtocolVersion::TLS12),
+                &r.flight.certificates,
+            );
         } else if let Some(h) = &r.flight.sslv2 {
-            add_chain(&mut certificates, std::slice::from_ref(&h.certificate));
+            add_chain(
+                &mut certificates,
+                ProtocolVersion::SSL2,
+                std::slice::from_ref(&h.certificate),
+            );
         }
     }
     let best = quick
@@ -563,8 +587,20 @@ async fn scan_gated(
         .filter_map(|a| a.result.clone())
         .max_by_key(|n| catalog::version_rank(n.version));
     // A TLS 1.3 server encrypts its Certificate: when no hello showed a
-    // chain, one TLS 1.2 hello fetches it in clear (one more connection).
-    // Under --enumerate the enumeration's own TLS 1.2 hellos carry the chains.
+    // chain, it is decrypted from one hello with a real key share (one
+    // more connection; SPEC §4). Under --enumerate the TLS 1.3 chain is
+    // fetched after the enumeration, below, whatever TLS 1.2 showed.
+    let tls13 = best.as_ref().is_some_and(|n| n.version == ProtocolVersion::TLS13);
+    if tls13 && certificates.is_empty() && !cfg.enumerate {
+        let t = crate::tls13::scan_chains(gate, &endpoint, sni.as_deref(), &cfg.probe, false).await;
+        for c in &t.chains {
+            add_chain(&mut certificates, ProtocolVersion::TLS13, c);
+        }
+        findings.extend(t.findings);
+    }
+    // When no hello showed a chain (nor decrypted one), one TLS 1.2 hello
+    // fetches it in clear (one more connection). Under --enumerate the
+    // enumeration's own TLS 1.2 hellos carry the chains.
     if certificates.is_empty() && best.is_some() && !cfg.enumerate {
         let suites: Vec<hsscan_wire::CipherSuite> = catalog::suites_for(ProtocolVersion::TLS12).map(|s| s.id).collect();
         if let Ok(hello) = hellos::for_version(
@@ -576,7 +612,16 @@ async fn scan_gated(
         ) {
             if let Some(r) = gate.probe(&endpoint, &hello, &cfg.probe).await {
                 if !r.flight.certificates.is_empty() {
-                    add_chain(&mut certificates, &r.flight.certificates);
+                    let version = r
+                        .flight
+                        .server_hello
+                        .as_ref()
+                        .map(hsscan_wire::ServerHello::selected_version);
+                    add_chain(
+                        &mut certificates,
+                        version.unwrap_or(ProtocolVersion::TLS12),
+                        &r.flight.certificates,
+                    );
                 }
             }
         }
@@ -591,8 +636,20 @@ async fn scan_gated(
         };
         let (e, outcome) = crate::enumerate::enumerate(gate, &endpoint, &drive).await;
         findings.extend(outcome.findings);
-        for c in &outcome.chains {
-            add_chain(&mut certificates, c);
+        for (version, c) in &outcome.chains {
+            add_chain(&mut certificates, *version, c);
+        }
+        // The enumeration's hellos never decrypt: a TLS 1.3 server's own
+        // chain (and, on a TLS 1.3-only server, that of its other key
+        // type) comes from the certificate hello.
+        let label = crate::enumerate::label;
+        if e.protocols.get(label(ProtocolVersion::TLS13)).copied().flatten() == Some(true) {
+            let tls12 = e.protocols.get(label(ProtocolVersion::TLS12)).copied().flatten() == Some(true);
+            let t = crate::tls13::scan_chains(gate, &endpoint, sni.as_deref(), &cfg.probe, !tls12).await;
+            for c in &t.chains {
+                add_chain(&mut certificates, ProtocolVersion::TLS13, c);
+            }
+            findings.extend(t.findings);
         }
         findings.extend(enumeration_findings(&e));
         // The enumeration found what the quick check missed: TLS it is.
@@ -620,6 +677,11 @@ async fn scan_gated(
     for c in &certificates {
         findings.extend(c.verdicts.iter().cloned());
     }
+    let single = info.mx_of.is_none();
+    let policy = crate::policy::scan_endpoint_policy(cfg, target, ip, status, &certificates, single).await;
+    if let Some(p) = &policy {
+        findings.extend(p.findings());
+    }
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     EndpointRecord {
         record: "endpoint",
@@ -633,6 +695,7 @@ async fn scan_gated(
         senders,
         advice,
         certificates,
+        policy,
         findings,
         connections: gate.used(),
         duration_ms: millis(started.elapsed()),
@@ -849,7 +912,12 @@ async fn probe_sender(
             .iter()
             .any(|c| c.chain.first().map(|x| &x.sha256) == Some(&sha))
         {
-            certificates.push(certificate_report(&r.flight.certificates, host, cfg));
+            let version = r
+                .flight
+                .server_hello
+                .as_ref()
+                .map(hsscan_wire::ServerHello::selected_version);
+            certificates.push(certificate_report(&r.flight.certificates, version, host, cfg));
         }
     }
     let chains: Vec<senders::Chain<'_>> = certificates

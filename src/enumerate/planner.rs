@@ -34,7 +34,7 @@ use crate::probe::ProbeResult;
 use hsscan_wire::catalog;
 use hsscan_wire::{
     AlertDescription, CipherSuite, CompressionMethod, EncodeError, ExtensionType, NamedGroup, ProtocolVersion,
-    ServerExtension, ServerKeyExchange,
+    ServerExtension, ServerHello, ServerKeyExchange,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -122,7 +122,8 @@ pub struct Shared {
     /// control (SSLv2) are not sure.
     suspicious: bool,
     budget_spent: bool,
-    pub chains: Vec<Vec<Vec<u8>>>,
+    /// Each chain seen, with the version of the hello that showed it.
+    pub chains: Vec<(ProtocolVersion, Vec<Vec<u8>>)>,
     pub features: Features,
     pub dh_bits: Option<usize>,
     /// Base of the retry backoff (doubling).
@@ -231,7 +232,8 @@ pub struct Outcome {
     pub features: Features,
     pub dh_bits: Option<usize>,
     pub findings: Vec<Finding>,
-    pub chains: Vec<Vec<Vec<u8>>>,
+    /// Each chain seen, with the version of the hello that showed it.
+    pub chains: Vec<(ProtocolVersion, Vec<Vec<u8>>)>,
 }
 
 /// The planner.
@@ -881,12 +883,16 @@ fn record_pass(pass: &mut PassKind, shared: &mut Shared, answer: Answer) {
 /// Learns what a flight shows beyond the answer: chains, DH size, features.
 fn observe(shared: &mut Shared, spec: &HelloSpec, r: &ProbeResult) {
     let f = &r.flight;
-    if !f.certificates.is_empty() && !shared.chains.iter().any(|c| c.first() == f.certificates.first()) {
-        shared.chains.push(f.certificates.clone());
+    if !f.certificates.is_empty() && !shared.chains.iter().any(|(_, c)| c.first() == f.certificates.first()) {
+        let version = f
+            .server_hello
+            .as_ref()
+            .map_or(spec.version, ServerHello::selected_version);
+        shared.chains.push((version, f.certificates.clone()));
     }
     if let Some(h) = &f.sslv2 {
-        if !h.certificate.is_empty() && !shared.chains.iter().any(|c| c.first() == Some(&h.certificate)) {
-            shared.chains.push(vec![h.certificate.clone()]);
+        if !h.certificate.is_empty() && !shared.chains.iter().any(|(_, c)| c.first() == Some(&h.certificate)) {
+            shared.chains.push((ProtocolVersion::SSL2, vec![h.certificate.clone()]));
         }
     }
     if let Some(ServerKeyExchange::Dh { .. }) = &f.server_key_exchange {

@@ -276,9 +276,22 @@ impl Truth {
     }
 
     /// Connections allowed: the floor (one per pair plus one refusal per
-    /// protocol probed), one per group, and [`SLACK`].
+    /// protocol probed), one per group, the certificate hellos whose TLS 1.3
+    /// flight hsscan decrypts, and [`SLACK`].
     pub fn connection_bound(&self) -> usize {
-        self.pairs() + PROTOCOLS.len() + self.groups.len() + SLACK + SENDER
+        self.pairs() + PROTOCOLS.len() + self.groups.len() + self.tls13_chain_hellos() + SLACK + SENDER
+    }
+
+    /// SPEC §4: TLS 1.3 hides the chain, so a TLS 1.3 server costs one
+    /// certificate hello, and a TLS 1.3-only one a second for its other
+    /// key type.
+    pub fn tls13_chain_hellos(&self) -> usize {
+        let has = |p: &str| self.ciphers.get(p).is_some_and(|c| !c.is_empty());
+        match (has("TLSv1.3"), has("TLSv1.2")) {
+            (false, _) => 0,
+            (true, true) => 1,
+            (true, false) => 2,
+        }
     }
 
     fn sizes(&self) -> String {
@@ -626,10 +639,11 @@ impl<'a> Check<'a> {
         let bound = self.truth.connection_bound() + extra;
         if usize::try_from(got).map_or(true, |g| g > bound) {
             self.problems.push(format!(
-                "connections {got} > bound {bound} = {} pairs + {} protocols + {} groups + {SLACK} + {SENDER} sender + {extra} spoiled; {}",
+                "connections {got} > bound {bound} = {} pairs + {} protocols + {} groups + {} TLS 1.3 certificate hellos + {SLACK} + {SENDER} sender + {extra} spoiled; {}",
                 self.truth.pairs(),
                 PROTOCOLS.len(),
                 self.truth.groups.len(),
+                self.truth.tls13_chain_hellos(),
                 self.per_protocol_connections()
             ));
         }

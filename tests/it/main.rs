@@ -3,6 +3,7 @@
 //! discipline every test follows.
 
 mod bulk;
+mod dns_lab;
 mod emulate;
 mod emulate_postfix;
 mod enum_defects;
@@ -14,12 +15,15 @@ mod enum_support;
 mod enum_tlslite;
 mod hostile;
 mod pcap;
+mod policy_dane;
+mod policy_mta_sts;
 mod postfix;
 mod scan_failures;
 mod scan_quick;
 mod scan_support;
 mod senders;
 mod support;
+mod tls13_chains;
 mod wire_gnutls;
 mod wire_openssl;
 mod wire_tlslite;

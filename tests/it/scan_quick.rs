@@ -182,8 +182,10 @@ fn postfix_with_a_tls12_minimum_costs_a_certificate_connection() {
     assert_eq!(at(&r, "/certificates/0/verdicts"), &json!([]), "{r:#}");
     assert_eq!(r["findings"], json!([]), "{r:#}");
     // Modern (TLS 1.3: chain encrypted), legacy (refused: no chain), then
-    // one TLS 1.2 hello that fetches the chain in clear, then the headline
+    // one TLS 1.3 hello with a real key share whose first flight hsscan
+    // decrypts: the chain a TLS 1.3 sender sees; then the headline
     // sender's own hello.
+    assert_eq!(at(&r, "/certificates/0/version"), "TLSv1.3", "{r:#}");
     assert_eq!(r["connections"], 4, "{r:#}");
 }
 

@@ -1,0 +1,180 @@
+//! DANE judgements without a network: the emulator's generated chains
+//! (an ECDSA intermediate with an RSA and an ECDSA leaf) against TLSA
+//! answers of every DNSSEC status.
+
+use super::*;
+use crate::emulate::chain::Chains;
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector, TLSA};
+
+const HOST: &str = "mx.example.net";
+
+fn chains() -> Chains {
+    Chains::generate(HOST).unwrap()
+}
+
+fn spki_sha256(der: &[u8]) -> Vec<u8> {
+    Sha256::digest(spki(der).unwrap()).to_vec()
+}
+
+fn answer(security: Security, records: Vec<TLSA>) -> Answer {
+    Answer {
+        security,
+        rcode: if security == Security::Error {
+            ResponseCode::ServFail
+        } else {
+            ResponseCode::NoError
+        },
+        records: records.into_iter().map(RData::TLSA).collect(),
+        detail: (security == Security::Error).then(|| "127.0.0.1:53: SERVFAIL".to_owned()),
+    }
+}
+
+fn lookup(security: Security, records: Vec<TLSA>) -> Lookup {
+    Lookup {
+        tlsa_name: tlsa_name(HOST, 25),
+        resolver: "127.0.0.1:53".into(),
+        tlsa: answer(security, records),
+        host: Security::Secure,
+        mx: None,
+    }
+}
+
+fn ee(der: &[u8]) -> TLSA {
+    TLSA::new(CertUsage::DaneEe, Selector::Spki, Matching::Sha256, spki_sha256(der))
+}
+
+fn ip() -> IpAddr {
+    "192.0.2.1".parse().unwrap()
+}
+
+#[test]
+fn tlsa_name_is_port_and_protocol_under_the_host() {
+    assert_eq!(tlsa_name("MX.Example.NET.", 25), "_25._tcp.mx.example.net");
+}
+
+#[test]
+fn secure_dane_ee_matching_the_leaf_is_valid_whatever_the_names() {
+    let c = chains();
+    let d = evaluate(
+        &lookup(Security::Secure, vec![ee(&c.ecdsa[0])]),
+        "other.example",
+        &[(ip(), vec![c.ecdsa.clone()])],
+    );
+    assert_eq!(d.result, Outcome::Valid, "{d:#?}");
+    assert_eq!(d.per_endpoint[0].matched, [0]);
+    assert!(d.rollover.as_ref().unwrap().ready);
+    assert!(findings(&d).is_empty());
+}
+
+#[test]
+fn secure_records_matching_no_chain_are_tlsa_invalid() {
+    let c = chains();
+    let wrong = TLSA::new(CertUsage::DaneEe, Selector::Spki, Matching::Sha256, vec![0; 32]);
+    let d = evaluate(
+        &lookup(Security::Secure, vec![wrong]),
+        HOST,
+        &[(ip(), vec![c.rsa.clone()])],
+    );
+    assert_eq!(d.result, Outcome::TlsaInvalid, "{d:#?}");
+    assert_eq!(d.per_endpoint[0].result, Outcome::TlsaInvalid);
+    assert_eq!(findings(&d)[0].id, "dane-tlsa-invalid");
+}
+
+#[test]
+fn dane_ta_matches_the_intermediate_and_checks_the_name() {
+    let c = chains();
+    let ta = TLSA::new(
+        CertUsage::DaneTa,
+        Selector::Full,
+        Matching::Sha512,
+        Sha512::digest(&c.rsa[1]).to_vec(),
+    );
+    let d = evaluate(
+        &lookup(Security::Secure, vec![ta.clone()]),
+        HOST,
+        &[(ip(), vec![c.rsa.clone()])],
+    );
+    assert_eq!(d.result, Outcome::Valid, "{d:#?}");
+    let d = evaluate(
+        &lookup(Security::Secure, vec![ta]),
+        "mx.other.example",
+        &[(ip(), vec![c.rsa.clone()])],
+    );
+    assert_eq!(d.result, Outcome::TlsaInvalid, "{d:#?}");
+}
+
+#[test]
+fn pkix_usages_are_unusable_for_smtp() {
+    let c = chains();
+    let pkix = TLSA::new(
+        CertUsage::PkixEe,
+        Selector::Spki,
+        Matching::Sha256,
+        spki_sha256(&c.rsa[0]),
+    );
+    let d = evaluate(
+        &lookup(Security::Secure, vec![pkix]),
+        HOST,
+        &[(ip(), vec![c.rsa.clone()])],
+    );
+    assert!(!d.records[0].usable);
+    assert_eq!(d.result, Outcome::TlsaInvalid, "{d:#?}");
+}
+
+#[test]
+fn one_key_type_without_a_record_is_valid_but_not_rollover_ready() {
+    let c = chains();
+    let d = evaluate(
+        &lookup(Security::Secure, vec![ee(&c.ecdsa[0])]),
+        HOST,
+        &[(ip(), vec![c.ecdsa.clone(), c.rsa.clone()])],
+    );
+    assert_eq!(d.result, Outcome::Valid, "{d:#?}");
+    let r = d.rollover.clone().unwrap();
+    assert!(!r.ready);
+    assert_eq!(r.missing, ["RSA 2048"]);
+    assert_eq!(findings(&d)[0].id, "dane-rollover-not-ready");
+}
+
+#[test]
+fn insecure_bogus_and_failed_lookups_are_never_valid_nor_no_tlsa_by_mistake() {
+    let c = chains();
+    let ips = [(ip(), vec![c.ecdsa.clone()])];
+    let d = evaluate(&lookup(Security::Insecure, vec![ee(&c.ecdsa[0])]), HOST, &ips);
+    assert_eq!((d.dnssec, d.result), (Security::Insecure, Outcome::NoTlsa));
+    // Listed and matched for diagnosis, ignored for the result.
+    assert_eq!(d.per_endpoint[0].matched, [0]);
+    let d = evaluate(&lookup(Security::Bogus, vec![ee(&c.ecdsa[0])]), HOST, &ips);
+    assert_eq!((d.dnssec, d.result), (Security::Bogus, Outcome::DnssecInvalid));
+    let d = evaluate(&lookup(Security::Error, vec![]), HOST, &ips);
+    assert_eq!((d.dnssec, d.result), (Security::Error, Outcome::Error));
+    assert!(d.detail.contains("SERVFAIL"), "{}", d.detail);
+    let d = evaluate(&lookup(Security::Secure, vec![]), HOST, &ips);
+    assert_eq!((d.dnssec, d.result), (Security::Secure, Outcome::NoTlsa));
+}
+
+#[test]
+fn an_insecure_host_or_mx_disables_dane() {
+    let c = chains();
+    let ips = [(ip(), vec![c.ecdsa.clone()])];
+    let mut l = lookup(Security::Secure, vec![ee(&c.ecdsa[0])]);
+    l.host = Security::Insecure;
+    assert_eq!(evaluate(&l, HOST, &ips).result, Outcome::NoTlsa);
+    let mut l = lookup(Security::Secure, vec![ee(&c.ecdsa[0])]);
+    l.mx = Some(Security::Insecure);
+    let d = evaluate(&l, HOST, &ips);
+    assert_eq!(d.result, Outcome::NoTlsa);
+    assert!(d.detail.contains("MX records"), "{}", d.detail);
+}
+
+#[test]
+fn an_address_without_tls_fails_secure_dane() {
+    let c = chains();
+    let d = evaluate(
+        &lookup(Security::Secure, vec![ee(&c.ecdsa[0])]),
+        HOST,
+        &[(ip(), vec![c.ecdsa.clone()]), ("192.0.2.2".parse().unwrap(), vec![])],
+    );
+    assert_eq!(d.result, Outcome::ValidationFailure, "{d:#?}");
+}
