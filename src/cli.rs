@@ -227,7 +227,8 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hsscan: {e:#}");
+            // The message may quote an input line or a server's words.
+            eprintln!("hsscan: {}", crate::style::escape(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

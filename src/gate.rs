@@ -111,7 +111,7 @@ impl HostGate {
                 (Some(h), _, _, _) => format!("ServerHello {:?} {:?}", h.selected_version(), h.cipher_suite),
                 (_, Some(h), _, _) => format!("HelloRetryRequest {:?} {:?}", h.cipher_suite, h.key_share_group()),
                 (_, _, Some(h), _) => format!("SSLv2 SERVER-HELLO, {} specs", h.cipher_specs.len()),
-                (_, _, _, Some(fail)) => format!("{}: {}", fail.kind, fail.detail),
+                (_, _, _, Some(fail)) => format!("{}: {}", fail.kind, crate::style::escape(&fail.detail)),
                 _ => "nothing".to_owned(),
             };
             eprintln!(

@@ -4,6 +4,7 @@
 use crate::finding::{Finding, Severity};
 use crate::outcome::Failure;
 use crate::smtp::Dialog;
+use crate::style::escape;
 use crate::target::Transport;
 use hsscan_wire::catalog::{self, Grade};
 use hsscan_wire::{CipherSuite, NamedGroup, ProtocolVersion};
@@ -170,7 +171,11 @@ fn attempt_line(label: &str, a: &Attempt, colour: bool) -> String {
     );
     match (&a.result, &a.failure) {
         (Some(n), _) => format!("{offered}: {}", describe(n, colour)),
-        (None, Some(f)) => format!("{offered}: {} — {}", paint(f.kind.as_str(), "31", colour), f.detail),
+        (None, Some(f)) => format!(
+            "{offered}: {} — {}",
+            paint(f.kind.as_str(), "31", colour),
+            escape(&f.detail)
+        ),
         (None, None) => format!("{offered}: not sent"),
     }
 }
@@ -179,9 +184,11 @@ fn attempt_line(label: &str, a: &Attempt, colour: bool) -> String {
 pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
     let mut out = String::new();
     let t = &r.target;
+    // Everything a server, DNS or an input file said goes through
+    // `escape` (SPEC §2): only our own words and colours are printed raw.
     let head = format!(
         "{} [{}]:{} {}",
-        t.host,
+        escape(&t.host),
         t.ip.as_deref().unwrap_or("unresolved"),
         t.port,
         match t.transport {
@@ -197,7 +204,13 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
     let _ = writeln!(out, "{}  {status}", paint(&head, "1", colour));
     // The verdict first: where it broke and the evidence, or what it negotiates.
     if let Some(f) = &r.failure {
-        let _ = writeln!(out, "  verdict: fails at {} — {}: {}", f.stage, f.kind, f.detail);
+        let _ = writeln!(
+            out,
+            "  verdict: fails at {} — {}: {}",
+            f.stage,
+            f.kind,
+            escape(&f.detail)
+        );
     } else if let Some(best) = r.quick.modern.result.as_ref().or(r.quick.legacy.result.as_ref()) {
         let _ = writeln!(out, "  verdict: negotiates {}", describe(best, colour));
     }
@@ -210,24 +223,24 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
                 severity_colour(f.severity),
                 colour
             ),
-            f.message
+            escape(&f.message)
         );
         if !f.evidence.is_empty() {
-            let _ = writeln!(out, "      evidence: {}", f.evidence);
+            let _ = writeln!(out, "      evidence: {}", escape(&f.evidence));
         }
     }
     if let Some(s) = &r.smtp {
         if let Some(b) = &s.banner {
-            let _ = writeln!(out, "  smtp banner: {}", b.replace('\n', " | "));
+            let _ = writeln!(out, "  smtp banner: {}", escape(&b.replace('\n', " | ")));
         }
         let starttls = s.starttls.unwrap_or("not reached");
         let _ = writeln!(
             out,
             "  smtp EHLO {}: STARTTLS {starttls}{}",
-            s.ehlo_name,
+            escape(&s.ehlo_name),
             s.reply
                 .as_deref()
-                .map(|r| format!(" ({})", r.replace('\n', " | ")))
+                .map(|r| format!(" ({})", escape(&r.replace('\n', " | "))))
                 .unwrap_or_default()
         );
     }
@@ -267,7 +280,8 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
             let _ = writeln!(
                 out,
                 "    {label:<8} {mark}  ({}{order}, {} connections)",
-                d.evidence, d.connections
+                escape(&d.evidence),
+                d.connections
             );
             for c in e.ciphers.get(label).into_iter().flatten() {
                 let grade = hsscan_wire::catalog::suite_by_name(&c.id).and_then(|s| s.grade());
@@ -307,14 +321,22 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
         );
     }
     for c in &r.certificates {
-        let _ = writeln!(out, "  certificate chain ({}):", c.key);
+        let _ = writeln!(out, "  certificate chain ({}):", escape(&c.key));
         for (i, cert) in c.chain.iter().enumerate() {
             let _ = writeln!(
                 out,
                 "    {i}: {}  [{} .. {}]  {}",
-                cert.subject, cert.not_before, cert.not_after, cert.key
+                escape(&cert.subject),
+                escape(&cert.not_before),
+                escape(&cert.not_after),
+                escape(&cert.key)
             );
-            let _ = writeln!(out, "       issuer {}  {}", cert.issuer, cert.signature_algorithm);
+            let _ = writeln!(
+                out,
+                "       issuer {}  {}",
+                escape(&cert.issuer),
+                escape(&cert.signature_algorithm)
+            );
         }
         // Its verdicts are among the findings printed above.
     }
@@ -327,7 +349,7 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
                 severity_colour(f.severity),
                 colour
             ),
-            f.message
+            escape(&f.message)
         );
     }
     let _ = writeln!(out, "  {} connections, {} ms", r.connections, r.duration_ms);
