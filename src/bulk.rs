@@ -15,19 +15,20 @@
 
 use crate::dns::{Dns, MxAnswer, MxHost};
 use crate::finding::{Finding, Severity};
-use crate::gate::{HostGate, IpGate};
+use crate::gate::{Gates, HostGate, IpGate};
 use crate::outcome::{Failure, FailureKind, Stage};
-use crate::report::{self, EndpointRecord, Status};
-use crate::run::{unreachable_record, Output};
+use crate::output::{Output, Record, Writer};
+use crate::report::{DomainRecord, EndpointRecord, MxEntry, Status};
+use crate::run::{unreachable_record, Finished};
 use crate::scan::{self, ScanConfig};
+use crate::stop::Stop;
 use crate::target::{Host, Target, Transport};
 use hsscan_wire::{catalog, ProtocolVersion};
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
@@ -158,14 +159,6 @@ impl Resume {
     }
 }
 
-/// One MX host of a domain record.
-#[derive(Debug, Clone, Serialize)]
-struct MxEntry {
-    host: String,
-    preference: u16,
-    ips: Vec<String>,
-}
-
 /// A domain being worked on.
 #[derive(Debug)]
 struct Domain {
@@ -177,12 +170,6 @@ struct Domain {
     keys: Vec<Key>,
     /// MX hosts without an address, and why.
     unresolved: Vec<(String, Failure)>,
-}
-
-/// Something for the writer.
-enum Line {
-    Endpoint(Box<EndpointRecord>),
-    Domain(Value),
 }
 
 /// Counts for progress and the final summary.
@@ -221,8 +208,9 @@ fn worse(a: Status, b: Status) -> Status {
     }
 }
 
-/// The domain record (README "Domain records").
-fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (Value, bool) {
+/// The domain record (SPEC §3, README "Domain records"), and whether it is
+/// a clean bill.
+fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (DomainRecord, bool) {
     let mut findings: Vec<Finding> = Vec::new();
     if d.null {
         findings.push(Finding::new(
@@ -254,14 +242,14 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (Value, bool) {
                     .is_some_and(|v| catalog::version_rank(v) >= catalog::version_rank(ProtocolVersion::TLS12))
         });
     let (status, failure) = if let Some(f) = &d.failure {
-        (Status::of_failure(f), Some(json!(f)))
+        (Status::of_failure(f), Some(f.clone()))
     } else if d.null {
         let f = Failure::new(
             Stage::Dns,
             FailureKind::NullMx,
             format!("{} accepts no mail (RFC 7505 null MX)", d.name),
         );
-        (Status::Inconclusive, Some(json!(f)))
+        (Status::Inconclusive, Some(f))
     } else {
         let status = worst.unwrap_or(Status::Failed);
         let failure = if status == Status::Negotiated {
@@ -276,26 +264,28 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (Value, bool) {
                     // An endpoint that did not negotiate always has a failure;
                     // one without is our bug, reported as such.
                     let kind = s.kind.unwrap_or(FailureKind::InternalError);
-                    json!(Failure::new(Stage::Mx, kind, format!("{at}: {kind}")))
+                    Failure::new(Stage::Mx, kind, format!("{at}: {kind}"))
                 })
         };
         (status, failure)
     };
     let ok = d.null || (d.failure.is_none() && status == Status::Negotiated);
-    let v = json!({
-        "record": "domain",
-        "domain": d.name,
-        "mx": d.mx,
-        "implicit_mx": d.implicit,
-        "null_mx": d.null,
-        "status": status,
-        "failure": failure,
-        "worst": worst,
-        "tls12_or_better": tls12,
-        "endpoints": summaries.len(),
-        "findings": findings,
-    });
-    (v, ok)
+    let record = DomainRecord {
+        record: DomainRecord::RECORD,
+        domain: d.name.clone(),
+        mx: d.mx.clone(),
+        implicit_mx: d.implicit,
+        null_mx: d.null,
+        status,
+        verdict: None,
+        failure,
+        worst,
+        tls12_or_better: tls12,
+        endpoints: summaries.len(),
+        policy: None,
+        findings,
+    };
+    (record, ok)
 }
 
 /// Reads domains from `source` on a thread, a window at a time.
@@ -447,55 +437,12 @@ fn worth_retrying(r: &EndpointRecord, own_budget_spent: bool) -> bool {
 }
 
 /// Runs the bulk scan; returns whether every domain's MX hosts negotiated.
-pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::Result<(bool, bool)> {
+pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::Result<Finished> {
     let cfg = Arc::new(cfg);
     let tally = Arc::new(Tally::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = Arc::new(tokio::sync::Notify::new());
-    {
-        let stop = stop.clone();
-        let stopped = stopped.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.store(true, Ordering::SeqCst);
-                // Wakes a run waiting for input (a terminal on stdin).
-                stopped.notify_one();
-                eprintln!("hsscan: interrupted: no new endpoints; the ones in progress finish and are written");
-                // A second Ctrl-C ends at once.
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        });
-    }
-    let (line_tx, mut line_rx) = mpsc::channel::<Line>(256);
-    let output = cfg.output;
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let mut out = std::io::stdout().lock();
-        while let Some(line) = line_rx.blocking_recv() {
-            match (line, output) {
-                (Line::Endpoint(r), Output::Json) => {
-                    let text = serde_json::to_string(&*r).map_err(std::io::Error::other)?;
-                    writeln!(out, "{text}")?;
-                }
-                (Line::Endpoint(r), Output::Terminal { colour }) => {
-                    write!(out, "{}", report::terminal(&r, colour))?;
-                    writeln!(out)?;
-                }
-                (Line::Domain(v), Output::Json) => writeln!(out, "{v}")?,
-                (Line::Domain(v), Output::Terminal { .. }) => writeln!(
-                    out,
-                    "domain {}: {} (worst {}, TLS 1.2 or better everywhere: {})\n",
-                    v["domain"].as_str().unwrap_or(""),
-                    v["status"].as_str().unwrap_or(""),
-                    v["worst"].as_str().unwrap_or("none"),
-                    v["tls12_or_better"]
-                )?,
-            }
-            out.flush()?;
-        }
-        Ok(())
-    });
+    let stop = Stop::new();
+    stop.on_ctrl_c(cfg.quiet);
+    let writer = Writer::start(cfg.output, stop.clone());
     let progress = cfg.progress.then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -505,25 +452,30 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
     let (dom_tx, mut dom_rx) = mpsc::channel::<Result<String, String>>(WINDOW);
     std::thread::spawn(move || reader(source, dom_tx));
 
-    let global = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
-    let mut gates: HashMap<IpAddr, Arc<IpGate>> = HashMap::new();
+    let gates = Gates::new(
+        cfg.scan.per_host,
+        cfg.scan.delay,
+        cfg.scan.max_connections,
+        cfg.concurrency,
+        stop.clone(),
+    );
     let resume = cfg.resume.as_ref();
     let mut out = Out {
         done: resume.map(|r| r.endpoints.clone()).unwrap_or_default(),
-        line_tx,
+        writer,
         tally: tally.clone(),
         all_ok: true,
         stop: stop.clone(),
     };
     let mut input_done = false;
     let mut input_error: Option<String> = None;
-    while !input_done && !stop.load(Ordering::SeqCst) {
+    while !input_done && !stop.is_set() {
         // One window of domains.
         let mut names = Vec::new();
         while names.len() < WINDOW {
             let next = tokio::select! {
                 d = dom_rx.recv() => d,
-                () = stopped.notified() => break,
+                () = stop.wait() => break,
             };
             match next {
                 Some(Err(e)) => {
@@ -602,7 +554,7 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
         // At most -j endpoint scans at once (each holds at least one connection slot).
         let tasks = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
         for k in todo {
-            if stop.load(Ordering::SeqCst) {
+            if stop.is_set() {
                 break;
             }
             let mx_of: Vec<String> = w
@@ -623,25 +575,15 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
             } else {
                 None
             };
-            let gate = k.1.map(|ip| {
-                gates
-                    .entry(ip)
-                    .or_insert_with(|| {
-                        Arc::new(IpGate::new(
-                            cfg.scan.per_host,
-                            cfg.scan.delay,
-                            cfg.scan.max_connections,
-                            Some(global.clone()),
-                        ))
-                    })
-                    .clone()
-            });
-            let Ok(permit) = tasks.clone().acquire_owned().await else {
-                break;
+            let gate = k.1.map(|ip| gates.for_ip(ip));
+            let permit = tokio::select! {
+                biased;
+                () = stop.wait() => break,
+                p = tasks.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
             };
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
             // Records that finished meanwhile go out first.
             while let Ok((key, r)) = res_rx.try_recv() {
                 out.endpoint(&key, r, &mut w).await;
@@ -650,13 +592,22 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
             let cfg = cfg.clone();
             let tx = res_tx.clone();
             let t = tally.clone();
+            let stop = stop.clone();
             spawned += 1;
             t.in_flight.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                let r = scan_one(&k, mx_of, gate, unresolved, &cfg).await;
+                // Stopped: the scan is dropped (its connections close) and
+                // its record, never finished, is not written.
+                let r = tokio::select! {
+                    biased;
+                    () = stop.wait() => None,
+                    r = scan_one(&k, mx_of, gate, unresolved, &cfg) => Some(r),
+                };
                 t.in_flight.fetch_sub(1, Ordering::SeqCst);
                 drop(permit);
-                let _ = tx.send((k, r)).await;
+                if let Some(r) = r {
+                    let _ = tx.send((k, r)).await;
+                }
             });
             if let Some(bar) = &progress {
                 update(bar, &tally);
@@ -672,47 +623,46 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
             }
         }
     }
-    let interrupted = stop.load(Ordering::SeqCst);
-    let Out { line_tx, all_ok, .. } = out;
-    drop(line_tx);
+    let stopped = stop.why();
+    let Out { writer, all_ok, .. } = out;
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
-    writer.await.map_err(std::io::Error::other)??;
+    writer.finish().await?;
     if !cfg.quiet {
-        eprintln!("{}", final_summary(&tally, interrupted));
+        eprintln!("{}", crate::style::escape(&final_summary(&tally, stopped.is_some())));
     }
     if let Some(e) = input_error {
         // What was read is scanned and written; the run still failed.
         return Err(std::io::Error::other(format!("reading the domains: {e}")));
     }
-    Ok((all_ok, interrupted))
+    Ok(Finished { all_ok, stopped })
 }
 
 /// Where finished work goes: the endpoint summaries kept for domain
 /// records, the writer, the counts, and whether all went well.
 struct Out {
     done: HashMap<Key, Summary>,
-    line_tx: mpsc::Sender<Line>,
+    writer: Writer,
     tally: Arc<Tally>,
     all_ok: bool,
-    stop: Arc<AtomicBool>,
+    stop: Stop,
 }
 
 impl Out {
-    async fn send(&self, line: Line) {
+    async fn send(&self, record: Record) {
         // The writer is gone (stdout closed): stop starting anything.
-        if self.line_tx.send(line).await.is_err() {
-            self.stop.store(true, Ordering::SeqCst);
+        if !self.writer.write(record).await {
+            self.stop.set(crate::stop::Why::StdoutClosed);
         }
     }
 
     /// Writes a domain's record (all its endpoints are done).
     async fn domain(&mut self, d: &Domain) {
-        let (v, ok) = domain_record(d, &self.done);
+        let (record, ok) = domain_record(d, &self.done);
         self.all_ok &= ok;
         self.tally.domains_done.fetch_add(1, Ordering::SeqCst);
-        self.send(Line::Domain(v)).await;
+        self.send(Record::Domain(Box::new(record))).await;
     }
 
     /// Records one finished endpoint and writes the domains it completes.
@@ -735,7 +685,7 @@ impl Out {
             }
         }
         self.done.insert(key.clone(), s);
-        self.send(Line::Endpoint(Box::new(r))).await;
+        self.send(Record::Endpoint(Box::new(r))).await;
         for &i in w.users.get(key).map(Vec::as_slice).unwrap_or(&[]) {
             let Some(p) = w.pending.get_mut(i) else { continue };
             *p = p.saturating_sub(1);
@@ -850,13 +800,13 @@ mod tests {
         let done = HashMap::from([(key, Summary::of(&r))]);
         let (v, ok) = domain_record(&d, &done);
         assert!(!ok);
-        assert_eq!(v["status"], "inconclusive", "{v}");
+        assert_eq!(v.status, Status::Inconclusive, "{v:?}");
         let f = Failure::new(
             Stage::Mx,
             FailureKind::BudgetSpent,
             "mx.example[192.0.2.1]: budget-spent",
         );
-        assert_eq!(v["failure"], json!(f));
+        assert_eq!(v.failure, Some(f));
     }
 
     #[test]

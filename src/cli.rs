@@ -384,18 +384,30 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         output,
         concurrency: args.concurrency as usize,
         dns,
+        quiet: args.quiet,
     };
-    let all_ok = runtime
+    let finished = runtime
         .block_on(crate::run::run(targets, cfg))
         .context("writing results")?;
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(exit_code(finished))
 }
 
-fn output_of(args: &ScanArgs) -> crate::run::Output {
+/// SPEC §2: 130 when interrupted (every finished record written), 0 when
+/// all is well or nobody reads stdout any more, else 1.
+fn exit_code(f: crate::run::Finished) -> ExitCode {
+    match f.stopped {
+        Some(crate::stop::Why::Interrupted) => ExitCode::from(130),
+        Some(crate::stop::Why::StdoutClosed) => ExitCode::SUCCESS,
+        None if f.all_ok => ExitCode::SUCCESS,
+        None => ExitCode::from(1),
+    }
+}
+
+fn output_of(args: &ScanArgs) -> crate::output::Output {
     if args.json || args.jsonl {
-        crate::run::Output::Json
+        crate::output::Output::Json
     } else {
-        crate::run::Output::Terminal {
+        crate::output::Output::Terminal {
             colour: crate::style::colour_stdout(args.no_color),
         }
     }
@@ -441,16 +453,10 @@ fn bulk(args: ScanArgs) -> anyhow::Result<ExitCode> {
         quiet: args.quiet,
         port: args.mx_port,
     };
-    let (all_ok, interrupted) = runtime
+    let finished = runtime
         .block_on(crate::bulk::run(source, cfg))
         .context("running the --mx scan")?;
-    Ok(if interrupted {
-        ExitCode::from(130)
-    } else if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(exit_code(finished))
 }
 
 fn scan_config(args: &ScanArgs) -> anyhow::Result<crate::scan::ScanConfig> {

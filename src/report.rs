@@ -21,7 +21,7 @@ pub struct TargetInfo {
     pub port: u16,
     pub transport: Transport,
     pub sni: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The domains whose MX this is (`--mx`); `null` otherwise.
     pub mx_of: Option<Vec<String>>,
 }
 
@@ -97,18 +97,18 @@ pub struct CertificateReport {
     pub verdicts: Vec<Finding>,
 }
 
-/// One endpoint record (SPEC §3).
+/// One endpoint record (SPEC §3). Every key is always written: `null`
+/// for what is absent, not looked at or not applicable.
 #[derive(Debug, Clone, Serialize)]
 pub struct EndpointRecord {
     pub record: &'static str,
     pub target: TargetInfo,
     pub status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `null` for implicit TLS.
     pub smtp: Option<Dialog>,
     pub quick: Quick,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `null` without `--enumerate`.
     pub enumeration: Option<crate::enumerate::Enumeration>,
     pub certificates: Vec<CertificateReport>,
     pub findings: Vec<Finding>,
@@ -122,6 +122,75 @@ impl EndpointRecord {
     pub fn is_ok(&self) -> bool {
         self.status == Status::Negotiated && self.enumeration.as_ref().is_none_or(|e| e.is_complete())
     }
+}
+
+/// One MX host of a domain record, in preference order.
+#[derive(Debug, Clone, Serialize)]
+pub struct MxEntry {
+    pub host: String,
+    pub preference: u16,
+    pub ips: Vec<String>,
+}
+
+/// A part of the contract that no code fills yet: always `null`. The type
+/// has no value, so nothing can put one there by mistake.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub enum NotYet {}
+
+/// The summary record of one `--mx` input domain (SPEC §3), written once
+/// all its endpoints are done — or alone, when its lookup failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct DomainRecord {
+    pub record: &'static str,
+    pub domain: String,
+    pub mx: Vec<MxEntry>,
+    /// No MX record: mail goes to the domain's own address (RFC 5321 §5.1).
+    pub implicit_mx: bool,
+    /// `MX 0 .` (RFC 7505).
+    pub null_mx: bool,
+    pub status: Status,
+    /// The headline sender's verdict over the domain's MX hosts.
+    pub verdict: Option<NotYet>,
+    /// The lookup's failure, or the first MX (in preference order) that did
+    /// not negotiate; `null` when every one did.
+    pub failure: Option<Failure>,
+    /// The worst status of its endpoints; `null` when it has none.
+    pub worst: Option<Status>,
+    /// Every endpoint negotiated TLS 1.2 or better.
+    pub tls12_or_better: bool,
+    /// How many endpoints its MX hosts have.
+    pub endpoints: usize,
+    /// DANE, MTA-STS and TLS-RPT (SPEC §3c).
+    pub policy: Option<NotYet>,
+    pub findings: Vec<Finding>,
+}
+
+impl DomainRecord {
+    pub const RECORD: &'static str = "domain";
+}
+
+/// The readable line of a domain record.
+pub fn domain_terminal(d: &DomainRecord, colour: bool) -> String {
+    let status = match d.status {
+        Status::Negotiated => paint("negotiated", "32", colour),
+        Status::Failed => paint("failed", "31", colour),
+        Status::Inconclusive => paint("inconclusive", "33", colour),
+    };
+    let worst = match d.worst {
+        None => "none",
+        Some(Status::Negotiated) => "negotiated",
+        Some(Status::Failed) => "failed",
+        Some(Status::Inconclusive) => "inconclusive",
+    };
+    let mut out = format!(
+        "domain {}: {status} (worst {worst}, TLS 1.2 or better everywhere: {})\n",
+        escape(&d.domain),
+        d.tls12_or_better
+    );
+    if let Some(f) = &d.failure {
+        let _ = writeln!(out, "  {}: {}: {}", f.stage, f.kind, escape(&f.detail));
+    }
+    out
 }
 
 fn paint(text: &str, code: &str, colour: bool) -> String {

@@ -19,6 +19,7 @@ mod rogue;
 mod scan_failures;
 mod scan_hostile;
 mod scan_quick;
+mod scan_run;
 mod scan_support;
 mod support;
 mod wire_gnutls;

@@ -54,9 +54,11 @@ struct Counts {
     most: AtomicUsize,
 }
 
-/// A running hostile server on 127.0.0.1; dropping it stops it.
+/// A running hostile server on 127.0.0.1 (on one port or several, all
+/// counted together); dropping it stops it.
 pub struct Rogue {
     pub port: u16,
+    pub ports: Vec<u16>,
     counts: Arc<Counts>,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
@@ -65,9 +67,22 @@ pub struct Rogue {
 
 impl Rogue {
     pub fn start(behaviour: Behaviour) -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("set_nonblocking");
-        let port = listener.local_addr().expect("local_addr").port();
+        Self::start_on(behaviour, 1)
+    }
+
+    /// The same server on `n` ports of 127.0.0.1.
+    pub fn start_on(behaviour: Behaviour, n: usize) -> Self {
+        let listeners: Vec<TcpListener> = (0..n)
+            .map(|_| {
+                let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+                l.set_nonblocking(true).expect("set_nonblocking");
+                l
+            })
+            .collect();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("local_addr").port())
+            .collect();
         let counts = Arc::new(Counts::default());
         let stop = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::new(Mutex::new(Vec::new()));
@@ -75,25 +90,30 @@ impl Rogue {
             let (counts, stop, conns) = (Arc::clone(&counts), Arc::clone(&stop), Arc::clone(&conns));
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
+                    let mut idle = true;
+                    for listener in &listeners {
+                        let Ok((stream, _)) = listener.accept() else { continue };
+                        idle = false;
+                        {
                             let open = counts.open.fetch_add(1, Ordering::SeqCst) + 1;
                             counts.total.fetch_add(1, Ordering::SeqCst);
                             counts.most.fetch_max(open, Ordering::SeqCst);
                             let (counts, b) = (Arc::clone(&counts), behaviour.clone());
                             let t = std::thread::spawn(move || {
-                                let _ = serve(stream, &b);
-                                counts.open.fetch_sub(1, Ordering::SeqCst);
+                                let _ = serve(stream, &b, &counts);
                             });
                             conns.lock().expect("threads").push(t);
                         }
-                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                    if idle {
+                        std::thread::sleep(Duration::from_millis(2));
                     }
                 }
             })
         };
         Self {
-            port,
+            port: ports.first().copied().expect("one port"),
+            ports,
             counts,
             stop,
             accept: Some(accept),
@@ -130,7 +150,19 @@ impl Drop for Rogue {
     }
 }
 
-fn serve(mut s: TcpStream, b: &Behaviour) -> std::io::Result<()> {
+/// Counts a connection as closed when dropped: before the stream it
+/// guards, so that the count is down before the client sees the close.
+struct Open<'a>(&'a Counts);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn serve(mut s: TcpStream, b: &Behaviour, counts: &Counts) -> std::io::Result<()> {
+    // Dropped before `s`, a parameter: locals go first.
+    let _open = Open(counts);
     s.set_nonblocking(false)?;
     s.set_read_timeout(Some(IO_TIMEOUT))?;
     s.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -144,12 +176,20 @@ fn serve(mut s: TcpStream, b: &Behaviour) -> std::io::Result<()> {
         read_line(&mut s)?;
         s.write_all(b"220 2.0.0 Ready to start TLS\r\n")?;
     }
-    let hello = read_hello(&mut s)?;
-    if !b.hold.is_zero() {
-        std::thread::sleep(b.hold);
+    // Every hello on the connection is answered (a client that follows a
+    // HelloRetryRequest sends a second one), until the client closes:
+    // closing first could reset the connection.
+    let mut hello = read_hello(&mut s)?;
+    loop {
+        if !b.hold.is_zero() {
+            std::thread::sleep(b.hold);
+        }
+        s.write_all(&(b.answer)(&hello))?;
+        match read_hello(&mut s) {
+            Ok(next) if next.first().is_some_and(|&t| t == 22 || t & 0x80 != 0) => hello = next,
+            _ => break,
+        }
     }
-    s.write_all(&(b.answer)(&hello))?;
-    // Read until the client closes, so that closing never resets it.
     let mut sink = [0u8; 4096];
     while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
     Ok(())
