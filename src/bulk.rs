@@ -288,29 +288,33 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (DomainRecord, boo
     (record, ok)
 }
 
-/// Reads domains from `source` on a thread, a window at a time.
-fn reader(mut source: Box<dyn BufRead + Send>, tx: mpsc::Sender<Result<String, String>>) {
+/// The domains of a run: the command line's, then the input file's.
+pub struct Domains {
+    pub listed: Vec<String>,
+    /// `-i FILE`, read as the run goes (bounded per line and in lines).
+    pub input: Option<crate::target::InputLines>,
+}
+
+/// Reads domains from `source` on a thread, as the run takes them.
+fn reader(source: Domains, tx: mpsc::Sender<Result<String, String>>) {
+    let Domains { listed, mut input } = source;
     let mut seen: HashSet<String> = HashSet::new();
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        // Lines are read as bytes: a stray Latin-1 comment must not end the input.
-        match source.read_until(b'\n', &mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
+    let from_input = std::iter::from_fn(|| match input.as_mut().map(crate::target::InputLines::next_entry) {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some((_, d)))) => Some(Ok(d)),
+        Some(Err(e)) => Some(Err(e.to_string())),
+    });
+    for item in listed.into_iter().map(Ok).chain(from_input) {
+        let d = match item {
+            Ok(d) => d,
             Err(e) => {
-                let _ = tx.blocking_send(Err(e.to_string()));
+                let _ = tx.blocking_send(Err(e));
                 break;
             }
-        }
-        let line = String::from_utf8_lossy(&buf);
-        let d = line.split('#').next().unwrap_or("").trim();
-        if d.is_empty() {
-            continue;
-        }
-        let d = crate::dns::normalise(d);
+        };
+        let d = crate::dns::normalise(&d);
         // A domain listed twice gets one record. The set grows with the
-        // input, as names only.
+        // input, as names only (at most MAX_INPUT_LINES of them).
         if !seen.insert(d.clone()) {
             continue;
         }
@@ -437,7 +441,7 @@ fn worth_retrying(r: &EndpointRecord, own_budget_spent: bool) -> bool {
 }
 
 /// Runs the bulk scan; returns whether every domain's MX hosts negotiated.
-pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::Result<Finished> {
+pub async fn run(source: Domains, cfg: BulkConfig) -> std::io::Result<Finished> {
     let cfg = Arc::new(cfg);
     let tally = Arc::new(Tally::default());
     let stop = Stop::new();
@@ -629,12 +633,15 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
         bar.finish_and_clear();
     }
     writer.finish().await?;
-    if !cfg.quiet {
+    // An input that failed before a single domain was done says so in its
+    // one error line, without an empty summary.
+    let nothing_done = tally.domains_done.load(Ordering::SeqCst) == 0 && input_error.is_some();
+    if !cfg.quiet && !nothing_done {
         eprintln!("{}", crate::style::escape(&final_summary(&tally, stopped.is_some())));
     }
     if let Some(e) = input_error {
         // What was read is scanned and written; the run still failed.
-        return Err(std::io::Error::other(format!("reading the domains: {e}")));
+        return Err(std::io::Error::other(e));
     }
     Ok(Finished { all_ok, stopped })
 }
@@ -747,12 +754,22 @@ mod tests {
     fn reader_survives_bytes_that_are_not_utf8_and_dedups() {
         let input: &[u8] = b"a.example\n# M\xfcller (Latin-1)\nB.example.\n\xff\xfe\na.example # again\nc.example";
         let (tx, mut rx) = mpsc::channel(16);
-        reader(Box::new(std::io::Cursor::new(input.to_vec())), tx);
+        let input = crate::target::InputLines::new("test", Box::new(std::io::Cursor::new(input.to_vec())));
+        reader(
+            Domains {
+                listed: vec!["c.example".into(), "d.example".into()],
+                input: Some(input),
+            },
+            tx,
+        );
         let mut got = Vec::new();
         while let Ok(item) = rx.try_recv() {
             got.push(item.expect("no read error"));
         }
-        assert_eq!(got, ["a.example", "b.example", "\u{fffd}\u{fffd}", "c.example"]);
+        assert_eq!(
+            got,
+            ["c.example", "d.example", "a.example", "b.example", "\u{fffd}\u{fffd}"]
+        );
     }
 
     fn record_failing_with(kind: FailureKind) -> EndpointRecord {

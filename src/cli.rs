@@ -91,7 +91,8 @@ pub struct ScanArgs {
     /// host, host:port, [v6]:port, an IP, smtp://host[:port] or smtps://host[:port].
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
-    /// Read targets from FILE, one per line ('#' comments and blank lines ignored; '-' for stdin).
+    /// Read targets from FILE, one per line ('#' comments and blank lines ignored; '-' for stdin;
+    /// lines of at most 1,024 bytes, at most 1,000,000 lines).
     #[arg(short = 'i', long = "input", value_name = "FILE")]
     pub input: Option<String>,
     /// Force SMTP STARTTLS or implicit TLS whatever the port.
@@ -288,28 +289,25 @@ fn default_ehlo_name() -> String {
 }
 
 fn read_targets(args: &ScanArgs) -> anyhow::Result<Vec<Target>> {
-    use anyhow::Context as _;
-    let mut inputs: Vec<String> = args.targets.clone();
+    let mut targets = args
+        .targets
+        .iter()
+        .map(|t| Target::parse(t, args.starttls).map_err(anyhow::Error::from))
+        .collect::<anyhow::Result<Vec<Target>>>()?;
     if let Some(path) = &args.input {
-        let text = if path == "-" {
-            std::io::read_to_string(std::io::stdin()).context("reading targets from stdin")?
-        } else {
-            std::fs::read_to_string(path).with_context(|| format!("reading targets from {path}"))?
-        };
-        inputs.extend(
-            text.lines()
-                .map(|l| l.split('#').next().unwrap_or("").trim())
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned),
-        );
+        // Bounded: a line over MAX_LINE_BYTES or an input over
+        // MAX_INPUT_LINES is an error, so `-i /dev/zero` stops at once.
+        let mut lines = crate::target::InputLines::open(path, "targets")?;
+        while let Some((line, text)) = lines.next_entry()? {
+            let target = Target::parse(&text, args.starttls)
+                .map_err(|e| anyhow::anyhow!("reading {}: line {line}: {e}", lines.name()))?;
+            targets.push(target);
+        }
     }
-    if inputs.is_empty() {
+    if targets.is_empty() {
         anyhow::bail!("reading the command line: no target given; name one (hsscan mx.example.net) or use -i FILE");
     }
-    inputs
-        .iter()
-        .map(|i| Target::parse(i, args.starttls).map_err(anyhow::Error::from))
-        .collect()
+    Ok(targets)
 }
 
 fn parse_resolve(entries: &[String]) -> anyhow::Result<std::collections::HashMap<String, Vec<std::net::IpAddr>>> {
@@ -332,16 +330,7 @@ fn parse_resolve(entries: &[String]) -> anyhow::Result<std::collections::HashMap
 }
 
 /// The domains of a `--mx` run, streamed: the command line's, then `-i`'s.
-fn domain_source(args: &ScanArgs) -> anyhow::Result<Box<dyn std::io::BufRead + Send>> {
-    use anyhow::Context as _;
-    let listed = std::io::Cursor::new(args.targets.iter().map(|t| format!("{t}\n")).collect::<String>());
-    let rest: Box<dyn std::io::BufRead + Send> = match args.input.as_deref() {
-        None => Box::new(std::io::empty()),
-        Some("-") => Box::new(std::io::BufReader::new(std::io::stdin())),
-        Some(path) => Box::new(std::io::BufReader::new(
-            std::fs::File::open(path).with_context(|| format!("reading targets from {path}"))?,
-        )),
-    };
+fn domain_source(args: &ScanArgs) -> anyhow::Result<crate::bulk::Domains> {
     if args.targets.is_empty() && args.input.is_none() {
         anyhow::bail!(
             "reading the command line: --mx needs domains; name them (hsscan --mx example.net) or use -i FILE"
@@ -354,7 +343,14 @@ fn domain_source(args: &ScanArgs) -> anyhow::Result<Box<dyn std::io::BufRead + S
             );
         }
     }
-    Ok(Box::new(std::io::Read::chain(listed, rest)))
+    let input = match args.input.as_deref() {
+        Some(path) => Some(crate::target::InputLines::open(path, "domains")?),
+        None => None,
+    };
+    Ok(crate::bulk::Domains {
+        listed: args.targets.clone(),
+        input,
+    })
 }
 
 fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {

@@ -224,3 +224,91 @@ fn a_closed_stdout_stops_the_run_at_once_and_opens_no_connection() {
         closed_at.elapsed()
     );
 }
+
+/// GNU time, for the peak memory of a run.
+const GNU_TIME: crate::support::Tool = crate::support::Tool {
+    program: "time",
+    install: "install the Debian package `time` (apt-get install time; .ci/run does)",
+};
+
+/// `hsscan args…` under `/usr/bin/time -v`: exit code, stderr, and the
+/// peak resident memory in KiB.
+fn measured(args: &[&str]) -> (Option<i32>, String, u64) {
+    let time = GNU_TIME.require();
+    let report = input_file(&format!("time-{}.txt", args.join("_").replace('/', "_")), "");
+    let out = Command::new(time)
+        .arg("-v")
+        .arg("-o")
+        .arg(&report)
+        .arg(env!("CARGO_BIN_EXE_hsscan"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hsscan under time");
+    let text = std::fs::read_to_string(&report).expect("time's report");
+    let kib = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak memory in time's report:\n{text}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        kib,
+    )
+}
+
+#[test]
+fn an_input_that_never_ends_stops_at_the_cap_with_exit_2_and_bounded_memory() {
+    for (args, what) in [
+        (vec!["-i", "/dev/zero"], "targets"),
+        (vec!["--mx", "-i", "/dev/zero"], "domains"),
+    ] {
+        let (code, stderr, kib) = measured(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "reading {what} from /dev/zero: line 1 is longer than 1024 bytes"
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.starts_with("hsscan: "), "{stderr}");
+        // The runtime and the catalogs, not the input: well under 64 MiB.
+        assert!(kib < 64 * 1024, "{args:?}: peak {kib} KiB");
+    }
+}
+
+#[test]
+fn a_line_over_the_limit_is_an_error_naming_its_line() {
+    // No domain before the long line: a --mx run would look it up.
+    let long = "a".repeat(1025);
+    let input = input_file("long-line.txt", &format!("# a comment\n\n{long}\n127.0.0.1:1\n"));
+    let path = input.display().to_string();
+    for mx in [false, true] {
+        let mut args = vec!["--json"];
+        if mx {
+            args.push("--mx");
+        }
+        args.extend(["-i", &path]);
+        let run = hsscan(&args);
+        assert_eq!(run.code, 2, "{}", run.describe());
+        assert!(
+            run.stderr
+                .contains(&format!("from {path}: line 3 is longer than 1024 bytes")),
+            "{}",
+            run.describe()
+        );
+    }
+    // A target that does not parse names its line too.
+    let input = input_file("bad-target.txt", "127.0.0.1:1\n\nmx..example.net\n");
+    let run = hsscan(&["--json", "-i", &input.display().to_string()]);
+    assert_eq!(run.code, 2, "{}", run.describe());
+    assert!(
+        run.stderr.contains(": line 3: parsing target 'mx..example.net'"),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(run.stdout, "", "nothing scanned before the input is read whole");
+}
