@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, Semaphore};
 /// Domains resolved and scheduled together.
 pub const WINDOW: usize = 1000;
 /// DNS lookups in flight.
-const DNS_IN_FLIGHT: usize = 128;
+pub const DNS_IN_FLIGHT: usize = 128;
 /// The SMTP port MX hosts are scanned on by default.
 pub const SMTP_PORT: u16 = 25;
 

@@ -360,6 +360,9 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     }
     let targets = read_targets(&args)?;
     let resolve = parse_resolve(&args.resolve)?;
+    if let Some(w) = crate::limits::make_room_for(args.concurrency as usize, 0) {
+        eprintln!("hsscan: warning: {w}");
+    }
     let scan = scan_config(&args)?;
     let output = output_of(&args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -421,6 +424,9 @@ fn bulk(args: ScanArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
     let source = domain_source(&args)?;
     let resolve = parse_resolve(&args.resolve)?;
+    if let Some(w) = crate::limits::make_room_for(args.concurrency as usize, crate::bulk::DNS_IN_FLIGHT) {
+        eprintln!("hsscan: warning: {w}");
+    }
     let resume = args.resume.as_deref().map(crate::bulk::Resume::read).transpose()?;
     let scan = scan_config(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

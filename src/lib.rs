@@ -14,6 +14,7 @@ pub mod enumerate;
 pub mod finding;
 pub mod gate;
 pub mod hellos;
+pub mod limits;
 pub mod outcome;
 pub mod output;
 pub mod pcap;

@@ -312,3 +312,61 @@ fn a_line_over_the_limit_is_an_error_naming_its_line() {
     );
     assert_eq!(run.stdout, "", "nothing scanned before the input is read whole");
 }
+
+/// `hsscan args…` under `ulimit` settings (e.g. `-Sn 40`): code, stdout, stderr.
+fn under_ulimit(ulimit: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit {ulimit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_hsscan"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sh");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Thirty-two scans of one server at once, two hellos each: more
+/// connections in flight than 40 descriptors hold.
+fn crowd(server: &Rogue) -> Vec<String> {
+    let mut args: Vec<String> = ["--json", "-j", "64", "--per-host", "64"].map(str::to_owned).to_vec();
+    args.extend(std::iter::repeat_n(server.target(), 32));
+    args
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_soft_open_file_limit_short_of_what_j_needs_is_raised_to_the_hard_one() {
+    let server = tls12_server(Duration::from_millis(300), 1);
+    let args = crowd(&server);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, stderr) = under_ulimit("-Sn 40", &args);
+    assert_eq!(code, Some(0), "{stderr}");
+    let records = json_lines(&stdout);
+    assert_eq!(records.len(), 32, "{stderr}");
+    assert!(records.iter().all(|r| r["status"] == "negotiated"), "{stdout}");
+    assert!(!stderr.contains("Too many open files"), "{stderr}");
+    assert!(server.most_at_once() > 40, "at most {} at once", server.most_at_once());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn under_a_hard_open_file_limit_connections_back_off_and_every_record_is_the_servers() {
+    let server = tls12_server(Duration::from_millis(300), 1);
+    let args = crowd(&server);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, stderr) = under_ulimit("-n 40", &args);
+    assert!(stderr.contains("the hard limit is 40"), "{stderr}");
+    assert!(stderr.contains("connections back off and retry"), "{stderr}");
+    let records = json_lines(&stdout);
+    assert_eq!(records.len(), 32, "{stderr}");
+    for r in &records {
+        assert_eq!(r["status"], "negotiated", "{r:#}\n{stderr}");
+    }
+    assert_eq!(code, Some(0), "{stderr}");
+}
