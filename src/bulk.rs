@@ -122,40 +122,115 @@ type Key = (String, Option<IpAddr>, u16);
 pub struct Resume {
     pub domains: HashSet<String>,
     pub endpoints: HashMap<Key, Summary>,
+    /// The file does not end with a line end (a run killed mid-write):
+    /// output appended to it must start on a fresh line.
+    pub unterminated: bool,
+    path: std::path::PathBuf,
 }
 
+/// The longest line `--resume` reads: far above any record hsscan writes
+/// (an enumerated endpoint is tens of KiB), and a bound on memory for a
+/// file that is not an earlier output.
+const MAX_RESUME_LINE: usize = 64 * 1024 * 1024;
+
+/// Lines of a `--resume` file reported one by one when they are not
+/// records; the rest are counted.
+const RESUME_WARNINGS: usize = 5;
+
 impl Resume {
-    /// Reads an earlier JSON Lines output; incomplete lines are skipped.
+    /// Reads an earlier JSON Lines output. A line that is not a record is
+    /// ignored with a warning on stderr — the cut last line of a killed
+    /// run among them: its domain or endpoint is scanned again, so nothing
+    /// is lost and nothing written twice. Bytes that are not UTF-8 are
+    /// read as U+FFFD, so a record holding them still counts.
     pub fn read(path: &std::path::Path) -> anyhow::Result<Self> {
         use anyhow::Context as _;
-        let file = std::fs::File::open(path).with_context(|| format!("reading --resume {}", path.display()))?;
-        let mut r = Self::default();
-        for line in std::io::BufReader::new(file).lines() {
-            let line = line.with_context(|| format!("reading --resume {}", path.display()))?;
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+        use std::io::Read as _;
+        let what = || format!("reading --resume {}", path.display());
+        let file = std::fs::File::open(path).with_context(what)?;
+        let mut input = std::io::BufReader::new(file);
+        let mut r = Self {
+            path: path.to_owned(),
+            ..Self::default()
+        };
+        let mut buf = Vec::new();
+        let (mut number, mut ignored) = (0usize, 0usize);
+        loop {
+            buf.clear();
+            let limit = u64::try_from(MAX_RESUME_LINE + 1).unwrap_or(u64::MAX);
+            let n = (&mut input)
+                .take(limit)
+                .read_until(b'\n', &mut buf)
+                .with_context(what)?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            let terminated = buf.last() == Some(&b'\n');
+            if !terminated && buf.len() > MAX_RESUME_LINE {
+                anyhow::bail!(
+                    "{}: line {number} is longer than {MAX_RESUME_LINE} bytes: not an hsscan output",
+                    what()
+                );
+            }
+            r.unterminated = !terminated;
+            let text = String::from_utf8_lossy(&buf);
+            let text = text.trim();
+            if text.is_empty() {
                 continue;
+            }
+            if r.take(text) {
+                continue;
+            }
+            ignored += 1;
+            let why = if terminated {
+                format!("line {number} is not a record")
+            } else {
+                format!("its last line ({number}) is cut short, as by a run killed mid-write")
             };
-            match v["record"].as_str() {
-                Some("domain") => {
-                    if let Some(d) = v["domain"].as_str() {
-                        r.domains.insert(crate::dns::normalise(d));
-                    }
-                }
-                Some("endpoint") => {
-                    let t = &v["target"];
-                    let (Some(host), Some(port)) = (t["host"].as_str(), t["port"].as_u64()) else {
-                        continue;
-                    };
-                    let ip = t["ip"].as_str().and_then(|s| s.parse().ok());
-                    let port = u16::try_from(port).unwrap_or(SMTP_PORT);
-                    if let Some(s) = Summary::from_json(&v) {
-                        r.endpoints.insert((host.to_owned(), ip, port), s);
-                    }
-                }
-                _ => {}
+            if ignored <= RESUME_WARNINGS || !terminated {
+                eprintln!(
+                    "hsscan: warning: {}: {why}: ignored; what it held is scanned again",
+                    what()
+                );
             }
         }
+        if ignored > RESUME_WARNINGS {
+            eprintln!("hsscan: warning: {}: {ignored} lines ignored in all", what());
+        }
         Ok(r)
+    }
+
+    /// Takes one line's record; `false` when it is none.
+    fn take(&mut self, line: &str) -> bool {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            return false;
+        };
+        match v["record"].as_str() {
+            Some("domain") => {
+                let Some(d) = v["domain"].as_str() else { return false };
+                self.domains.insert(crate::dns::normalise(d));
+                true
+            }
+            Some("endpoint") => {
+                let t = &v["target"];
+                let (Some(host), Some(port)) = (t["host"].as_str(), t["port"].as_u64()) else {
+                    return false;
+                };
+                let ip = t["ip"].as_str().and_then(|s| s.parse().ok());
+                let port = u16::try_from(port).unwrap_or(SMTP_PORT);
+                let Some(s) = Summary::from_json(&v) else { return false };
+                self.endpoints.insert((host.to_owned(), ip, port), s);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the run's output must open with a line end: stdout appends
+    /// to this very file, and the file's last line has none.
+    pub fn needs_fresh_line(&self) -> bool {
+        self.unterminated && crate::output::stdout_is(&self.path)
     }
 }
 
@@ -446,7 +521,8 @@ pub async fn run(source: Domains, cfg: BulkConfig) -> std::io::Result<Finished> 
     let tally = Arc::new(Tally::default());
     let stop = Stop::new();
     stop.on_ctrl_c(cfg.quiet);
-    let writer = Writer::start(cfg.output, stop.clone());
+    let fresh_line = cfg.resume.as_ref().is_some_and(Resume::needs_fresh_line);
+    let writer = Writer::start(cfg.output, stop.clone(), fresh_line);
     let progress = cfg.progress.then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -824,6 +900,41 @@ mod tests {
             "mx.example[192.0.2.1]: budget-spent",
         );
         assert_eq!(v.failure, Some(f));
+    }
+
+    #[test]
+    fn resume_ignores_a_torn_last_line_and_reads_records_holding_bytes_that_are_not_utf8() {
+        let endpoint = |host: &str| {
+            let mut r = record_failing_with(FailureKind::Refused);
+            r.target.host = host.to_owned();
+            serde_json::to_string(&r).expect("JSON")
+        };
+        let mut bytes = Vec::new();
+        bytes.extend(
+            endpoint("mx1.example")
+                .replace("mx1.example", "mx1.example\u{fffd}")
+                .as_bytes(),
+        );
+        // A record whose text holds a byte that is not UTF-8 still counts.
+        let mut latin1 = endpoint("mx2.example").into_bytes();
+        let at = latin1.windows(5).position(|w| w == b"input").expect("input key") + 8;
+        latin1.insert(at, 0xfc);
+        bytes.push(b'\n');
+        bytes.extend(latin1);
+        bytes.extend(b"\n{\"record\":\"domain\",\"domain\":\"Example.\"}\n\n");
+        // Cut inside a multibyte character, as a killed run leaves it.
+        let torn = endpoint("mx3.example");
+        bytes.extend(torn.as_bytes().get(..40).expect("long enough"));
+        bytes.extend(b"\xe2\x80");
+        let path = std::env::temp_dir().join(format!("hsscan-resume-unit-{}.jsonl", std::process::id()));
+        std::fs::write(&path, &bytes).expect("write");
+        let r = Resume::read(&path).expect("read");
+        let _ = std::fs::remove_file(&path);
+        let mut hosts: Vec<&str> = r.endpoints.keys().map(|k| k.0.as_str()).collect();
+        hosts.sort_unstable();
+        assert_eq!(hosts, ["mx1.example\u{fffd}", "mx2.example"]);
+        assert_eq!(r.domains, HashSet::from(["example".to_owned()]));
+        assert!(r.unterminated);
     }
 
     #[test]

@@ -46,8 +46,10 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer task (and the stdout watcher); a closed stdout or
-    /// a failed write sets `stop`. Call from inside the run's runtime.
-    pub fn start(output: Output, stop: Stop) -> Self {
+    /// a failed write sets `stop`. `fresh_line`: first end the cut last
+    /// line of the file stdout appends to (`--resume`). Call from inside
+    /// the run's runtime.
+    pub fn start(output: Output, stop: Stop, fresh_line: bool) -> Self {
         let (tx, mut rx) = mpsc::channel::<Record>(QUEUE);
         let done = Arc::new(AtomicBool::new(false));
         watch_stdout(stop.clone(), done.clone());
@@ -55,6 +57,10 @@ impl Writer {
             let mut out = std::io::stdout().lock();
             let mut first = true;
             let mut written = || -> std::io::Result<()> {
+                if fresh_line {
+                    out.write_all(b"\n")?;
+                    out.flush()?;
+                }
                 while let Some(record) = rx.blocking_recv() {
                     let text = render(&record, output, first)?;
                     first = false;
@@ -143,6 +149,26 @@ fn watch_stdout(stop: Stop, done: Arc<AtomicBool>) {
 
 #[cfg(not(unix))]
 fn watch_stdout(_stop: Stop, _done: Arc<AtomicBool>) {}
+
+/// Whether stdout is the file at `path` (the same device and inode).
+#[cfg(unix)]
+pub fn stdout_is(path: &std::path::Path) -> bool {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let out = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| std::fs::File::from(fd).metadata());
+    match (out, std::fs::metadata(path)) {
+        (Ok(out), Ok(file)) => out.dev() == file.dev() && out.ino() == file.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+pub fn stdout_is(_path: &std::path::Path) -> bool {
+    false
+}
 
 #[cfg(test)]
 mod tests {

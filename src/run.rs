@@ -71,7 +71,7 @@ pub fn unreachable_record(target: &Target, failure: Failure, cfg: &ScanConfig) -
 pub async fn run(targets: Vec<Target>, cfg: RunConfig) -> std::io::Result<Finished> {
     let stop = Stop::new();
     stop.on_ctrl_c(cfg.quiet);
-    let writer = Writer::start(cfg.output, stop.clone());
+    let writer = Writer::start(cfg.output, stop.clone(), false);
     let gates = Gates::new(
         cfg.scan.per_host,
         cfg.scan.delay,

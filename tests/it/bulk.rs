@@ -677,3 +677,111 @@ fn single_target_resolve_wins_over_dns_option() {
         "target.host, target.ip (--resolve says {b}, dnsmasq {a}) and status of\n{record:#}\n{log}"
     );
 }
+
+#[test]
+fn resume_over_a_torn_output_appends_on_a_fresh_line_and_loses_and_repeats_nothing() {
+    let ips = ["127.0.5.1", "127.0.5.2", "127.0.5.3"];
+    let port = common_port(&ips);
+    let mut args: Vec<String> = vec![
+        "emulate".into(),
+        "--profile".into(),
+        "postfix-default".into(),
+        "--json".into(),
+    ];
+    for ip in ips {
+        args.extend(["--listen".into(), format!("{ip}:{port}")]);
+    }
+    let _em = emulator_with(args);
+    let mut conf = Vec::new();
+    let mut domains = Vec::new();
+    for (i, ip) in ips.iter().enumerate() {
+        conf.push(format!("host-record=mx{i}.bulk.test,{ip}"));
+        for j in 0..2 {
+            let d = format!("t{i}{j}.bulk.test");
+            conf.push(format!("mx-host={d},mx{i}.bulk.test,10"));
+            domains.push(d);
+        }
+    }
+    let (dns, dir) = dnsmasq("dnsmasq-torn", &conf);
+    let input = dir.join("torn-domains.txt");
+    std::fs::write(&input, domains.join("\n")).expect("input");
+    let base = mx_args(&input, dns.port, port, &["-q"]);
+    let (code, full, stderr) = hsscan_mx(&base);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(full.len(), ips.len() + domains.len(), "{full:?}");
+
+    // What a killed run leaves: some whole lines, one of them holding a
+    // byte that is not UTF-8, then a line cut inside a multibyte character.
+    let text: Vec<String> = full.iter().map(Value::to_string).collect();
+    let mut saved = Vec::new();
+    let keep = 4;
+    for (i, line) in text.iter().take(keep).enumerate() {
+        let mut bytes = line.clone().into_bytes();
+        if i == 1 {
+            // Inside a value that names nothing the resume keys on.
+            let pattern: &[u8] = if full[i]["record"] == "domain" {
+                b"[{\"host\":\""
+            } else {
+                b"\"input\":\""
+            };
+            let at = bytes
+                .windows(pattern.len())
+                .position(|w| w == pattern)
+                .unwrap_or_else(|| panic!("no {:?} in {line}", String::from_utf8_lossy(pattern)));
+            bytes.insert(at + pattern.len(), 0xff);
+        }
+        saved.extend(bytes);
+        saved.push(b'\n');
+    }
+    let cut = text.get(keep).expect("a line to cut").as_bytes();
+    saved.extend(cut.get(..cut.len() / 2).expect("half"));
+    saved.extend(b"\xe2\x80");
+    let out = dir.join("torn.jsonl");
+    std::fs::write(&out, &saved).expect("save");
+
+    // hsscan --resume out >> out
+    let mut resume = base.clone();
+    resume.extend(["--resume".into(), out.display().to_string()]);
+    let appended = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&out)
+        .expect("open for append");
+    let run = Command::new(env!("CARGO_BIN_EXE_hsscan"))
+        .args(&resume)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(appended))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run hsscan");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("its last line ({}) is cut short", keep + 1)),
+        "a warning names the torn line: {stderr}"
+    );
+
+    // The cut line now ends where it was cut; every other line is a record.
+    let bytes = std::fs::read(&out).expect("read back");
+    let lines: Vec<String> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    let parsed: Vec<Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert_eq!(
+        lines.len(),
+        parsed.len() + 1,
+        "only the torn line is not JSON:\n{}",
+        lines.join("\n")
+    );
+    let key = |v: &Value| match v["record"].as_str() {
+        Some("domain") => format!("domain {}", v["domain"]),
+        _ => format!("endpoint {} {}", v["target"]["host"], v["target"]["ip"]),
+    };
+    let mut got: Vec<String> = parsed.iter().map(key).collect();
+    got.sort();
+    let mut want: Vec<String> = full.iter().map(key).collect();
+    want.sort();
+    assert_eq!(got, want, "every record exactly once");
+}
