@@ -116,7 +116,7 @@ pub struct ScanArgs {
     /// Same as --json (JSON Lines).
     #[arg(long)]
     pub jsonl: bool,
-    /// Endpoints scanned at once.
+    /// Connections in flight overall (and endpoints scanned at once).
     #[arg(short = 'j', long = "concurrency", value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub concurrency: u32,
     /// Connections in flight to one IP.

@@ -785,3 +785,84 @@ fn resume_over_a_torn_output_appends_on_a_fresh_line_and_loses_and_repeats_nothi
     want.sort();
     assert_eq!(got, want, "every record exactly once");
 }
+
+#[test]
+fn after_ctrl_c_an_mx_run_sends_no_retry_and_exits_130_with_its_finished_records() {
+    // A receiver that answers every connection with 421: each endpoint is
+    // retried after 1 s, 2 s, 4 s, 8 s.
+    let busy = crate::rogue::Rogue::start(crate::rogue::Behaviour {
+        banner: Some(b"421 4.7.0 mx.rogue.test too many connections".to_vec()),
+        ..crate::rogue::Behaviour::tls(Vec::new())
+    });
+    let (dns, dir) = dnsmasq(
+        "dnsmasq-sigint",
+        &[
+            "host-record=mx-busy.bulk.test,127.0.0.1".into(),
+            "mx-host=busy.bulk.test,mx-busy.bulk.test,10".into(),
+            "mx-host=gone.bulk.test,nowhere.bulk.test,10".into(),
+        ],
+    );
+    let input = dir.join("sigint-domains.txt");
+    // The second domain's MX does not resolve: its records are done at once.
+    std::fs::write(&input, "busy.bulk.test\ngone.bulk.test\n").expect("input");
+    let args = mx_args(
+        &input,
+        dns.port,
+        busy.port,
+        &["--retries", "4", "--retry-delay", "1", "-q"],
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hsscan"))
+        .args(&args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hsscan");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    // gone.bulk.test: its endpoint, then its domain.
+    for _ in 0..2 {
+        out.read_line(&mut first).expect("read");
+    }
+    let start = Instant::now();
+    // The first attempt's two hellos, refused with 421, then the first retry's.
+    while busy.connections() < 3 {
+        assert!(start.elapsed() < Duration::from_secs(20), "no retry came");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    std::thread::sleep(Duration::from_millis(150));
+    let at_interrupt = busy.connections();
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(stopped.elapsed() < Duration::from_secs(10), "hsscan did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = stopped.elapsed();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("read the rest");
+    let mut stderr = String::new();
+    let _ = child.stderr.take().expect("stderr").read_to_string(&mut stderr);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    let lines: Vec<Value> = first
+        .lines()
+        .chain(rest.lines())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a whole JSON line ({e}): {l:?}")))
+        .collect();
+    // The unresolved MX's records; nothing of the endpoint still retrying.
+    assert_eq!(records(&lines, "domain").len(), 1, "{lines:?}");
+    assert_eq!(records(&lines, "domain")[0]["domain"], "gone.bulk.test");
+    assert_eq!(records(&lines, "endpoint").len(), 1, "{lines:?}");
+    // The retries that were due (2 s, 4 s and 8 s later) never came.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(busy.connections(), at_interrupt, "a connection started after Ctrl-C");
+}
