@@ -303,6 +303,11 @@ pub struct HelloOptions {
     pub deflate: bool,
     /// Append TLS_FALLBACK_SCSV (RFC 7507).
     pub fallback_scsv: bool,
+    /// TLS 1.3: answer the HelloRetryRequest the hello draws with a second
+    /// hello carrying a share for the group it names, so that only a
+    /// ServerHello proves the protocol (SPEC §4) and a server that asks
+    /// again, or for ever, is `invalid-server-hello`.
+    pub follow_retry: bool,
 }
 
 /// A hello offering exactly `suites` at `version` (enumeration). TLS 1.3
@@ -385,7 +390,11 @@ pub fn for_version_with(
     if version != ProtocolVersion::SSL3 {
         pad_out_of_window(&mut hello, record_version)?;
     }
-    prepare(&hello, record_version, version, version)
+    let mut p = prepare(&hello, record_version, version, version)?;
+    if tls13 && options.follow_retry {
+        p.retry = Some(Retry { hello, record_version });
+    }
+    Ok(p)
 }
 
 /// The SSLv2 CLIENT-HELLO offering every SSLv2 cipher spec.

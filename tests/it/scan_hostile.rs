@@ -257,4 +257,12 @@ fn a_hello_retry_request_for_ever_is_a_failure() {
         );
         assert_eq!(run.code, 1, "{}", run.describe());
     }
+    // The enumeration never counts retry requests alone as TLS 1.3.
+    let server = Rogue::start(Behaviour::tls(rogue::hello_retry_request(0x1301, 0x0018)));
+    let run = scan(&server, &["--enumerate", "--retry-delay", "0.1"]);
+    let r = run.record();
+    assert_eq!(r["status"], "failed", "{r:#}");
+    assert_eq!(at(&r, "/enumeration/protocols/TLSv1.3"), &Value::Null, "{r:#}");
+    assert_eq!(at(&r, "/enumeration/complete/TLSv1.3"), &Value::Bool(false), "{r:#}");
+    assert_eq!(run.code, 1, "{}", run.describe());
 }
