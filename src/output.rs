@@ -279,4 +279,32 @@ mod tests {
         }
         assert_eq!(v["record"], "domain");
     }
+
+    #[test]
+    fn a_domain_line_on_a_terminal_escapes_what_dns_and_the_input_said() {
+        let d = DomainRecord {
+            record: DomainRecord::RECORD,
+            domain: "evil\x1b[2J.example".into(),
+            mx: vec![],
+            implicit_mx: false,
+            null_mx: false,
+            status: Status::Failed,
+            verdict: None,
+            failure: Some(Failure::new(
+                Stage::Mx,
+                FailureKind::Refused,
+                "mx\x07[192.0.2.7]: refused",
+            )),
+            worst: Some(Status::Failed),
+            tls12_or_better: false,
+            endpoints: 1,
+            policy: None,
+            findings: vec![],
+        };
+        let text = render(&Record::Domain(Box::new(d)), Output::Terminal { colour: false }, false).expect("text");
+        assert_eq!(
+            text,
+            "\ndomain evil\\x1b[2J.example: failed (worst failed, TLS 1.2 or better everywhere: false)\n  mx: refused: mx\\x07[192.0.2.7]: refused\n"
+        );
+    }
 }
