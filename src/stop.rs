@@ -69,15 +69,36 @@ impl Stop {
     }
 
     /// Stops the run on the first Ctrl-C; a second one exits at once
-    /// (130). Call from inside the run's runtime.
+    /// (130). Call from inside the run's runtime, before the run starts:
+    /// the handler is in place when this returns, so an early Ctrl-C is
+    /// not lost, and the descriptors it takes are taken before any scan's.
     pub fn on_ctrl_c(&self, quiet: bool) {
         let stop = self.clone();
+        let first = move || {
+            stop.set(Why::Interrupted);
+            if !quiet {
+                eprintln!("hsscan: interrupted: no new connection starts; the finished records are written");
+            }
+        };
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut interrupts) = signal(SignalKind::interrupt()) else {
+                return;
+            };
+            tokio::spawn(async move {
+                if interrupts.recv().await.is_some() {
+                    first();
+                    if interrupts.recv().await.is_some() {
+                        std::process::exit(130);
+                    }
+                }
+            });
+        }
+        #[cfg(not(unix))]
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                stop.set(Why::Interrupted);
-                if !quiet {
-                    eprintln!("hsscan: interrupted: no new connection starts; the finished records are written");
-                }
+                first();
                 if tokio::signal::ctrl_c().await.is_ok() {
                     std::process::exit(130);
                 }
