@@ -15,19 +15,20 @@
 
 use crate::dns::{Dns, MxAnswer, MxHost};
 use crate::finding::{Finding, Severity};
-use crate::gate::{HostGate, IpGate};
+use crate::gate::{Gates, HostGate, IpGate};
 use crate::outcome::{Failure, FailureKind, Stage};
-use crate::report::{self, EndpointRecord, Status};
-use crate::run::{unreachable_record, Output};
+use crate::output::{Output, Record, Writer};
+use crate::report::{DomainRecord, EndpointRecord, MxEntry, Status};
+use crate::run::{unreachable_record, Finished};
 use crate::scan::{self, ScanConfig};
+use crate::stop::Stop;
 use crate::target::{Host, Target, Transport};
 use hsscan_wire::{catalog, ProtocolVersion};
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
@@ -35,7 +36,7 @@ use tokio::sync::{mpsc, Semaphore};
 /// Domains resolved and scheduled together.
 pub const WINDOW: usize = 1000;
 /// DNS lookups in flight.
-const DNS_IN_FLIGHT: usize = 128;
+pub const DNS_IN_FLIGHT: usize = 128;
 /// The SMTP port MX hosts are scanned on by default.
 pub const SMTP_PORT: u16 = 25;
 
@@ -87,7 +88,7 @@ impl Summary {
             status: r.status,
             best,
             kind: r.failure.as_ref().map(|f| f.kind),
-            policy: crate::policy::EndpointInput::of(r),
+            policy: crate::policy::EndpointInput::of(r.status, &r.certificates),
         }
     }
 
@@ -127,49 +128,116 @@ type Key = (String, Option<IpAddr>, u16);
 pub struct Resume {
     pub domains: HashSet<String>,
     pub endpoints: HashMap<Key, Summary>,
+    /// The file does not end with a line end (a run killed mid-write):
+    /// output appended to it must start on a fresh line.
+    pub unterminated: bool,
+    path: std::path::PathBuf,
 }
 
+/// The longest line `--resume` reads: far above any record hsscan writes
+/// (an enumerated endpoint is tens of KiB), and a bound on memory for a
+/// file that is not an earlier output.
+const MAX_RESUME_LINE: usize = 64 * 1024 * 1024;
+
+/// Lines of a `--resume` file reported one by one when they are not
+/// records; the rest are counted.
+const RESUME_WARNINGS: usize = 5;
+
 impl Resume {
-    /// Reads an earlier JSON Lines output; incomplete lines are skipped.
+    /// Reads an earlier JSON Lines output. A line that is not a record is
+    /// ignored with a warning on stderr — the cut last line of a killed
+    /// run among them: its domain or endpoint is scanned again, so nothing
+    /// is lost and nothing written twice. Bytes that are not UTF-8 are
+    /// read as U+FFFD, so a record holding them still counts.
     pub fn read(path: &std::path::Path) -> anyhow::Result<Self> {
         use anyhow::Context as _;
-        let file = std::fs::File::open(path).with_context(|| format!("reading --resume {}", path.display()))?;
-        let mut r = Self::default();
-        for line in std::io::BufReader::new(file).lines() {
-            let line = line.with_context(|| format!("reading --resume {}", path.display()))?;
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            match v["record"].as_str() {
-                Some("domain") => {
-                    if let Some(d) = v["domain"].as_str() {
-                        r.domains.insert(crate::dns::normalise(d));
-                    }
-                }
-                Some("endpoint") => {
-                    let t = &v["target"];
-                    let (Some(host), Some(port)) = (t["host"].as_str(), t["port"].as_u64()) else {
-                        continue;
-                    };
-                    let ip = t["ip"].as_str().and_then(|s| s.parse().ok());
-                    let port = u16::try_from(port).unwrap_or(SMTP_PORT);
-                    if let Some(s) = Summary::from_json(&v) {
-                        r.endpoints.insert((host.to_owned(), ip, port), s);
-                    }
-                }
-                _ => {}
+        use std::io::Read as _;
+        let what = || format!("reading --resume {}", path.display());
+        let file = std::fs::File::open(path).with_context(what)?;
+        let mut input = std::io::BufReader::new(file);
+        let mut r = Self {
+            path: path.to_owned(),
+            ..Self::default()
+        };
+        let mut buf = Vec::new();
+        let (mut number, mut ignored) = (0usize, 0usize);
+        loop {
+            buf.clear();
+            let limit = u64::try_from(MAX_RESUME_LINE + 1).unwrap_or(u64::MAX);
+            let n = (&mut input)
+                .take(limit)
+                .read_until(b'\n', &mut buf)
+                .with_context(what)?;
+            if n == 0 {
+                break;
             }
+            number += 1;
+            let terminated = buf.last() == Some(&b'\n');
+            if !terminated && buf.len() > MAX_RESUME_LINE {
+                anyhow::bail!(
+                    "{}: line {number} is longer than {MAX_RESUME_LINE} bytes: not an hsscan output",
+                    what()
+                );
+            }
+            r.unterminated = !terminated;
+            let text = String::from_utf8_lossy(&buf);
+            let text = text.trim();
+            if text.is_empty() {
+                continue;
+            }
+            if r.take(text) {
+                continue;
+            }
+            ignored += 1;
+            let why = if terminated {
+                format!("line {number} is not a record")
+            } else {
+                format!("its last line ({number}) is cut short, as by a run killed mid-write")
+            };
+            if ignored <= RESUME_WARNINGS || !terminated {
+                eprintln!(
+                    "hsscan: warning: {}: {why}: ignored; what it held is scanned again",
+                    what()
+                );
+            }
+        }
+        if ignored > RESUME_WARNINGS {
+            eprintln!("hsscan: warning: {}: {ignored} lines ignored in all", what());
         }
         Ok(r)
     }
-}
 
-/// One MX host of a domain record.
-#[derive(Debug, Clone, Serialize)]
-struct MxEntry {
-    host: String,
-    preference: u16,
-    ips: Vec<String>,
+    /// Takes one line's record; `false` when it is none.
+    fn take(&mut self, line: &str) -> bool {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            return false;
+        };
+        match v["record"].as_str() {
+            Some("domain") => {
+                let Some(d) = v["domain"].as_str() else { return false };
+                self.domains.insert(crate::dns::normalise(d));
+                true
+            }
+            Some("endpoint") => {
+                let t = &v["target"];
+                let (Some(host), Some(port)) = (t["host"].as_str(), t["port"].as_u64()) else {
+                    return false;
+                };
+                let ip = t["ip"].as_str().and_then(|s| s.parse().ok());
+                let port = u16::try_from(port).unwrap_or(SMTP_PORT);
+                let Some(s) = Summary::from_json(&v) else { return false };
+                self.endpoints.insert((host.to_owned(), ip, port), s);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the run's output must open with a line end: stdout appends
+    /// to this very file, and the file's last line has none.
+    pub fn needs_fresh_line(&self) -> bool {
+        self.unterminated && crate::output::stdout_is(&self.path)
+    }
 }
 
 /// A domain being worked on.
@@ -183,12 +251,6 @@ struct Domain {
     keys: Vec<Key>,
     /// MX hosts without an address, and why.
     unresolved: Vec<(String, Failure)>,
-}
-
-/// Something for the writer.
-enum Line {
-    Endpoint(Box<EndpointRecord>),
-    Domain(Value),
 }
 
 /// Counts for progress and the final summary.
@@ -227,8 +289,9 @@ fn worse(a: Status, b: Status) -> Status {
     }
 }
 
-/// The domain record (README "Domain records").
-fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (Value, bool) {
+/// The domain record (SPEC §3, README "Domain records"), and whether it is
+/// a clean bill.
+fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (DomainRecord, bool) {
     let mut findings: Vec<Finding> = Vec::new();
     if d.null {
         findings.push(Finding::new(
@@ -260,14 +323,14 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (Value, bool) {
                     .is_some_and(|v| catalog::version_rank(v) >= catalog::version_rank(ProtocolVersion::TLS12))
         });
     let (status, failure) = if let Some(f) = &d.failure {
-        (Status::of_failure(f), Some(json!(f)))
+        (Status::of_failure(f), Some(f.clone()))
     } else if d.null {
         let f = Failure::new(
             Stage::Dns,
             FailureKind::NullMx,
             format!("{} accepts no mail (RFC 7505 null MX)", d.name),
         );
-        (Status::Inconclusive, Some(json!(f)))
+        (Status::Inconclusive, Some(f))
     } else {
         let status = worst.unwrap_or(Status::Failed);
         let failure = if status == Status::Negotiated {
@@ -282,52 +345,57 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (Value, bool) {
                     // An endpoint that did not negotiate always has a failure;
                     // one without is our bug, reported as such.
                     let kind = s.kind.unwrap_or(FailureKind::InternalError);
-                    json!(Failure::new(Stage::Mx, kind, format!("{at}: {kind}")))
+                    Failure::new(Stage::Mx, kind, format!("{at}: {kind}"))
                 })
         };
         (status, failure)
     };
     let ok = d.null || (d.failure.is_none() && status == Status::Negotiated);
-    let v = json!({
-        "record": "domain",
-        "domain": d.name,
-        "mx": d.mx,
-        "implicit_mx": d.implicit,
-        "null_mx": d.null,
-        "status": status,
-        "failure": failure,
-        "worst": worst,
-        "tls12_or_better": tls12,
-        "endpoints": summaries.len(),
-        "policy": Value::Null,
-        "findings": findings,
-    });
-    (v, ok)
+    let record = DomainRecord {
+        record: DomainRecord::RECORD,
+        domain: d.name.clone(),
+        mx: d.mx.clone(),
+        implicit_mx: d.implicit,
+        null_mx: d.null,
+        status,
+        verdict: None,
+        failure,
+        worst,
+        tls12_or_better: tls12,
+        endpoints: summaries.len(),
+        policy: None,
+        findings,
+    };
+    (record, ok)
 }
 
-/// Reads domains from `source` on a thread, a window at a time.
-fn reader(mut source: Box<dyn BufRead + Send>, tx: mpsc::Sender<Result<String, String>>) {
+/// The domains of a run: the command line's, then the input file's.
+pub struct Domains {
+    pub listed: Vec<String>,
+    /// `-i FILE`, read as the run goes (bounded per line and in lines).
+    pub input: Option<crate::target::InputLines>,
+}
+
+/// Reads domains from `source` on a thread, as the run takes them.
+fn reader(source: Domains, tx: mpsc::Sender<Result<String, String>>) {
+    let Domains { listed, mut input } = source;
     let mut seen: HashSet<String> = HashSet::new();
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        // Lines are read as bytes: a stray Latin-1 comment must not end the input.
-        match source.read_until(b'\n', &mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
+    let from_input = std::iter::from_fn(|| match input.as_mut().map(crate::target::InputLines::next_entry) {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some((_, d)))) => Some(Ok(d)),
+        Some(Err(e)) => Some(Err(e.to_string())),
+    });
+    for item in listed.into_iter().map(Ok).chain(from_input) {
+        let d = match item {
+            Ok(d) => d,
             Err(e) => {
-                let _ = tx.blocking_send(Err(e.to_string()));
+                let _ = tx.blocking_send(Err(e));
                 break;
             }
-        }
-        let line = String::from_utf8_lossy(&buf);
-        let d = line.split('#').next().unwrap_or("").trim();
-        if d.is_empty() {
-            continue;
-        }
-        let d = crate::dns::normalise(d);
+        };
+        let d = crate::dns::normalise(&d);
         // A domain listed twice gets one record. The set grows with the
-        // input, as names only.
+        // input, as names only (at most MAX_INPUT_LINES of them).
         if !seen.insert(d.clone()) {
             continue;
         }
@@ -454,55 +522,13 @@ fn worth_retrying(r: &EndpointRecord, own_budget_spent: bool) -> bool {
 }
 
 /// Runs the bulk scan; returns whether every domain's MX hosts negotiated.
-pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::Result<(bool, bool)> {
+pub async fn run(source: Domains, cfg: BulkConfig) -> std::io::Result<Finished> {
     let cfg = Arc::new(cfg);
     let tally = Arc::new(Tally::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = Arc::new(tokio::sync::Notify::new());
-    {
-        let stop = stop.clone();
-        let stopped = stopped.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.store(true, Ordering::SeqCst);
-                // Wakes a run waiting for input (a terminal on stdin).
-                stopped.notify_one();
-                eprintln!("hsscan: interrupted: no new endpoints; the ones in progress finish and are written");
-                // A second Ctrl-C ends at once.
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        });
-    }
-    let (line_tx, mut line_rx) = mpsc::channel::<Line>(256);
-    let output = cfg.output;
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let mut out = std::io::stdout().lock();
-        while let Some(line) = line_rx.blocking_recv() {
-            match (line, output) {
-                (Line::Endpoint(r), Output::Json) => {
-                    let text = serde_json::to_string(&*r).map_err(std::io::Error::other)?;
-                    writeln!(out, "{text}")?;
-                }
-                (Line::Endpoint(r), Output::Terminal { colour }) => {
-                    write!(out, "{}", report::terminal(&r, colour))?;
-                    writeln!(out)?;
-                }
-                (Line::Domain(v), Output::Json) => writeln!(out, "{v}")?,
-                (Line::Domain(v), Output::Terminal { .. }) => writeln!(
-                    out,
-                    "domain {}: {} (worst {}, TLS 1.2 or better everywhere: {})\n",
-                    v["domain"].as_str().unwrap_or(""),
-                    v["status"].as_str().unwrap_or(""),
-                    v["worst"].as_str().unwrap_or("none"),
-                    v["tls12_or_better"]
-                )?,
-            }
-            out.flush()?;
-        }
-        Ok(())
-    });
+    let stop = Stop::new();
+    stop.on_ctrl_c(cfg.quiet);
+    let fresh_line = cfg.resume.as_ref().is_some_and(Resume::needs_fresh_line);
+    let writer = Writer::start(cfg.output, stop.clone(), fresh_line);
     let progress = cfg.progress.then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -512,12 +538,17 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
     let (dom_tx, mut dom_rx) = mpsc::channel::<Result<String, String>>(WINDOW);
     std::thread::spawn(move || reader(source, dom_tx));
 
-    let global = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
-    let mut gates: HashMap<IpAddr, Arc<IpGate>> = HashMap::new();
+    let gates = Gates::new(
+        cfg.scan.per_host,
+        cfg.scan.delay,
+        cfg.scan.max_connections,
+        cfg.concurrency,
+        stop.clone(),
+    );
     let resume = cfg.resume.as_ref();
     let mut out = Out {
         done: resume.map(|r| r.endpoints.clone()).unwrap_or_default(),
-        line_tx,
+        writer,
         tally: tally.clone(),
         all_ok: true,
         stop: stop.clone(),
@@ -526,13 +557,13 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
     };
     let mut input_done = false;
     let mut input_error: Option<String> = None;
-    while !input_done && !stop.load(Ordering::SeqCst) {
+    while !input_done && !stop.is_set() {
         // One window of domains.
         let mut names = Vec::new();
         while names.len() < WINDOW {
             let next = tokio::select! {
                 d = dom_rx.recv() => d,
-                () = stopped.notified() => break,
+                () = stop.wait() => break,
             };
             match next {
                 Some(Err(e)) => {
@@ -611,7 +642,7 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
         // At most -j endpoint scans at once (each holds at least one connection slot).
         let tasks = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
         for k in todo {
-            if stop.load(Ordering::SeqCst) {
+            if stop.is_set() {
                 break;
             }
             let mx_of: Vec<String> = w
@@ -632,25 +663,15 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
             } else {
                 None
             };
-            let gate = k.1.map(|ip| {
-                gates
-                    .entry(ip)
-                    .or_insert_with(|| {
-                        Arc::new(IpGate::new(
-                            cfg.scan.per_host,
-                            cfg.scan.delay,
-                            cfg.scan.max_connections,
-                            Some(global.clone()),
-                        ))
-                    })
-                    .clone()
-            });
-            let Ok(permit) = tasks.clone().acquire_owned().await else {
-                break;
+            let gate = k.1.map(|ip| gates.for_ip(ip));
+            let permit = tokio::select! {
+                biased;
+                () = stop.wait() => break,
+                p = tasks.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
             };
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
             // Records that finished meanwhile go out first.
             while let Ok((key, r)) = res_rx.try_recv() {
                 out.endpoint(&key, r, &mut w).await;
@@ -659,13 +680,22 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
             let cfg = cfg.clone();
             let tx = res_tx.clone();
             let t = tally.clone();
+            let stop = stop.clone();
             spawned += 1;
             t.in_flight.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                let r = scan_one(&k, mx_of, gate, unresolved, &cfg).await;
+                // Stopped: the scan is dropped (its connections close) and
+                // its record, never finished, is not written.
+                let r = tokio::select! {
+                    biased;
+                    () = stop.wait() => None,
+                    r = scan_one(&k, mx_of, gate, unresolved, &cfg) => Some(r),
+                };
                 t.in_flight.fetch_sub(1, Ordering::SeqCst);
                 drop(permit);
-                let _ = tx.send((k, r)).await;
+                if let Some(r) = r {
+                    let _ = tx.send((k, r)).await;
+                }
             });
             if let Some(bar) = &progress {
                 update(bar, &tally);
@@ -681,57 +711,57 @@ pub async fn run(source: Box<dyn BufRead + Send>, cfg: BulkConfig) -> std::io::R
             }
         }
     }
-    let interrupted = stop.load(Ordering::SeqCst);
-    let Out { line_tx, all_ok, .. } = out;
-    drop(line_tx);
+    let stopped = stop.why();
+    let Out { writer, all_ok, .. } = out;
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
-    writer.await.map_err(std::io::Error::other)??;
-    if !cfg.quiet {
-        eprintln!("{}", final_summary(&tally, interrupted));
+    writer.finish().await?;
+    // An input that failed before a single domain was done says so in its
+    // one error line, without an empty summary.
+    let nothing_done = tally.domains_done.load(Ordering::SeqCst) == 0 && input_error.is_some();
+    if !cfg.quiet && !nothing_done {
+        eprintln!("{}", crate::style::escape(&final_summary(&tally, stopped.is_some())));
     }
     if let Some(e) = input_error {
         // What was read is scanned and written; the run still failed.
-        return Err(std::io::Error::other(format!("reading the domains: {e}")));
+        return Err(std::io::Error::other(e));
     }
-    Ok((all_ok, interrupted))
+    Ok(Finished { all_ok, stopped })
 }
 
 /// Where finished work goes: the endpoint summaries kept for domain
 /// records, the writer, the counts, and whether all went well.
 struct Out {
     done: HashMap<Key, Summary>,
-    line_tx: mpsc::Sender<Line>,
+    writer: Writer,
     tally: Arc<Tally>,
     all_ok: bool,
-    stop: Arc<AtomicBool>,
+    stop: Stop,
     /// DANE, MTA-STS and TLS-RPT for the domain records (`None`: off).
     policy: Option<Arc<crate::policy::PolicyConfig>>,
     port: u16,
 }
 
 impl Out {
-    async fn send(&self, line: Line) {
+    async fn send(&self, record: Record) {
         // The writer is gone (stdout closed): stop starting anything.
-        if self.line_tx.send(line).await.is_err() {
-            self.stop.store(true, Ordering::SeqCst);
+        if !self.writer.write(record).await {
+            self.stop.set(crate::stop::Why::StdoutClosed);
         }
     }
 
     /// Writes a domain's record (all its endpoints are done).
     async fn domain(&mut self, d: &Domain) {
-        let (mut v, ok) = domain_record(d, &self.done);
+        let (mut record, ok) = domain_record(d, &self.done);
         if let Some(p) = self.policy.as_ref().filter(|_| d.failure.is_none() && !d.null) {
             let p = crate::policy::domain_policy(p, &d.name, self.port, &policy_hosts(d, &self.done)).await;
-            if let Some(f) = v["findings"].as_array_mut() {
-                f.extend(p.findings().iter().map(|x| json!(x)));
-            }
-            v["policy"] = json!(p);
+            record.findings.extend(p.findings());
+            record.policy = Some(p);
         }
         self.all_ok &= ok;
         self.tally.domains_done.fetch_add(1, Ordering::SeqCst);
-        self.send(Line::Domain(v)).await;
+        self.send(Record::Domain(Box::new(record))).await;
     }
 
     /// Records one finished endpoint and writes the domains it completes.
@@ -754,7 +784,7 @@ impl Out {
             }
         }
         self.done.insert(key.clone(), s);
-        self.send(Line::Endpoint(Box::new(r))).await;
+        self.send(Record::Endpoint(Box::new(r))).await;
         for &i in w.users.get(key).map(Vec::as_slice).unwrap_or(&[]) {
             let Some(p) = w.pending.get_mut(i) else { continue };
             *p = p.saturating_sub(1);
@@ -834,12 +864,22 @@ mod tests {
     fn reader_survives_bytes_that_are_not_utf8_and_dedups() {
         let input: &[u8] = b"a.example\n# M\xfcller (Latin-1)\nB.example.\n\xff\xfe\na.example # again\nc.example";
         let (tx, mut rx) = mpsc::channel(16);
-        reader(Box::new(std::io::Cursor::new(input.to_vec())), tx);
+        let input = crate::target::InputLines::new("test", Box::new(std::io::Cursor::new(input.to_vec())));
+        reader(
+            Domains {
+                listed: vec!["c.example".into(), "d.example".into()],
+                input: Some(input),
+            },
+            tx,
+        );
         let mut got = Vec::new();
         while let Ok(item) = rx.try_recv() {
             got.push(item.expect("no read error"));
         }
-        assert_eq!(got, ["a.example", "b.example", "\u{fffd}\u{fffd}", "c.example"]);
+        assert_eq!(
+            got,
+            ["c.example", "d.example", "a.example", "b.example", "\u{fffd}\u{fffd}"]
+        );
     }
 
     fn record_failing_with(kind: FailureKind) -> EndpointRecord {
@@ -887,13 +927,48 @@ mod tests {
         let done = HashMap::from([(key, Summary::of(&r))]);
         let (v, ok) = domain_record(&d, &done);
         assert!(!ok);
-        assert_eq!(v["status"], "inconclusive", "{v}");
+        assert_eq!(v.status, Status::Inconclusive, "{v:?}");
         let f = Failure::new(
             Stage::Mx,
             FailureKind::BudgetSpent,
             "mx.example[192.0.2.1]: budget-spent",
         );
-        assert_eq!(v["failure"], json!(f));
+        assert_eq!(v.failure, Some(f));
+    }
+
+    #[test]
+    fn resume_ignores_a_torn_last_line_and_reads_records_holding_bytes_that_are_not_utf8() {
+        let endpoint = |host: &str| {
+            let mut r = record_failing_with(FailureKind::Refused);
+            r.target.host = host.to_owned();
+            serde_json::to_string(&r).expect("JSON")
+        };
+        let mut bytes = Vec::new();
+        bytes.extend(
+            endpoint("mx1.example")
+                .replace("mx1.example", "mx1.example\u{fffd}")
+                .as_bytes(),
+        );
+        // A record whose text holds a byte that is not UTF-8 still counts.
+        let mut latin1 = endpoint("mx2.example").into_bytes();
+        let at = latin1.windows(5).position(|w| w == b"input").expect("input key") + 8;
+        latin1.insert(at, 0xfc);
+        bytes.push(b'\n');
+        bytes.extend(latin1);
+        bytes.extend(b"\n{\"record\":\"domain\",\"domain\":\"Example.\"}\n\n");
+        // Cut inside a multibyte character, as a killed run leaves it.
+        let torn = endpoint("mx3.example");
+        bytes.extend(torn.as_bytes().get(..40).expect("long enough"));
+        bytes.extend(b"\xe2\x80");
+        let path = std::env::temp_dir().join(format!("hsscan-resume-unit-{}.jsonl", std::process::id()));
+        std::fs::write(&path, &bytes).expect("write");
+        let r = Resume::read(&path).expect("read");
+        let _ = std::fs::remove_file(&path);
+        let mut hosts: Vec<&str> = r.endpoints.keys().map(|k| k.0.as_str()).collect();
+        hosts.sort_unstable();
+        assert_eq!(hosts, ["mx1.example\u{fffd}", "mx2.example"]);
+        assert_eq!(r.domains, HashSet::from(["example".to_owned()]));
+        assert!(r.unterminated);
     }
 
     #[test]

@@ -1770,3 +1770,17 @@ mod tests {
         }
     }
 }
+
+/// One certificate chain and its verdicts.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateReport {
+    pub key: String,
+    /// The protocol of the hello that showed this chain ("TLSv1.2",
+    /// "TLSv1.3" when decrypted from a TLS 1.3 first flight, …).
+    pub version: Option<&'static str>,
+    pub chain: Vec<CertInfo>,
+    pub verdicts: Vec<crate::finding::Finding>,
+    /// The chain as sent (DER, leaf first), for DANE matching; not in the JSON.
+    #[serde(skip)]
+    pub der: Vec<Vec<u8>>,
+}

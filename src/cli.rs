@@ -93,7 +93,8 @@ pub struct ScanArgs {
     /// host, host:port, [v6]:port, an IP, smtp://host[:port] or smtps://host[:port].
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
-    /// Read targets from FILE, one per line ('#' comments and blank lines ignored; '-' for stdin).
+    /// Read targets from FILE, one per line ('#' comments and blank lines ignored; '-' for stdin;
+    /// lines of at most 1,024 bytes, at most 1,000,000 lines).
     #[arg(short = 'i', long = "input", value_name = "FILE")]
     pub input: Option<String>,
     /// Force SMTP STARTTLS or implicit TLS whatever the port.
@@ -117,7 +118,7 @@ pub struct ScanArgs {
     /// Same as --json (JSON Lines).
     #[arg(long)]
     pub jsonl: bool,
-    /// Endpoints scanned at once.
+    /// Connections in flight overall (and endpoints scanned at once).
     #[arg(short = 'j', long = "concurrency", value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub concurrency: u32,
     /// Connections in flight to one IP.
@@ -246,7 +247,8 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hsscan: {e:#}");
+            // The message may quote an input line or a server's words.
+            eprintln!("hsscan: {}", crate::style::escape(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
@@ -310,28 +312,25 @@ fn default_ehlo_name() -> String {
 }
 
 fn read_targets(args: &ScanArgs) -> anyhow::Result<Vec<Target>> {
-    use anyhow::Context as _;
-    let mut inputs: Vec<String> = args.targets.clone();
+    let mut targets = args
+        .targets
+        .iter()
+        .map(|t| Target::parse(t, args.starttls).map_err(anyhow::Error::from))
+        .collect::<anyhow::Result<Vec<Target>>>()?;
     if let Some(path) = &args.input {
-        let text = if path == "-" {
-            std::io::read_to_string(std::io::stdin()).context("reading targets from stdin")?
-        } else {
-            std::fs::read_to_string(path).with_context(|| format!("reading targets from {path}"))?
-        };
-        inputs.extend(
-            text.lines()
-                .map(|l| l.split('#').next().unwrap_or("").trim())
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned),
-        );
+        // Bounded: a line over MAX_LINE_BYTES or an input over
+        // MAX_INPUT_LINES is an error, so `-i /dev/zero` stops at once.
+        let mut lines = crate::target::InputLines::open(path, "targets")?;
+        while let Some((line, text)) = lines.next_entry()? {
+            let target = Target::parse(&text, args.starttls)
+                .map_err(|e| anyhow::anyhow!("reading {}: line {line}: {e}", lines.name()))?;
+            targets.push(target);
+        }
     }
-    if inputs.is_empty() {
+    if targets.is_empty() {
         anyhow::bail!("reading the command line: no target given; name one (hsscan mx.example.net) or use -i FILE");
     }
-    inputs
-        .iter()
-        .map(|i| Target::parse(i, args.starttls).map_err(anyhow::Error::from))
-        .collect()
+    Ok(targets)
 }
 
 fn parse_resolve(entries: &[String]) -> anyhow::Result<std::collections::HashMap<String, Vec<std::net::IpAddr>>> {
@@ -354,16 +353,7 @@ fn parse_resolve(entries: &[String]) -> anyhow::Result<std::collections::HashMap
 }
 
 /// The domains of a `--mx` run, streamed: the command line's, then `-i`'s.
-fn domain_source(args: &ScanArgs) -> anyhow::Result<Box<dyn std::io::BufRead + Send>> {
-    use anyhow::Context as _;
-    let listed = std::io::Cursor::new(args.targets.iter().map(|t| format!("{t}\n")).collect::<String>());
-    let rest: Box<dyn std::io::BufRead + Send> = match args.input.as_deref() {
-        None => Box::new(std::io::empty()),
-        Some("-") => Box::new(std::io::BufReader::new(std::io::stdin())),
-        Some(path) => Box::new(std::io::BufReader::new(
-            std::fs::File::open(path).with_context(|| format!("reading targets from {path}"))?,
-        )),
-    };
+fn domain_source(args: &ScanArgs) -> anyhow::Result<crate::bulk::Domains> {
     if args.targets.is_empty() && args.input.is_none() {
         anyhow::bail!(
             "reading the command line: --mx needs domains; name them (hsscan --mx example.net) or use -i FILE"
@@ -376,7 +366,14 @@ fn domain_source(args: &ScanArgs) -> anyhow::Result<Box<dyn std::io::BufRead + S
             );
         }
     }
-    Ok(Box::new(std::io::Read::chain(listed, rest)))
+    let input = match args.input.as_deref() {
+        Some(path) => Some(crate::target::InputLines::open(path, "domains")?),
+        None => None,
+    };
+    Ok(crate::bulk::Domains {
+        listed: args.targets.clone(),
+        input,
+    })
 }
 
 fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
@@ -386,6 +383,9 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     }
     let targets = read_targets(&args)?;
     let resolve = parse_resolve(&args.resolve)?;
+    if let Some(w) = crate::limits::make_room_for(args.concurrency as usize, 0) {
+        eprintln!("hsscan: warning: {w}");
+    }
     let scan = scan_config(&args)?;
     let output = output_of(&args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -406,18 +406,30 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         output,
         concurrency: args.concurrency as usize,
         dns,
+        quiet: args.quiet,
     };
-    let all_ok = runtime
+    let finished = runtime
         .block_on(crate::run::run(targets, cfg))
         .context("writing results")?;
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(exit_code(finished))
 }
 
-fn output_of(args: &ScanArgs) -> crate::run::Output {
+/// SPEC §2: 130 when interrupted (every finished record written), 0 when
+/// all is well or nobody reads stdout any more, else 1.
+fn exit_code(f: crate::run::Finished) -> ExitCode {
+    match f.stopped {
+        Some(crate::stop::Why::Interrupted) => ExitCode::from(130),
+        Some(crate::stop::Why::StdoutClosed) => ExitCode::SUCCESS,
+        None if f.all_ok => ExitCode::SUCCESS,
+        None => ExitCode::from(1),
+    }
+}
+
+fn output_of(args: &ScanArgs) -> crate::output::Output {
     if args.json || args.jsonl {
-        crate::run::Output::Json
+        crate::output::Output::Json
     } else {
-        crate::run::Output::Terminal {
+        crate::output::Output::Terminal {
             colour: crate::style::colour_stdout(args.no_color),
         }
     }
@@ -435,6 +447,9 @@ fn bulk(args: ScanArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
     let source = domain_source(&args)?;
     let resolve = parse_resolve(&args.resolve)?;
+    if let Some(w) = crate::limits::make_room_for(args.concurrency as usize, crate::bulk::DNS_IN_FLIGHT) {
+        eprintln!("hsscan: warning: {w}");
+    }
     let resume = args.resume.as_deref().map(crate::bulk::Resume::read).transpose()?;
     let scan = scan_config(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -463,16 +478,10 @@ fn bulk(args: ScanArgs) -> anyhow::Result<ExitCode> {
         quiet: args.quiet,
         port: args.mx_port,
     };
-    let (all_ok, interrupted) = runtime
+    let finished = runtime
         .block_on(crate::bulk::run(source, cfg))
         .context("running the --mx scan")?;
-    Ok(if interrupted {
-        ExitCode::from(130)
-    } else if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(exit_code(finished))
 }
 
 fn scan_config(args: &ScanArgs) -> anyhow::Result<crate::scan::ScanConfig> {

@@ -1,15 +1,70 @@
-//! The per-IP gate: every connection to one IP, whichever endpoint or
-//! domain makes it, goes through its [`IpGate`], which bounds connections
-//! in flight (`--per-host`), paces them (`--delay`) and counts them against
-//! a budget (`--max-connections`). [`HostGate`] is one endpoint's view of
-//! it, counting that endpoint's connections.
+//! The per-IP gate: every connection to one IP, whichever target, host
+//! name, endpoint or domain makes it, in single-target and `--mx` runs
+//! alike (SPEC §7), goes through its [`IpGate`], which bounds connections
+//! in flight (`--per-host`), paces them (`--delay`), counts them against a
+//! budget (`--max-connections`), holds one of the run's overall slots
+//! (`-j`) while connected, and lets none start once the run is stopped
+//! (Ctrl-C, a closed stdout), retries included. [`Gates`] hands out the
+//! one gate of each IP of a run; [`HostGate`] is one endpoint's view of
+//! its IP's gate, counting that endpoint's connections.
 
 use crate::hellos::Prepared;
+use crate::outcome::FailureKind;
 use crate::probe::{self, Endpoint, ProbeConfig, ProbeResult};
-use std::sync::atomic::{AtomicU32, Ordering};
+use crate::stop::Stop;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Semaphore};
+
+/// The gates of every IP of one run, made on first use and kept for the
+/// run (a few hundred bytes per IP).
+#[derive(Debug)]
+pub struct Gates {
+    per_host: usize,
+    delay: Duration,
+    max: Option<u32>,
+    global: Arc<Semaphore>,
+    stop: Stop,
+    by_ip: std::sync::Mutex<HashMap<IpAddr, Arc<IpGate>>>,
+}
+
+impl Gates {
+    /// `concurrency`: connections in flight overall (`-j`).
+    pub fn new(per_host: usize, delay: Duration, max: Option<u32>, concurrency: usize, stop: Stop) -> Self {
+        Self {
+            per_host,
+            delay,
+            max,
+            global: Arc::new(Semaphore::new(concurrency.max(1))),
+            stop,
+            by_ip: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The gate of `ip`, shared by every endpoint on it.
+    pub fn for_ip(&self, ip: IpAddr) -> Arc<IpGate> {
+        let mut map = self.by_ip.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(ip)
+            .or_insert_with(|| {
+                Arc::new(IpGate::new(
+                    self.per_host,
+                    self.delay,
+                    self.max,
+                    Some(self.global.clone()),
+                    self.stop.clone(),
+                ))
+            })
+            .clone()
+    }
+
+    /// The run's stop signal, which every gate obeys.
+    pub fn stop(&self) -> &Stop {
+        &self.stop
+    }
+}
 
 /// Every connection to one IP, whichever endpoint or domain makes it: at
 /// most `per_host` in flight, `delay` between starts, at most `max` in all,
@@ -22,10 +77,11 @@ pub struct IpGate {
     used: AtomicU32,
     max: Option<u32>,
     global: Option<Arc<Semaphore>>,
+    stop: Stop,
 }
 
 impl IpGate {
-    pub fn new(per_host: usize, delay: Duration, max: Option<u32>, global: Option<Arc<Semaphore>>) -> Self {
+    pub fn new(per_host: usize, delay: Duration, max: Option<u32>, global: Option<Arc<Semaphore>>, stop: Stop) -> Self {
         Self {
             slots: Semaphore::new(per_host.max(1)),
             last_start: Mutex::new(None),
@@ -33,6 +89,7 @@ impl IpGate {
             used: AtomicU32::new(0),
             max,
             global,
+            stop,
         }
     }
 
@@ -58,7 +115,7 @@ pub struct HostGate {
 impl HostGate {
     /// A gate of its own (one target, one IP).
     pub fn new(per_host: usize, delay: Duration, max: Option<u32>) -> Self {
-        Self::shared(Arc::new(IpGate::new(per_host, delay, max, None)))
+        Self::shared(Arc::new(IpGate::new(per_host, delay, max, None, Stop::new())))
     }
 
     /// A view of a gate shared with every other endpoint on the same IP.
@@ -75,15 +132,37 @@ impl HostGate {
     }
 
     /// Runs one probe through the gate; `None` when the budget is spent.
+    ///
+    /// Once the run is stopped no connection starts: the probe waits for
+    /// ever instead, and the run drops the scan it belongs to.
     pub async fn probe(&self, endpoint: &Endpoint, hello: &Prepared, cfg: &ProbeConfig) -> Option<ProbeResult> {
-        let r = self.connection(probe::run(endpoint, &hello.writes, cfg)).await?;
+        let r = self
+            .connection(async {
+                let mut tries = 0;
+                loop {
+                    let r = probe::run_following(endpoint, &hello.writes, hello.retry.as_ref(), cfg).await;
+                    // A connect that failed on a limit of this machine (EMFILE
+                    // under a large -j) says nothing about the server: wait for
+                    // other connections to end and try again before reporting it.
+                    let local = r.failure.as_ref().is_some_and(|f| f.kind == FailureKind::LocalError);
+                    if !local || tries >= LOCAL_RETRIES {
+                        break r;
+                    }
+                    if let Some(f) = &r.failure {
+                        warn_local_limit(&f.detail);
+                    }
+                    tokio::time::sleep(local_backoff(tries)).await;
+                    tries += 1;
+                }
+            })
+            .await?;
         if std::env::var_os("HSSCAN_TRACE").is_some() {
             let f = &r.flight;
             let outcome = match (&f.server_hello, &f.retry_request, &f.sslv2, &r.failure) {
                 (Some(h), _, _, _) => format!("ServerHello {:?} {:?}", h.selected_version(), h.cipher_suite),
                 (_, Some(h), _, _) => format!("HelloRetryRequest {:?} {:?}", h.cipher_suite, h.key_share_group()),
                 (_, _, Some(h), _) => format!("SSLv2 SERVER-HELLO, {} specs", h.cipher_specs.len()),
-                (_, _, _, Some(fail)) => format!("{}: {}", fail.kind, fail.detail),
+                (_, _, _, Some(fail)) => format!("{}: {}", fail.kind, crate::style::escape(&fail.detail)),
                 _ => "nothing".to_owned(),
             };
             eprintln!(
@@ -106,6 +185,7 @@ impl HostGate {
         // The IP's slot first: a probe queued behind a busy IP must not hold
         // one of the run's overall slots while it waits.
         let _slot = ip.slots.acquire().await.ok()?;
+        ip.stopped().await;
         // Claim a connection from the IP's budget before connecting.
         let claimed = ip
             .used
@@ -130,6 +210,43 @@ impl HostGate {
             Some(g) => Some(g.acquire().await.ok()?),
             None => None,
         };
+        ip.stopped().await;
         Some(connect.await)
+    }
+}
+
+impl IpGate {
+    /// Returns while the run goes on; once it is stopped, never.
+    async fn stopped(&self) {
+        if self.stop.is_set() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Tries after the first of a connection that failed on a local limit.
+const LOCAL_RETRIES: u32 = 6;
+
+/// The wait before local-limit retry `n` (from 0): 100 ms doubling, about
+/// 6 s in all, with a jitter so that the connections that failed together
+/// do not all come back together.
+fn local_backoff(n: u32) -> Duration {
+    let base = Duration::from_millis(100) * 2u32.saturating_pow(n);
+    // The clock's nanoseconds: enough to spread retries, no RNG needed.
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() % 50_000_000);
+    base + Duration::from_nanos(u64::from(jitter))
+}
+
+/// Says once per run, on stderr, that connections are backing off on a
+/// local limit, and what to do about it.
+fn warn_local_limit(detail: &str) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::SeqCst) {
+        eprintln!(
+            "hsscan: warning: {}: connections back off and retry (raise `ulimit -n` or lower -j)",
+            crate::style::escape(detail)
+        );
     }
 }

@@ -5,7 +5,7 @@
 use hsscan_wire::catalog;
 use hsscan_wire::{
     CipherSuite, ClientExtension, ClientHello, EcPointFormat, EncodeError, Framing, NamedGroup, ProtocolVersion,
-    Sslv2ClientHello,
+    ServerHello, Sslv2ClientHello,
 };
 use std::hash::{BuildHasher, Hasher};
 
@@ -68,6 +68,85 @@ pub struct Prepared {
     pub suites: Vec<CipherSuite>,
     /// The groups of `supported_groups` (empty when absent).
     pub groups: Vec<NamedGroup>,
+    /// How to answer a HelloRetryRequest on the same connection; `None`:
+    /// the retry request itself is the answer (the planners read the suite
+    /// and group it names, and close).
+    pub retry: Option<Retry>,
+}
+
+/// The second ClientHello of a connection, for a HelloRetryRequest (RFC
+/// 8446 §4.1.2): the first one with one key share, for the group the
+/// server asked for, and its cookie echoed.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    hello: ClientHello,
+    record_version: ProtocolVersion,
+}
+
+impl Retry {
+    /// The retry of `hello`, sent in records of `record_version`.
+    pub fn new(hello: ClientHello, record_version: ProtocolVersion) -> Self {
+        Self { hello, record_version }
+    }
+
+    /// The record of the second hello answering `hrr`, or why `hrr` is
+    /// not a request a client may follow (RFC 8446 §4.1.4): it asks for a
+    /// group the hello never offered, or one it already sent a share of,
+    /// or it would change nothing.
+    pub fn second_hello(&self, hrr: &ServerHello) -> Result<Vec<u8>, String> {
+        let name = |g: NamedGroup| g.name().map_or_else(|| g.hex(), str::to_owned);
+        let cookie = match hrr.extension(hsscan_wire::ExtensionType::COOKIE) {
+            Some(hsscan_wire::ServerExtension::Cookie(c)) => Some(c.clone()),
+            _ => None,
+        };
+        let mut hello = self.hello.clone();
+        let ext = hello.extensions.get_or_insert_with(Vec::new);
+        match hrr.key_share_group() {
+            Some(g) => {
+                let offered = ext
+                    .iter()
+                    .any(|e| matches!(e, ClientExtension::SupportedGroups(groups) if groups.contains(&g)));
+                if !offered {
+                    return Err(format!(
+                        "a HelloRetryRequest asked for group {}, which was not offered",
+                        name(g)
+                    ));
+                }
+                let shared = ext
+                    .iter()
+                    .any(|e| matches!(e, ClientExtension::KeyShare(shares) if shares.iter().any(|s| s.group == g)));
+                if shared {
+                    return Err(format!(
+                        "a HelloRetryRequest asked for group {}, whose key share the hello already sent (RFC 8446 §4.1.4)",
+                        name(g)
+                    ));
+                }
+                for e in ext.iter_mut() {
+                    if let ClientExtension::KeyShare(shares) = e {
+                        *shares = hsscan_wire::client_hello::key_shares(&[g]);
+                    }
+                }
+            }
+            None if cookie.is_none() => {
+                return Err("a HelloRetryRequest that changes nothing in the hello (RFC 8446 §4.1.4)".to_owned());
+            }
+            None => {}
+        }
+        if let Some(c) = cookie {
+            let mut data = u16::try_from(c.len())
+                .map_err(|_| "a cookie over 64 KiB".to_owned())?
+                .to_be_bytes()
+                .to_vec();
+            data.extend(c);
+            ext.push(ClientExtension::Raw {
+                typ: hsscan_wire::ExtensionType::COOKIE,
+                data,
+            });
+        }
+        hello
+            .to_record(self.record_version)
+            .map_err(|e| format!("building the second hello: {e}"))
+    }
 }
 
 /// RFC 7685 §1: some middleboxes hang on hellos of 256 to 511 bytes;
@@ -101,6 +180,7 @@ fn prepare(
         min_version: min,
         suites: hello.cipher_suites.clone(),
         groups,
+        retry: None,
     })
 }
 
@@ -135,12 +215,20 @@ pub fn modern(sni: Option<&str>) -> Result<Prepared, EncodeError> {
         }
     }
     pad_out_of_window(&mut hello, ProtocolVersion::TLS10)?;
-    prepare(
+    let mut p = prepare(
         &hello,
         ProtocolVersion::TLS10,
         ProtocolVersion::TLS12,
         ProtocolVersion::TLS13,
-    )
+    )?;
+    // A server whose groups are none of the two shared asks for another
+    // with a HelloRetryRequest: the probe follows it once, as a sender
+    // does, so that only a ServerHello counts as TLS 1.3.
+    p.retry = Some(Retry {
+        hello,
+        record_version: ProtocolVersion::TLS10,
+    });
+    Ok(p)
 }
 
 /// The quick check's last resort when both its hellos fail: up to TLS 1.2
@@ -220,6 +308,11 @@ pub struct HelloOptions {
     pub deflate: bool,
     /// Append TLS_FALLBACK_SCSV (RFC 7507).
     pub fallback_scsv: bool,
+    /// TLS 1.3: answer the HelloRetryRequest the hello draws with a second
+    /// hello carrying a share for the group it names, so that only a
+    /// ServerHello proves the protocol (SPEC §4) and a server that asks
+    /// again, or for ever, is `invalid-server-hello`.
+    pub follow_retry: bool,
 }
 
 /// A hello offering exactly `suites` at `version` (enumeration). TLS 1.3
@@ -302,7 +395,11 @@ pub fn for_version_with(
     if version != ProtocolVersion::SSL3 {
         pad_out_of_window(&mut hello, record_version)?;
     }
-    prepare(&hello, record_version, version, version)
+    let mut p = prepare(&hello, record_version, version, version)?;
+    if tls13 && options.follow_retry {
+        p.retry = Some(Retry { hello, record_version });
+    }
+    Ok(p)
 }
 
 /// The SSLv2 CLIENT-HELLO offering every SSLv2 cipher spec.
@@ -320,6 +417,7 @@ pub fn sslv2() -> Result<Prepared, EncodeError> {
         min_version: ProtocolVersion::SSL2,
         suites: Vec::new(),
         groups: Vec::new(),
+        retry: None,
     })
 }
 

@@ -414,3 +414,24 @@ pub struct Negotiated {
     pub cipher: hsscan_wire::CipherSuite,
     pub group: Option<hsscan_wire::NamedGroup>,
 }
+
+/// `status` of SPEC §3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Negotiated,
+    Failed,
+    Inconclusive,
+}
+
+impl Status {
+    /// The status of a record that has nothing but `failure` to say:
+    /// `inconclusive` when the failure says nothing about the server's TLS.
+    pub fn of_failure(failure: &Failure) -> Self {
+        if failure.is_inconclusive() {
+            Status::Inconclusive
+        } else {
+            Status::Failed
+        }
+    }
+}

@@ -83,6 +83,20 @@ pub const MAX_FLIGHT_BYTES: usize = 512 * 1024;
 /// Runs one probe: connect, STARTTLS if needed, send `writes` (the hello,
 /// possibly over several writes), read and classify the answer.
 pub async fn run(endpoint: &Endpoint, writes: &[Vec<u8>], cfg: &ProbeConfig) -> ProbeResult {
+    run_following(endpoint, writes, None, cfg).await
+}
+
+/// [`run`], and with `retry`, a HelloRetryRequest is answered once on the
+/// same connection with the second hello `retry` builds; the answer to
+/// that is the result. A request the client may not follow, or a second
+/// one, is `invalid-server-hello` (RFC 8446 §4.1.4); the flight keeps the
+/// first request in `retry_request`.
+pub async fn run_following(
+    endpoint: &Endpoint,
+    writes: &[Vec<u8>],
+    retry: Option<&crate::hellos::Retry>,
+    cfg: &ProbeConfig,
+) -> ProbeResult {
     let started = Instant::now();
     let mut result = ProbeResult {
         smtp: None,
@@ -90,7 +104,7 @@ pub async fn run(endpoint: &Endpoint, writes: &[Vec<u8>], cfg: &ProbeConfig) -> 
         failure: None,
         elapsed: Duration::ZERO,
     };
-    let failure = exchange(endpoint, writes, cfg, &mut result).await.err();
+    let failure = exchange(endpoint, writes, retry, cfg, &mut result).await.err();
     result.failure = failure;
     result.elapsed = started.elapsed();
     result
@@ -99,6 +113,7 @@ pub async fn run(endpoint: &Endpoint, writes: &[Vec<u8>], cfg: &ProbeConfig) -> 
 async fn exchange(
     endpoint: &Endpoint,
     writes: &[Vec<u8>],
+    retry: Option<&crate::hellos::Retry>,
     cfg: &ProbeConfig,
     result: &mut ProbeResult,
 ) -> Result<(), Failure> {
@@ -122,7 +137,26 @@ async fn exchange(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    let outcome = read_flight(&mut stream, leftover, cfg.read_timeout, &mut result.flight).await;
+    let mut deframer = Deframer::new(Side::Server);
+    let mut outcome = read_flight(
+        &mut stream,
+        &mut deframer,
+        leftover,
+        cfg.read_timeout,
+        &mut result.flight,
+    )
+    .await;
+    if let (Ok(()), Some(retry), Some(hrr)) = (&outcome, retry, result.flight.retry_request.clone()) {
+        outcome = follow_retry(
+            &mut stream,
+            &mut deframer,
+            retry,
+            hrr,
+            cfg.read_timeout,
+            &mut result.flight,
+        )
+        .await;
+    }
     // Politeness: a close_notify in the record version the server chose,
     // then close; nothing is completed. After a TLS 1.3 ServerHello only an
     // encrypted alert would be valid, so the connection is just closed.
@@ -253,14 +287,65 @@ pub(crate) fn io_failure(e: &std::io::Error, answered: bool) -> Failure {
     }
 }
 
+/// Answers the HelloRetryRequest `hrr` with `retry`'s second hello and
+/// reads what that draws into `flight`, which keeps `hrr` as its retry
+/// request.
+async fn follow_retry(
+    stream: &mut TcpStream,
+    deframer: &mut Deframer,
+    retry: &crate::hellos::Retry,
+    hrr: ServerHello,
+    read_timeout: Duration,
+    flight: &mut Flight,
+) -> Result<(), Failure> {
+    let invalid = |what: String| Failure::new(Stage::Handshake, FailureKind::InvalidServerHello, what);
+    let second = retry.second_hello(&hrr).map_err(invalid)?;
+    match tokio::time::timeout(read_timeout, stream.write_all(&second)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(io_failure(&e, true)),
+        Err(_) => {
+            return Err(Failure::new(
+                Stage::Handshake,
+                FailureKind::TimeoutAfterHello,
+                "writing the second hello timed out",
+            ))
+        }
+    }
+    flight.retry_request = None;
+    let read = read_flight(stream, deframer, Vec::new(), read_timeout, flight).await;
+    if flight.retry_request.replace(hrr.clone()).is_some() {
+        return Err(invalid(
+            "a second HelloRetryRequest on one connection (RFC 8446 §4.1.4)".to_owned(),
+        ));
+    }
+    read?;
+    if let Some(sh) = &flight.server_hello {
+        let name = |s: hsscan_wire::CipherSuite| s.name().map_or_else(|| s.hex(), str::to_owned);
+        if sh.cipher_suite != hrr.cipher_suite {
+            return Err(invalid(format!(
+                "the ServerHello after a HelloRetryRequest for {} chose {} (RFC 8446 §4.1.4)",
+                name(hrr.cipher_suite),
+                name(sh.cipher_suite)
+            )));
+        }
+        if sh.key_share_group() != hrr.key_share_group() && hrr.key_share_group().is_some() {
+            return Err(invalid(
+                "the ServerHello after a HelloRetryRequest chose another group than it asked for (RFC 8446 §4.1.4)"
+                    .to_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads until the flight is complete, the server refuses, or it falls silent.
 async fn read_flight(
     stream: &mut TcpStream,
+    deframer: &mut Deframer,
     leftover: Vec<u8>,
     read_timeout: Duration,
     flight: &mut Flight,
 ) -> Result<(), Failure> {
-    let mut deframer = Deframer::new(Side::Server);
     // A slow server (a byte at a time) gets at most three read timeouts in all.
     let deadline = tokio::time::Instant::now() + 3 * read_timeout;
     let mut pending = leftover;
@@ -321,7 +406,7 @@ async fn read_flight(
                 return Ok(());
             }
             Ok(Err(e)) => return Err(io_failure(&e, false)),
-            Ok(Ok(0)) => return end_of_stream(&deframer, flight),
+            Ok(Ok(0)) => return end_of_stream(deframer, flight),
             Ok(Ok(n)) => n,
         };
         pending.extend_from_slice(buf.get(..n).unwrap_or(&[]));

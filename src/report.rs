@@ -4,6 +4,7 @@
 use crate::finding::{Finding, Severity};
 use crate::outcome::Failure;
 use crate::smtp::Dialog;
+use crate::style::escape;
 use crate::target::Transport;
 use hsscan_wire::catalog::{self, Grade};
 use hsscan_wire::ProtocolVersion;
@@ -20,30 +21,11 @@ pub struct TargetInfo {
     pub port: u16,
     pub transport: Transport,
     pub sni: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The domains whose MX this is (`--mx`); `null` otherwise.
     pub mx_of: Option<Vec<String>>,
 }
 
-/// `status` of SPEC §3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    Negotiated,
-    Failed,
-    Inconclusive,
-}
-
-impl Status {
-    /// The status of a record that has nothing but `failure` to say:
-    /// `inconclusive` when the failure says nothing about the server's TLS.
-    pub fn of_failure(failure: &Failure) -> Self {
-        if failure.is_inconclusive() {
-            Status::Inconclusive
-        } else {
-            Status::Failed
-        }
-    }
-}
+pub use crate::outcome::Status;
 
 /// What a hello offered.
 #[derive(Debug, Clone, Serialize)]
@@ -82,21 +64,10 @@ impl Quick {
     }
 }
 
-/// One certificate chain and its verdicts.
-#[derive(Debug, Clone, Serialize)]
-pub struct CertificateReport {
-    pub key: String,
-    /// The protocol of the hello that showed this chain ("TLSv1.2",
-    /// "TLSv1.3" when decrypted from a TLS 1.3 first flight, …).
-    pub version: Option<&'static str>,
-    pub chain: Vec<crate::certs::CertInfo>,
-    pub verdicts: Vec<Finding>,
-    /// The chain as sent (DER, leaf first), for DANE matching; not in the JSON.
-    #[serde(skip)]
-    pub der: Vec<Vec<u8>>,
-}
+pub use crate::certs::CertificateReport;
 
-/// One endpoint record (SPEC §3).
+/// One endpoint record (SPEC §3). Every key is always written: `null`
+/// for what is absent, not looked at or not applicable.
 #[derive(Debug, Clone, Serialize)]
 pub struct EndpointRecord {
     pub record: &'static str,
@@ -104,12 +75,11 @@ pub struct EndpointRecord {
     /// The headline sender's outcome (SPEC §3 `verdict`).
     pub verdict: Option<crate::senders::Verdict>,
     pub status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `null` for implicit TLS.
     pub smtp: Option<Dialog>,
     pub quick: Quick,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `null` without `--enumerate`.
     pub enumeration: Option<crate::enumerate::Enumeration>,
     pub senders: Vec<crate::senders::SenderResult>,
     pub advice: Vec<crate::senders::advice::Advice>,
@@ -130,6 +100,75 @@ impl EndpointRecord {
         });
         headline && self.enumeration.as_ref().is_none_or(|e| e.is_complete())
     }
+}
+
+/// One MX host of a domain record, in preference order.
+#[derive(Debug, Clone, Serialize)]
+pub struct MxEntry {
+    pub host: String,
+    pub preference: u16,
+    pub ips: Vec<String>,
+}
+
+/// A part of the contract that no code fills yet: always `null`. The type
+/// has no value, so nothing can put one there by mistake.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub enum NotYet {}
+
+/// The summary record of one `--mx` input domain (SPEC §3), written once
+/// all its endpoints are done — or alone, when its lookup failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct DomainRecord {
+    pub record: &'static str,
+    pub domain: String,
+    pub mx: Vec<MxEntry>,
+    /// No MX record: mail goes to the domain's own address (RFC 5321 §5.1).
+    pub implicit_mx: bool,
+    /// `MX 0 .` (RFC 7505).
+    pub null_mx: bool,
+    pub status: Status,
+    /// The headline sender's verdict over the domain's MX hosts.
+    pub verdict: Option<NotYet>,
+    /// The lookup's failure, or the first MX (in preference order) that did
+    /// not negotiate; `null` when every one did.
+    pub failure: Option<Failure>,
+    /// The worst status of its endpoints; `null` when it has none.
+    pub worst: Option<Status>,
+    /// Every endpoint negotiated TLS 1.2 or better.
+    pub tls12_or_better: bool,
+    /// How many endpoints its MX hosts have.
+    pub endpoints: usize,
+    /// DANE, MTA-STS and TLS-RPT (SPEC §3c).
+    pub policy: Option<crate::policy::DomainPolicy>,
+    pub findings: Vec<Finding>,
+}
+
+impl DomainRecord {
+    pub const RECORD: &'static str = "domain";
+}
+
+/// The readable line of a domain record.
+pub fn domain_terminal(d: &DomainRecord, colour: bool) -> String {
+    let status = match d.status {
+        Status::Negotiated => paint("negotiated", "32", colour),
+        Status::Failed => paint("failed", "31", colour),
+        Status::Inconclusive => paint("inconclusive", "33", colour),
+    };
+    let worst = match d.worst {
+        None => "none",
+        Some(Status::Negotiated) => "negotiated",
+        Some(Status::Failed) => "failed",
+        Some(Status::Inconclusive) => "inconclusive",
+    };
+    let mut out = format!(
+        "domain {}: {status} (worst {worst}, TLS 1.2 or better everywhere: {})\n",
+        escape(&d.domain),
+        d.tls12_or_better
+    );
+    if let Some(f) = &d.failure {
+        let _ = writeln!(out, "  {}: {}: {}", f.stage, f.kind, escape(&f.detail));
+    }
+    out
 }
 
 fn paint(text: &str, code: &str, colour: bool) -> String {
@@ -179,7 +218,11 @@ fn attempt_line(label: &str, a: &Attempt, colour: bool) -> String {
     );
     match (&a.result, &a.failure) {
         (Some(n), _) => format!("{offered}: {}", describe(n, colour)),
-        (None, Some(f)) => format!("{offered}: {} — {}", paint(f.kind.as_str(), "31", colour), f.detail),
+        (None, Some(f)) => format!(
+            "{offered}: {} — {}",
+            paint(f.kind.as_str(), "31", colour),
+            escape(&f.detail)
+        ),
         (None, None) => format!("{offered}: not sent"),
     }
 }
@@ -188,9 +231,11 @@ fn attempt_line(label: &str, a: &Attempt, colour: bool) -> String {
 pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
     let mut out = String::new();
     let t = &r.target;
+    // Everything a server, DNS or an input file said goes through
+    // `escape` (SPEC §2): only our own words and colours are printed raw.
     let head = format!(
         "{} [{}]:{} {}",
-        t.host,
+        escape(&t.host),
         t.ip.as_deref().unwrap_or("unresolved"),
         t.port,
         match t.transport {
@@ -241,7 +286,13 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
         Status::Inconclusive => "inconclusive",
     };
     if let Some(f) = &r.failure {
-        let _ = writeln!(out, "  scan: {status}, fails at {} — {}: {}", f.stage, f.kind, f.detail);
+        let _ = writeln!(
+            out,
+            "  scan: {status}, fails at {} — {}: {}",
+            f.stage,
+            f.kind,
+            escape(&f.detail)
+        );
     } else if let Some(best) = r.quick.attempts().into_iter().find_map(|a| a.result.as_ref()) {
         let _ = writeln!(out, "  scan: {status}, negotiates {}", describe(best, colour));
     }
@@ -254,24 +305,24 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
                 severity_colour(f.severity),
                 colour
             ),
-            f.message
+            escape(&f.message)
         );
         if !f.evidence.is_empty() {
-            let _ = writeln!(out, "      evidence: {}", f.evidence);
+            let _ = writeln!(out, "      evidence: {}", escape(&f.evidence));
         }
     }
     if let Some(s) = &r.smtp {
         if let Some(b) = &s.banner {
-            let _ = writeln!(out, "  smtp banner: {}", b.replace('\n', " | "));
+            let _ = writeln!(out, "  smtp banner: {}", escape(&b.replace('\n', " | ")));
         }
         let starttls = s.starttls.unwrap_or("not reached");
         let _ = writeln!(
             out,
             "  smtp EHLO {}: STARTTLS {starttls}{}",
-            s.ehlo_name,
+            escape(&s.ehlo_name),
             s.reply
                 .as_deref()
-                .map(|r| format!(" ({})", r.replace('\n', " | ")))
+                .map(|r| format!(" ({})", escape(&r.replace('\n', " | "))))
                 .unwrap_or_default()
         );
     }
@@ -311,7 +362,8 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
             let _ = writeln!(
                 out,
                 "    {label:<8} {mark}  ({}{order}, {} connections)",
-                d.evidence, d.connections
+                escape(&d.evidence),
+                d.connections
             );
             for c in e.ciphers.get(label).into_iter().flatten() {
                 let grade = hsscan_wire::catalog::suite_by_name(&c.id).and_then(|s| s.grade());
@@ -352,14 +404,22 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
     }
     for c in &r.certificates {
         let version = c.version.map(|v| format!(", {v}")).unwrap_or_default();
-        let _ = writeln!(out, "  certificate chain ({}{version}):", c.key);
+        let _ = writeln!(out, "  certificate chain ({}{version}):", escape(&c.key));
         for (i, cert) in c.chain.iter().enumerate() {
             let _ = writeln!(
                 out,
                 "    {i}: {}  [{} .. {}]  {}",
-                cert.subject, cert.not_before, cert.not_after, cert.key
+                escape(&cert.subject),
+                escape(&cert.not_before),
+                escape(&cert.not_after),
+                escape(&cert.key)
             );
-            let _ = writeln!(out, "       issuer {}  {}", cert.issuer, cert.signature_algorithm);
+            let _ = writeln!(
+                out,
+                "       issuer {}  {}",
+                escape(&cert.issuer),
+                escape(&cert.signature_algorithm)
+            );
         }
         // Its verdicts are among the findings printed above.
     }
@@ -377,7 +437,7 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
                 severity_colour(f.severity),
                 colour
             ),
-            f.message
+            escape(&f.message)
         );
     }
     let _ = writeln!(out, "  {} connections, {} ms", r.connections, r.duration_ms);

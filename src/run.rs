@@ -1,33 +1,42 @@
 //! The scan run: targets in, one record per (host, IP, port) out, in
-//! completion order, through one writer that owns stdout (so lines never
-//! interleave). A target that cannot be resolved still yields its record.
+//! completion order, through the run's one writer ([`crate::output`]).
+//! Every connection of the run, whatever its target, goes through the one
+//! gate of its IP ([`crate::gate::Gates`]). A target that cannot be
+//! resolved still yields its record. After Ctrl-C or a closed stdout no
+//! connection starts and the scans in progress are dropped: what was
+//! finished is written, nothing half done is.
 
 pub use crate::dns::Family;
+use crate::gate::{Gates, HostGate};
 use crate::outcome::{Failure, FailureKind, Stage};
-use crate::report::{self, EndpointRecord};
+use crate::output::{Output, Record, Writer};
+use crate::report::EndpointRecord;
 use crate::scan::{self, ScanConfig};
+use crate::stop::{Stop, Why};
 use crate::target::{Host, Target};
 use futures::StreamExt;
-use std::io::Write;
 use std::net::IpAddr;
-
-/// How results are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    /// The readable report.
-    Terminal { colour: bool },
-    /// One JSON document (one target) or JSON Lines.
-    Json,
-}
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the run needs beyond the per-endpoint config.
 pub struct RunConfig {
     pub scan: ScanConfig,
     pub output: Output,
-    /// Targets scanned at once.
+    /// Connections in flight overall (`-j`), and targets scanned at once.
     pub concurrency: usize,
     /// The one resolver of the run (`--resolve`, `--dns`, `-4`/`-6`).
     pub dns: crate::dns::Dns,
+    /// No message on stderr when interrupted.
+    pub quiet: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// Every record written was a clean bill (exit 0 rather than 1).
+    pub all_ok: bool,
+    /// Why it stopped before the end of its input, if it did.
+    pub stopped: Option<Why>,
 }
 
 /// Resolves a target's host to the addresses to scan, through the run's
@@ -58,53 +67,59 @@ pub fn unreachable_record(target: &Target, failure: Failure, cfg: &ScanConfig) -
     scan::failure_record(scan::target_info(target, None, cfg, None), failure, 0, 0)
 }
 
-/// Scans every target; returns whether every endpoint negotiated TLS.
-pub async fn run(targets: Vec<Target>, cfg: RunConfig) -> std::io::Result<bool> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<EndpointRecord>(64);
-    let output = cfg.output;
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-        let mut out = std::io::stdout().lock();
-        let mut all_ok = true;
-        let mut count = 0usize;
-        while let Some(record) = rx.blocking_recv() {
-            all_ok &= record.is_ok();
-            count += 1;
-            match output {
-                Output::Json => {
-                    let line = serde_json::to_string(&record).map_err(std::io::Error::other)?;
-                    writeln!(out, "{line}")?;
-                }
-                Output::Terminal { colour } => {
-                    if count > 1 {
-                        writeln!(out)?;
-                    }
-                    write!(out, "{}", report::terminal(&record, colour))?;
-                }
-            }
-            out.flush()?;
-        }
-        Ok(all_ok)
-    });
-    let cfg = std::sync::Arc::new(cfg);
+/// Scans every target.
+pub async fn run(targets: Vec<Target>, cfg: RunConfig) -> std::io::Result<Finished> {
+    let stop = Stop::new();
+    stop.on_ctrl_c(cfg.quiet);
+    let writer = Writer::start(cfg.output, stop.clone(), false);
+    let gates = Gates::new(
+        cfg.scan.per_host,
+        cfg.scan.delay,
+        cfg.scan.max_connections,
+        cfg.concurrency,
+        stop.clone(),
+    );
+    let all_ok = AtomicBool::new(true);
     futures::stream::iter(targets)
         .for_each_concurrent(cfg.concurrency.max(1), |target| {
-            let tx = tx.clone();
-            let cfg = cfg.clone();
+            let (cfg, gates, writer, all_ok, stop) = (&cfg, &gates, &writer, &all_ok, &stop);
             async move {
-                match resolve(&target, &cfg).await {
-                    Err(f) => {
-                        let _ = tx.send(unreachable_record(&target, f, &cfg.scan)).await;
-                    }
-                    Ok(ips) => {
-                        for ip in ips {
-                            let record = scan::scan_endpoint(&target, ip, &cfg.scan, None).await;
-                            let _ = tx.send(record).await;
+                if stop.is_set() {
+                    return;
+                }
+                let send = |record: EndpointRecord| async move {
+                    all_ok.fetch_and(record.is_ok(), Ordering::SeqCst);
+                    writer.write(Record::Endpoint(Box::new(record))).await
+                };
+                let scan = async {
+                    match resolve(&target, cfg).await {
+                        Err(f) => {
+                            send(unreachable_record(&target, f, &cfg.scan)).await;
+                        }
+                        Ok(ips) => {
+                            for ip in ips {
+                                let gate = HostGate::shared(gates.for_ip(ip));
+                                let record = scan::scan_endpoint_through(&target, ip, &cfg.scan, None, gate).await;
+                                // Each endpoint's record goes out as it is done.
+                                if !send(record).await {
+                                    return;
+                                }
+                            }
                         }
                     }
+                };
+                // Stopped: the scan is dropped, its connections close.
+                tokio::select! {
+                    biased;
+                    () = stop.wait() => {}
+                    () = scan => {}
                 }
             }
         })
         .await;
-    drop(tx);
-    writer.await.map_err(std::io::Error::other)?
+    writer.finish().await?;
+    Ok(Finished {
+        all_ok: all_ok.load(Ordering::SeqCst),
+        stopped: stop.why(),
+    })
 }

@@ -59,9 +59,19 @@ impl ScanConfig {
 /// HelloRetryRequest names the version, suite and group the server chose.
 fn negotiated(p: &Prepared, r: &ProbeResult) -> Result<Option<Negotiated>, Failure> {
     let f = &r.flight;
+    // The probe already found the answer invalid (a HelloRetryRequest it
+    // could not follow, or a second one): whatever it holds is no result.
+    if let Some(bad) = r.failure.as_ref().filter(|f| f.kind == FailureKind::InvalidServerHello) {
+        return Err(bad.clone());
+    }
     let rank = catalog::version_rank;
     let invalid = |what: String| Failure::new(Stage::Handshake, FailureKind::InvalidServerHello, what);
-    let hello = f.server_hello.as_ref().or(f.retry_request.as_ref());
+    // A retry request the probe followed is no result by itself: only the
+    // ServerHello it drew is.
+    let hello = f
+        .server_hello
+        .as_ref()
+        .or(f.retry_request.as_ref().filter(|_| p.retry.is_none()));
     if let Some(h) = hello {
         let version = if f.server_hello.is_some() {
             h.selected_version()
@@ -678,7 +688,8 @@ async fn scan_gated(
         findings.extend(c.verdicts.iter().cloned());
     }
     let single = info.mx_of.is_none();
-    let policy = crate::policy::scan_endpoint_policy(cfg, target, ip, status, &certificates, single).await;
+    let policy =
+        crate::policy::scan_endpoint_policy(cfg.policy.as_deref(), target, ip, status, &certificates, single).await;
     if let Some(p) = &policy {
         findings.extend(p.findings());
     }

@@ -192,9 +192,162 @@ fn parse_host(h: &str) -> Result<Host, String> {
     Ok(Host::Name(name.to_ascii_lowercase()))
 }
 
+/// The longest line a targets or domains file (`-i`) may hold. A host
+/// name is at most 253 bytes and a target at most a scheme, a host and a
+/// port more, so a longer line is not a target — and reading it whole
+/// would let a file that never ends (`-i /dev/zero`) fill memory.
+pub const MAX_LINE_BYTES: usize = 1024;
+
+/// The most lines a targets or domains file may hold (comments and blank
+/// lines included): an input that never ends stops here, with exit 2,
+/// rather than growing without bound. Split larger inputs.
+pub const MAX_INPUT_LINES: usize = 1_000_000;
+
+/// Why an input file could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("reading {name}: {source}")]
+    Io {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading {name}: line {line} is longer than {MAX_LINE_BYTES} bytes (one target or domain per line)")]
+    LineTooLong { name: String, line: usize },
+    #[error("reading {name}: more than {MAX_INPUT_LINES} lines; split the input")]
+    TooManyLines { name: String },
+}
+
+/// The entries of a targets or domains file, one per line, read as bytes
+/// (a stray Latin-1 comment must not end the input), with `#` comments and
+/// blank lines skipped and every line bounded ([`MAX_LINE_BYTES`],
+/// [`MAX_INPUT_LINES`]).
+pub struct InputLines {
+    name: String,
+    inner: Box<dyn std::io::BufRead + Send>,
+    line: usize,
+    buf: Vec<u8>,
+}
+
+impl InputLines {
+    /// Opens `path` (`-`: stdin) holding `what` (`targets`, `domains`).
+    pub fn open(path: &str, what: &str) -> Result<Self, InputError> {
+        if path == "-" {
+            let stdin = std::io::BufReader::new(std::io::stdin());
+            return Ok(Self::new(&format!("{what} from stdin"), Box::new(stdin)));
+        }
+        let name = format!("{what} from {path}");
+        let file = std::fs::File::open(path).map_err(|source| InputError::Io {
+            name: name.clone(),
+            source,
+        })?;
+        Ok(Self::new(&name, Box::new(std::io::BufReader::new(file))))
+    }
+
+    /// Reads `inner`, called `name` in messages.
+    pub fn new(name: &str, inner: Box<dyn std::io::BufRead + Send>) -> Self {
+        Self {
+            name: name.to_owned(),
+            inner,
+            line: 0,
+            buf: Vec::with_capacity(256),
+        }
+    }
+
+    /// The name messages give the input.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The next entry and its line number (from 1); `None` at the end.
+    pub fn next_entry(&mut self) -> Result<Option<(usize, String)>, InputError> {
+        use std::io::{BufRead as _, Read as _};
+        loop {
+            self.buf.clear();
+            let limit = u64::try_from(MAX_LINE_BYTES + 1).unwrap_or(u64::MAX);
+            let n = (&mut self.inner)
+                .take(limit)
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|source| InputError::Io {
+                    name: self.name.clone(),
+                    source,
+                })?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.line += 1;
+            if self.line > MAX_INPUT_LINES {
+                return Err(InputError::TooManyLines {
+                    name: self.name.clone(),
+                });
+            }
+            if self.buf.len() > MAX_LINE_BYTES && self.buf.last() != Some(&b'\n') {
+                return Err(InputError::LineTooLong {
+                    name: self.name.clone(),
+                    line: self.line,
+                });
+            }
+            let text = String::from_utf8_lossy(&self.buf);
+            let entry = text.split('#').next().unwrap_or("").trim();
+            if !entry.is_empty() {
+                return Ok(Some((self.line, entry.to_owned())));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entries(input: &[u8]) -> Result<Vec<(usize, String)>, InputError> {
+        let mut lines = InputLines::new("test", Box::new(std::io::Cursor::new(input.to_vec())));
+        let mut out = Vec::new();
+        while let Some(e) = lines.next_entry()? {
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn input_lines_skip_comments_and_blanks_and_keep_line_numbers() {
+        let got = entries(b"a.example\n\n# M\xfcller\n  b.example # two\r\n\xff\nc.example").expect("entries");
+        assert_eq!(
+            got,
+            [
+                (1, "a.example".to_owned()),
+                (4, "b.example".to_owned()),
+                (5, "\u{fffd}".to_owned()),
+                (6, "c.example".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_an_error_naming_it() {
+        let mut input = b"ok.example\n".to_vec();
+        input.extend(std::iter::repeat_n(b'a', MAX_LINE_BYTES));
+        input.push(b'\n');
+        assert_eq!(entries(&input).expect("exactly the limit").len(), 2);
+        input.extend(std::iter::repeat_n(0u8, MAX_LINE_BYTES + 1));
+        let e = entries(&input).expect_err("one byte over");
+        assert_eq!(
+            e.to_string(),
+            "reading test: line 3 is longer than 1024 bytes (one target or domain per line)"
+        );
+    }
+
+    #[test]
+    fn an_input_that_never_ends_stops_at_the_line_cap() {
+        // Blank lines for ever: never an entry, still counted.
+        let endless = std::io::repeat(b'\n');
+        let mut lines = InputLines::new("endless", Box::new(std::io::BufReader::new(endless)));
+        let e = lines.next_entry().expect_err("stops");
+        assert_eq!(
+            e.to_string(),
+            "reading endless: more than 1000000 lines; split the input"
+        );
+    }
 
     fn t(s: &str) -> Target {
         Target::parse(s, None).unwrap()

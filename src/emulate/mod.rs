@@ -84,14 +84,17 @@ impl Shared {
             });
             let _ = writeln!(out, "{line}");
         } else {
+            // What the client sent (EHLO names, SNI, ALPN) is escaped
+            // before it reaches the terminal (SPEC §2).
+            use crate::style::escape;
             let _ = writeln!(out, "[{id}] {peer} ({open} open)");
             for l in &smtp {
-                let _ = writeln!(out, "[{id}]   smtp {l}");
+                let _ = writeln!(out, "[{id}]   smtp {}", escape(l));
             }
             for l in &text {
-                let _ = writeln!(out, "[{id}] {l}");
+                let _ = writeln!(out, "[{id}] {}", escape(l));
             }
-            let _ = writeln!(out, "[{id}] {outcome}");
+            let _ = writeln!(out, "[{id}] {}", escape(outcome));
         }
         let _ = out.flush();
     }

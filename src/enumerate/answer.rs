@@ -42,6 +42,10 @@ impl Answer {
     /// Judges `r`, the answer to `spec`.
     pub fn judge(spec: &HelloSpec, r: &ProbeResult) -> Self {
         let f = &r.flight;
+        // The probe found the answer invalid before anything was recorded.
+        if let Some(bad) = r.failure.as_ref().filter(|f| f.kind == FailureKind::InvalidServerHello) {
+            return Answer::Unclear(bad.detail.clone());
+        }
         if spec.version == ProtocolVersion::SSL2 {
             if let Some(h) = &f.sslv2 {
                 return Answer::Sslv2(h.cipher_specs.clone());

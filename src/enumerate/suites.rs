@@ -321,6 +321,10 @@ impl SuitePass {
         let options = HelloOptions {
             deflate: !self.deflate_tried && self.v != ProtocolVersion::TLS13 && !self.found.is_empty(),
             fallback_scsv: false,
+            // Until a first suite is found, a TLS 1.3 retry request is
+            // followed: the protocol counts only once a ServerHello says
+            // so. Later hellos read the suite the request names.
+            follow_retry: self.v == ProtocolVersion::TLS13 && self.found.is_empty(),
         };
         self.deflate_tried |= options.deflate;
         // While it is unknown who decides, the found suites ride along,

@@ -217,7 +217,7 @@ pub fn run(args: &PcapArgs) -> anyhow::Result<ExitCode> {
             return Err(anyhow::Error::new(e).context("writing to stdout"));
         }
         for w in &summary.warnings {
-            eprintln!("hsscan: {label}: warning: {w}");
+            eprintln!("hsscan: {}", crate::style::escape(&format!("{label}: warning: {w}")));
         }
         if let Some(target) = &replay_target {
             let cfg = replay::ReplayConfig {
@@ -240,11 +240,13 @@ pub fn run(args: &PcapArgs) -> anyhow::Result<ExitCode> {
                     }
                     Format::Brief => {
                         write!(out, "{}", report::brief(record)).context("writing to stdout")?;
-                        writeln!(out, "  replay: {}", outcome.summary).context("writing to stdout")?;
+                        writeln!(out, "  replay: {}", crate::style::escape(&outcome.summary))
+                            .context("writing to stdout")?;
                     }
                     Format::Block => {
                         write_record(&mut out, record, format, &mut first_block).context("writing to stdout")?;
-                        writeln!(out, "  {:<14}{}", "replay", outcome.summary).context("writing to stdout")?;
+                        writeln!(out, "  {:<14}{}", "replay", crate::style::escape(&outcome.summary))
+                            .context("writing to stdout")?;
                     }
                 }
             }

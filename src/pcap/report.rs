@@ -216,10 +216,12 @@ pub fn block(r: &ConnectionRecord) -> String {
         bracket(&r.server_ip),
         r.server_port,
         transport,
-        r.capture
+        crate::style::escape(&r.capture)
     );
+    // Every line's text may hold what the capture's peers sent: escaped
+    // for the terminal (SPEC §2).
     let line = |s: &mut String, label: &str, text: &str| {
-        let _ = writeln!(s, "  {label:<14}{text}");
+        let _ = writeln!(s, "  {label:<14}{}", crate::style::escape(text));
     };
     if let Some(smtp) = &r.smtp {
         if let Some(b) = &smtp.banner {
@@ -397,6 +399,6 @@ pub fn brief(r: &ConnectionRecord) -> String {
         r.server_port,
         if r.starttls == "smtp" { "smtp" } else { "tls" },
         what,
-        verdict_text(&r.verdict)
+        crate::style::escape(&verdict_text(&r.verdict))
     )
 }

@@ -168,7 +168,7 @@ impl EndpointPolicy {
 }
 
 /// The DER chains an endpoint presented: none when it negotiated nothing.
-pub fn chains_of(negotiated: bool, certificates: &[crate::report::CertificateReport]) -> Vec<Vec<Vec<u8>>> {
+pub fn chains_of(negotiated: bool, certificates: &[crate::certs::CertificateReport]) -> Vec<Vec<Vec<u8>>> {
     if !negotiated {
         return Vec::new();
     }
@@ -185,16 +185,16 @@ pub fn chains_of(negotiated: bool, certificates: &[crate::report::CertificateRep
 /// its domain. `None` when both are off or the target is an IP address
 /// (the records hang off host names).
 pub async fn scan_endpoint_policy(
-    cfg: &crate::scan::ScanConfig,
+    policy: Option<&PolicyConfig>,
     target: &crate::target::Target,
     ip: std::net::IpAddr,
-    status: crate::report::Status,
-    certificates: &[crate::report::CertificateReport],
+    status: crate::outcome::Status,
+    certificates: &[crate::certs::CertificateReport],
     single: bool,
 ) -> Option<EndpointPolicy> {
-    let policy = cfg.policy.as_ref()?;
+    let policy = policy?;
     let host = target.host.name()?;
-    let negotiated = status == crate::report::Status::Negotiated;
+    let negotiated = status == crate::outcome::Status::Negotiated;
     let dane = if policy.dane {
         let lookup = policy.tlsa(host, target.port).await;
         Some(dane::evaluate(
@@ -226,7 +226,7 @@ pub async fn scan_endpoint_policy(
 /// Why an MTA-STS sender would refuse this MX's certificate (RFC 8461
 /// §4.2: valid for the MX host name, trusted, in date); `None` when every
 /// chain is fine.
-pub fn certificate_problem(negotiated: bool, certificates: &[crate::report::CertificateReport]) -> Option<String> {
+pub fn certificate_problem(negotiated: bool, certificates: &[crate::certs::CertificateReport]) -> Option<String> {
     if !negotiated {
         return Some("no TLS".to_owned());
     }
@@ -260,11 +260,12 @@ pub struct EndpointInput {
 }
 
 impl EndpointInput {
-    pub fn of(r: &crate::report::EndpointRecord) -> Self {
-        let negotiated = r.status == crate::report::Status::Negotiated;
+    /// From an endpoint's status and certificate chains.
+    pub fn of(status: crate::outcome::Status, certificates: &[crate::certs::CertificateReport]) -> Self {
+        let negotiated = status == crate::outcome::Status::Negotiated;
         Self {
-            chains: chains_of(negotiated, &r.certificates),
-            certificate_problem: certificate_problem(negotiated, &r.certificates),
+            chains: chains_of(negotiated, certificates),
+            certificate_problem: certificate_problem(negotiated, certificates),
         }
     }
 }

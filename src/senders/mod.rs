@@ -452,6 +452,7 @@ impl Profile {
             _ => Vec::new(),
         };
         let max = self.versions().first().copied().unwrap_or(hello.legacy_version);
+        let max_is_13 = max == ProtocolVersion::TLS13;
         Ok(Prepared {
             hello_bytes: record.len(),
             cipher_count: hello.cipher_suites.iter().filter(|s| !s.is_signal()).count(),
@@ -460,6 +461,9 @@ impl Profile {
             min_version: self.accept.min_version,
             suites: hello.cipher_suites.clone(),
             groups,
+            // The sender answers a HelloRetryRequest with a second hello
+            // sharing the group asked for, as the real client does.
+            retry: max_is_13.then(|| crate::hellos::Retry::new(hello.clone(), record_version)),
         })
     }
 
@@ -632,7 +636,14 @@ pub fn judge(profile: &Profile, p: &Prepared, r: &ProbeResult, ctx: &Context<'_>
         notes: profile.notes.clone(),
     };
     let f = &r.flight;
-    let answer = f.server_hello.as_ref().or(f.retry_request.as_ref());
+    // After a HelloRetryRequest the sender's second hello decides: a
+    // failure there (a second retry request, a close) is the outcome.
+    let followed_and_failed = f.server_hello.is_none() && f.retry_request.is_some() && r.failure.is_some();
+    let answer = f
+        .server_hello
+        .as_ref()
+        .or(f.retry_request.as_ref())
+        .filter(|_| !followed_and_failed);
     if let Some(h) = answer {
         let v = if f.server_hello.is_some() {
             h.selected_version()
@@ -659,6 +670,32 @@ pub fn judge(profile: &Profile, p: &Prepared, r: &ProbeResult, ctx: &Context<'_>
                 )
             };
             return out;
+        }
+        if f.server_hello.is_none() {
+            // A HelloRetryRequest: the sender answers it only for a group it
+            // listed and did not already share (RFC 8446 §4.1.4).
+            let shared: Vec<NamedGroup> = match profile.hello.extension(ExtensionType::KEY_SHARE) {
+                Some(ClientExtension::KeyShare(k)) => k.iter().map(|e| e.group).collect(),
+                _ => Vec::new(),
+            };
+            match h.key_share_group() {
+                Some(g) if !p.groups.contains(&g) || shared.contains(&g) => {
+                    out.reason = reason(
+                        ReasonKind::InvalidServerHello,
+                        format!(
+                            "a HelloRetryRequest asked for group {}, which this sender {}",
+                            g.name().map_or_else(|| g.hex(), str::to_owned),
+                            if shared.contains(&g) {
+                                "had already sent a key share for"
+                            } else {
+                                "did not offer"
+                            }
+                        ),
+                    );
+                    return out;
+                }
+                _ => {}
+            }
         }
         if !p.suites.contains(&h.cipher_suite) || h.cipher_suite.is_signal() {
             out.reason = reason(

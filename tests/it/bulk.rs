@@ -677,3 +677,192 @@ fn single_target_resolve_wins_over_dns_option() {
         "target.host, target.ip (--resolve says {b}, dnsmasq {a}) and status of\n{record:#}\n{log}"
     );
 }
+
+#[test]
+fn resume_over_a_torn_output_appends_on_a_fresh_line_and_loses_and_repeats_nothing() {
+    let ips = ["127.0.5.1", "127.0.5.2", "127.0.5.3"];
+    let port = common_port(&ips);
+    let mut args: Vec<String> = vec![
+        "emulate".into(),
+        "--profile".into(),
+        "postfix-default".into(),
+        "--json".into(),
+    ];
+    for ip in ips {
+        args.extend(["--listen".into(), format!("{ip}:{port}")]);
+    }
+    let _em = emulator_with(args);
+    let mut conf = Vec::new();
+    let mut domains = Vec::new();
+    for (i, ip) in ips.iter().enumerate() {
+        conf.push(format!("host-record=mx{i}.bulk.test,{ip}"));
+        for j in 0..2 {
+            let d = format!("t{i}{j}.bulk.test");
+            conf.push(format!("mx-host={d},mx{i}.bulk.test,10"));
+            domains.push(d);
+        }
+    }
+    let (dns, dir) = dnsmasq("dnsmasq-torn", &conf);
+    let input = dir.join("torn-domains.txt");
+    std::fs::write(&input, domains.join("\n")).expect("input");
+    let base = mx_args(&input, dns.port, port, &["-q"]);
+    let (code, full, stderr) = hsscan_mx(&base);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(full.len(), ips.len() + domains.len(), "{full:?}");
+
+    // What a killed run leaves: some whole lines, one of them holding a
+    // byte that is not UTF-8, then a line cut inside a multibyte character.
+    let text: Vec<String> = full.iter().map(Value::to_string).collect();
+    let mut saved = Vec::new();
+    let keep = 4;
+    for (i, line) in text.iter().take(keep).enumerate() {
+        let mut bytes = line.clone().into_bytes();
+        if i == 1 {
+            // Inside a value that names nothing the resume keys on.
+            let pattern: &[u8] = if full[i]["record"] == "domain" {
+                b"[{\"host\":\""
+            } else {
+                b"\"input\":\""
+            };
+            let at = bytes
+                .windows(pattern.len())
+                .position(|w| w == pattern)
+                .unwrap_or_else(|| panic!("no {:?} in {line}", String::from_utf8_lossy(pattern)));
+            bytes.insert(at + pattern.len(), 0xff);
+        }
+        saved.extend(bytes);
+        saved.push(b'\n');
+    }
+    let cut = text.get(keep).expect("a line to cut").as_bytes();
+    saved.extend(cut.get(..cut.len() / 2).expect("half"));
+    saved.extend(b"\xe2\x80");
+    let out = dir.join("torn.jsonl");
+    std::fs::write(&out, &saved).expect("save");
+
+    // hsscan --resume out >> out
+    let mut resume = base.clone();
+    resume.extend(["--resume".into(), out.display().to_string()]);
+    let appended = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&out)
+        .expect("open for append");
+    let run = Command::new(env!("CARGO_BIN_EXE_hsscan"))
+        .args(&resume)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(appended))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run hsscan");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("its last line ({}) is cut short", keep + 1)),
+        "a warning names the torn line: {stderr}"
+    );
+
+    // The cut line now ends where it was cut; every other line is a record.
+    let bytes = std::fs::read(&out).expect("read back");
+    let lines: Vec<String> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    let parsed: Vec<Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert_eq!(
+        lines.len(),
+        parsed.len() + 1,
+        "only the torn line is not JSON:\n{}",
+        lines.join("\n")
+    );
+    let key = |v: &Value| match v["record"].as_str() {
+        Some("domain") => format!("domain {}", v["domain"]),
+        _ => format!("endpoint {} {}", v["target"]["host"], v["target"]["ip"]),
+    };
+    let mut got: Vec<String> = parsed.iter().map(key).collect();
+    got.sort();
+    let mut want: Vec<String> = full.iter().map(key).collect();
+    want.sort();
+    assert_eq!(got, want, "every record exactly once");
+}
+
+#[test]
+fn after_ctrl_c_an_mx_run_sends_no_retry_and_exits_130_with_its_finished_records() {
+    // A receiver that answers every connection with 421: each endpoint is
+    // retried after 1 s, 2 s, 4 s, 8 s.
+    let busy = crate::rogue::Rogue::start(crate::rogue::Behaviour {
+        banner: Some(b"421 4.7.0 mx.rogue.test too many connections".to_vec()),
+        ..crate::rogue::Behaviour::tls(Vec::new())
+    });
+    let (dns, dir) = dnsmasq(
+        "dnsmasq-sigint",
+        &[
+            "host-record=mx-busy.bulk.test,127.0.0.1".into(),
+            "mx-host=busy.bulk.test,mx-busy.bulk.test,10".into(),
+            "mx-host=gone.bulk.test,nowhere.bulk.test,10".into(),
+        ],
+    );
+    let input = dir.join("sigint-domains.txt");
+    // The second domain's MX does not resolve: its records are done at once.
+    std::fs::write(&input, "busy.bulk.test\ngone.bulk.test\n").expect("input");
+    let args = mx_args(
+        &input,
+        dns.port,
+        busy.port,
+        &["--retries", "4", "--retry-delay", "1", "-q"],
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hsscan"))
+        .args(&args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hsscan");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    // gone.bulk.test: its endpoint, then its domain.
+    for _ in 0..2 {
+        out.read_line(&mut first).expect("read");
+    }
+    let start = Instant::now();
+    // The first attempt's two hellos, refused with 421, then the first retry's.
+    while busy.connections() < 3 {
+        assert!(start.elapsed() < Duration::from_secs(20), "no retry came");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    std::thread::sleep(Duration::from_millis(150));
+    let at_interrupt = busy.connections();
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(stopped.elapsed() < Duration::from_secs(10), "hsscan did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = stopped.elapsed();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("read the rest");
+    let mut stderr = String::new();
+    let _ = child.stderr.take().expect("stderr").read_to_string(&mut stderr);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    let lines: Vec<Value> = first
+        .lines()
+        .chain(rest.lines())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a whole JSON line ({e}): {l:?}")))
+        .collect();
+    // The unresolved MX's records; nothing of the endpoint still retrying.
+    assert_eq!(records(&lines, "domain").len(), 1, "{lines:?}");
+    assert_eq!(records(&lines, "domain")[0]["domain"], "gone.bulk.test");
+    assert_eq!(records(&lines, "endpoint").len(), 1, "{lines:?}");
+    // The retries that were due (2 s, 4 s and 8 s later) never came.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(busy.connections(), at_interrupt, "a connection started after Ctrl-C");
+}
