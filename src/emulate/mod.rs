@@ -1,10 +1,12 @@
 //! `hsscan emulate`: a receiver that answers ClientHellos the way a
 //! configured legacy or broken server would, and logs every hello it gets.
-//! It completes no handshake: it sends the first server flight of the
-//! right shape (signatures are not valid) and closes.
+//! It completes no handshake: it sends the first server flight, with
+//! real key-exchange parameters signed by the chain's key, and closes.
 
 pub mod chain;
 mod conn;
+pub mod keys;
+mod kx;
 pub mod profile;
 pub mod responder;
 
@@ -107,6 +109,8 @@ pub struct Options {
     pub smtp: Option<bool>,
     pub hostname: Option<String>,
     pub certs: Vec<std::path::PathBuf>,
+    /// Private keys for the `certs` leaves, or for the generated leaves.
+    pub keys: Vec<std::path::PathBuf>,
     /// Stop after this many connections have ended.
     pub exit_after: Option<usize>,
     /// Milliseconds before every answer, as a far network adds.
@@ -138,9 +142,10 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
         .map(|s| s.hostname.clone())
         .or(opts.hostname.clone())
         .unwrap_or_else(|| "mx.emulated.test".to_owned());
-    let mut chains = chain::Chains::generate(&hostname).context("generating the certificate chains")?;
-    for path in &opts.certs {
-        chains.load_pem(path)?;
+    let (chains, warnings) =
+        chain::Chains::build(&hostname, &opts.certs, &opts.keys).context("making the certificate chains")?;
+    for w in warnings {
+        eprintln!("hsscan emulate: {w}");
     }
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
