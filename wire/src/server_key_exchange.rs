@@ -223,9 +223,12 @@ impl ServerKeyExchange {
     pub fn write(&self, w: &mut Writer) -> Result<(), EncodeError> {
         write_message(w, HandshakeType::SERVER_KEY_EXCHANGE, "server_key_exchange", |w| {
             let (hint, signature) = match self {
-                Self::Ecdh { psk_hint, signature, .. } | Self::Dh { psk_hint, signature, .. } => {
-                    (psk_hint.as_slice(), signature.as_ref())
+                Self::Ecdh {
+                    psk_hint, signature, ..
                 }
+                | Self::Dh {
+                    psk_hint, signature, ..
+                } => (psk_hint.as_slice(), signature.as_ref()),
                 Self::RsaExport { signature, .. } => (&[][..], signature.as_ref()),
                 Self::PskHint(_) | Self::Opaque(_) => (&[][..], None),
             };
