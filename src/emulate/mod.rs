@@ -1,7 +1,9 @@
 //! `hsscan emulate`: a receiver that answers ClientHellos the way a
 //! configured legacy or broken server would, and logs every hello it gets.
 //! It completes no handshake: it sends the first server flight, with
-//! real key-exchange parameters signed by the chain's key, and closes.
+//! real key-exchange parameters signed by the chain's key, reads what the
+//! client answers (a ClientKeyExchange when the client accepted the
+//! negotiation, an alert when it refused) and closes.
 
 pub mod chain;
 mod conn;
@@ -65,6 +67,7 @@ impl Shared {
         smtp: Vec<String>,
         hellos: Vec<serde_json::Value>,
         text: Vec<String>,
+        reply: Option<serde_json::Value>,
         outcome: &str,
     ) {
         if self.quiet {
@@ -82,6 +85,7 @@ impl Shared {
                 "open_here": open_here,
                 "smtp": if self.smtp().is_some() { json!(smtp) } else { serde_json::Value::Null },
                 "hellos": hellos,
+                "client_reply": reply,
                 "outcome": outcome,
             });
             let _ = writeln!(out, "{line}");
