@@ -9,6 +9,7 @@
 
 use super::keys::{Family, PrivateKey};
 use anyhow::{anyhow, bail, Context as _};
+use hsscan_wire::NamedGroup;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, PublicKeyData, SignatureAlgorithm};
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,8 @@ pub struct Credential {
     /// `None` for a `--cert` chain given without its `--key`: its
     /// ServerKeyExchange signatures are then filler.
     pub key: Option<PrivateKey>,
+    /// The named curve of an ECDSA leaf's key.
+    pub curve: Option<NamedGroup>,
 }
 
 /// The RSA and the ECDSA credential.
@@ -85,6 +88,7 @@ impl Issuer {
             .with_context(|| format!("{} leaf", key.describe()))?;
         Ok(Credential {
             chain: vec![leaf.der().to_vec(), self.cert.der().to_vec()],
+            curve: key.curve(),
             key: Some(key),
         })
     }
@@ -96,6 +100,7 @@ struct CertFile {
     ders: Vec<Vec<u8>>,
     family: Family,
     subject_public_key: Vec<u8>,
+    curve: Option<NamedGroup>,
 }
 
 fn read_cert_file(path: &Path) -> anyhow::Result<CertFile> {
@@ -118,11 +123,24 @@ fn read_cert_file(path: &Path) -> anyhow::Result<CertFile> {
         _ => Family::Rsa,
     };
     let subject_public_key = spki.subject_public_key.data.to_vec();
+    // id-ecPublicKey's parameters: the namedCurve OID (RFC 5480 §2.1.1.1).
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .and_then(|oid| match oid.to_id_string().as_str() {
+            "1.2.840.10045.3.1.7" => Some(NamedGroup::SECP256R1),
+            "1.3.132.0.34" => Some(NamedGroup::SECP384R1),
+            "1.3.132.0.35" => Some(NamedGroup::SECP521R1),
+            _ => None,
+        });
     Ok(CertFile {
         path: path.to_owned(),
         ders,
         family,
         subject_public_key,
+        curve,
     })
 }
 
@@ -173,6 +191,7 @@ impl Chains {
                 return Ok(Credential {
                     chain: file.ders.clone(),
                     key,
+                    curve: file.curve,
                 });
             }
             // No --cert of this type: the generated leaf, on a --key of
@@ -242,6 +261,7 @@ mod tests {
         assert!(c.rsa.key.as_ref().unwrap().matches(&leaf_key(&c.rsa)));
         assert!(c.ecdsa.key.as_ref().unwrap().matches(&leaf_key(&c.ecdsa)));
         assert_eq!(c.ecdsa.key.as_ref().unwrap().describe(), "ECDSA P-256");
+        assert_eq!((c.ecdsa.curve, c.rsa.curve), (Some(NamedGroup::SECP256R1), None));
     }
 
     #[test]
@@ -283,6 +303,7 @@ mod tests {
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(c.ecdsa.chain, vec![own.der().to_vec()]);
         assert!(c.ecdsa.key.is_some());
+        assert_eq!(c.ecdsa.curve, Some(NamedGroup::SECP384R1), "from the certificate");
         // A key that is not the certificate's.
         let e = Chains::build(
             "mx.emulated.test",

@@ -208,6 +208,15 @@ impl PrivateKey {
         }
     }
 
+    /// The named curve of an EC key.
+    pub fn curve(&self) -> Option<hsscan_wire::NamedGroup> {
+        match self {
+            Self::Rsa(_) => None,
+            Self::P256(_) => Some(hsscan_wire::NamedGroup::SECP256R1),
+            Self::P384(_) => Some(hsscan_wire::NamedGroup::SECP384R1),
+        }
+    }
+
     /// "RSA 2048", "ECDSA P-256".
     pub fn describe(&self) -> String {
         use rsa::traits::PublicKeyParts as _;

@@ -514,6 +514,15 @@ impl Responder<'_> {
             // A TLS 1.2 server signs only with a scheme the client offers
             // (RFC 5246 §7.4.1.4.1), so a suite it cannot sign is out.
             .filter(|s| !signs(*s) || signing_method(version, family(*s), hello, tls).is_some())
+            // RFC 8422 §5.1: an ECDSA certificate's curve must be one the
+            // client lists (a client checks: OpenSSL says "wrong curve").
+            .filter(|s| {
+                let ecdsa_curve = self.chains.ecdsa.curve.filter(|_| family(*s) == Family::Ec);
+                match (ecdsa_curve, &curves) {
+                    (Some(c), Some(theirs)) => theirs.contains(&c),
+                    _ => true,
+                }
+            })
             .collect();
         let Some(suite) = pick(&usable, &seen, tls.server_preference) else {
             return Decision::refuse(
@@ -1070,6 +1079,31 @@ mod tests {
                 &sig.signature,
             )
             .unwrap();
+    }
+
+    #[test]
+    fn ecdsa_suites_need_the_leaf_curve_among_the_clients_groups() {
+        let p = profile(
+            "versions = [\"TLSv1.2\"]\nciphers = [\"ECDHE-ECDSA-AES128-GCM-SHA256\", \"ECDHE-RSA-AES128-GCM-SHA256\"]\ngroups = [\"secp384r1\", \"secp256r1\"]\n",
+        );
+        // The P-256 leaf is out when the client lists only P-384.
+        let d = answer(
+            &p,
+            &hello(ProtocolVersion::TLS12, &[0xc02b, 0xc02f], &[NamedGroup::SECP384R1]),
+        );
+        assert_eq!(d.cipher, Some(CipherSuite(0xc02f)), "{}", d.why);
+        let d = answer(
+            &p,
+            &hello(
+                ProtocolVersion::TLS12,
+                &[0xc02b, 0xc02f],
+                &[NamedGroup::SECP384R1, NamedGroup::SECP256R1],
+            ),
+        );
+        assert_eq!(
+            (d.cipher, d.group),
+            (Some(CipherSuite(0xc02b)), Some(NamedGroup::SECP384R1))
+        );
     }
 
     #[test]
