@@ -4,6 +4,7 @@
 
 mod bulk;
 mod emulate;
+mod emulate_accept;
 mod emulate_postfix;
 mod enum_defects;
 mod enum_gnutls;
