@@ -1,21 +1,25 @@
 //! Real clients against the emulator's real keys: with a real
 //! ServerKeyExchange signature and real key-exchange parameters,
-//! `openssl s_client` gets as far as its ClientKeyExchange against an
-//! emulated legacy flight, or refuses it for the reason its own security
-//! level gives, and the emulator logs which (`client_reply` on its JSON
-//! connection line, "the client accepted the negotiation: …" in its text
-//! log).
+//! `openssl s_client` and a real Postfix smtp client get as far as their
+//! ClientKeyExchange against an emulated legacy flight, or refuse it for
+//! the reason their own security level gives, and the emulator logs which
+//! (`client_reply` on its JSON connection line, "the client accepted the
+//! negotiation: …" in its text log).
 //!
 //! The truth is the client's own output — what `s_client -trace` says it
-//! sent and the error it printed — never the emulator's log, which must
-//! agree with it. Debian 12's OpenSSL 3.0 runs at security level 2 by
-//! default (`CipherString = DEFAULT:@SECLEVEL=2` in /etc/ssl/openssl.cnf).
+//! sent and the error it printed, the handshake states Postfix logs at
+//! `smtp_tls_loglevel = 2` — never the emulator's log, which must agree
+//! with it. Debian 12's OpenSSL 3.0 runs at security level 2 by default
+//! (`CipherString = DEFAULT:@SECLEVEL=2` in /etc/ssl/openssl.cnf); Postfix
+//! sets level 0 below `verify` (`tls_client_init()`, see emulate_postfix).
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::emulate::{emulator, emulator_with, profile_file, s_client, Trace};
+use crate::emulate_postfix::submit;
+use crate::postfix::Postfix;
 use crate::support::{certs, Server};
 
 /// How long the emulator may take to write a connection's record after
@@ -379,4 +383,126 @@ fn key_files_sign_for_their_cert_files_and_a_cert_without_its_key_is_refused() {
     let t = s_client(em.port, true, &["-tls1", "-cipher", "ECDHE-RSA-AES128-SHA:@SECLEVEL=0"]);
     let r = replies(&em, 1);
     assert_refused(&t, &r[0], "decrypt_error(51)", "bad signature");
+}
+
+/// One delivery attempt of a real Postfix relaying to the emulator.
+struct Delivery {
+    /// The emulator's connection record of the attempt.
+    record: Value,
+    /// Postfix's smtp client lines of the attempt, in order.
+    smtp: Vec<String>,
+    port: u16,
+}
+
+/// Relays one message through a throwaway Postfix (3.7 on OpenSSL 3.0
+/// here) to the exchange2010 emulator, with `overrides` on top of
+/// `smtp_tls_loglevel = 2`, which logs each OpenSSL handshake state.
+fn deliver_to_exchange2010(overrides: &[(&str, &str)]) -> Delivery {
+    let em = emulator("exchange2010", &[]);
+    let relayhost = format!("[127.0.0.1]:{}", em.port);
+    let mut settings = vec![
+        ("relayhost", relayhost.as_str()),
+        ("mynetworks", "127.0.0.0/8"),
+        ("smtp_tls_loglevel", "2"),
+    ];
+    settings.extend_from_slice(overrides);
+    let pf = Postfix::start_relay(&settings);
+    submit(&pf);
+    let record = replies(&em, 1).swap_remove(0);
+    let log = pf.log_when(|l| l.contains("status=deferred") || l.contains("status=sent"));
+    let smtp = log
+        .lines()
+        .filter(|l| l.contains("/smtp["))
+        .map(|l| l.split_once("]: ").map_or(l, |(_, m)| m).to_owned())
+        .collect();
+    Delivery {
+        record,
+        smtp,
+        port: em.port,
+    }
+}
+
+impl Delivery {
+    /// Asserts that Postfix logged `lines` (each a substring), in this order.
+    #[track_caller]
+    fn logged_in_order(&self, lines: &[&str]) {
+        let mut at = 0;
+        for want in lines {
+            match self.smtp.iter().skip(at).position(|l| l.contains(want)) {
+                Some(i) => at += i + 1,
+                None => panic!("Postfix did not log {want:?} (in this order)\n{}", self.context()),
+            }
+        }
+    }
+
+    fn context(&self) -> String {
+        format!(
+            "--- Postfix smtp ---\n{}\n--- emulator client_reply ---\n{}",
+            self.smtp.join("\n"),
+            self.record["client_reply"]
+        )
+    }
+}
+
+#[test]
+fn postfix_to_exchange2010_gets_past_the_server_flight_at_may_and_encrypt_but_not_at_verify() {
+    // `may` and `encrypt`: Postfix runs its OpenSSL client at security
+    // level 0, takes TLS 1.0 and the MD5-SHA1 signature, and sends its
+    // ClientKeyExchange, ChangeCipherSpec and Finished; the emulator then
+    // closes, so Postfix defers the mail for a lost connection.
+    for level in ["may", "encrypt"] {
+        let d = deliver_to_exchange2010(&[("smtp_tls_security_level", level)]);
+        d.logged_in_order(&[
+            "SSL_connect:SSLv3/TLS read server key exchange",
+            "SSL_connect:SSLv3/TLS read server done",
+            "SSL_connect:SSLv3/TLS write client key exchange",
+            "SSL_connect:SSLv3/TLS write change cipher spec",
+            "SSL_connect:SSLv3/TLS write finished",
+            &format!("SSL_connect error to 127.0.0.1[127.0.0.1]:{}: lost connection", d.port),
+            "dsn=4.7.5, status=deferred (Cannot start TLS: handshake failure)",
+        ]);
+        let reply = &d.record["client_reply"];
+        assert_eq!(reply["result"], "accepted", "{level}\n{}", d.context());
+        assert_eq!(
+            reply["messages"][0]
+                .as_str()
+                .map(|m| m.starts_with("ClientKeyExchange (")),
+            Some(true),
+            "{}",
+            d.context()
+        );
+    }
+    // `verify` raises the level to 1 for the session: the signature is
+    // refused before any ClientKeyExchange.
+    let d = deliver_to_exchange2010(&[("smtp_tls_security_level", "verify")]);
+    d.logged_in_order(&[
+        "SSL_connect:SSLv3/TLS read server certificate",
+        "SSL3 alert write:fatal:internal error",
+        "legacy sigalg disallowed or unsupported",
+        "dsn=4.7.5, status=deferred (Cannot start TLS: handshake failure)",
+    ]);
+    assert!(
+        !d.smtp.iter().any(|l| l.contains("write client key exchange")),
+        "{}",
+        d.context()
+    );
+    assert_eq!(
+        d.record["client_reply"]["alert"],
+        "internal_error(80)",
+        "{}",
+        d.context()
+    );
+    // A TLS 1.2 minimum refuses the TLS 1.0 ServerHello itself.
+    let d = deliver_to_exchange2010(&[("smtp_tls_security_level", "may"), ("smtp_tls_protocols", ">=TLSv1.2")]);
+    d.logged_in_order(&[
+        "SSL3 alert write:fatal:protocol version",
+        "unsupported protocol",
+        "dsn=4.7.5, status=deferred (Cannot start TLS: handshake failure)",
+    ]);
+    assert_eq!(
+        d.record["client_reply"]["alert"],
+        "protocol_version(70)",
+        "{}",
+        d.context()
+    );
 }
