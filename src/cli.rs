@@ -65,6 +65,10 @@ pub struct EmulateArgs {
     /// Present the certificates of this PEM file (leaf first) for its key type (repeatable).
     #[arg(long, value_name = "PEM")]
     pub cert: Vec<std::path::PathBuf>,
+    /// The private key of a --cert leaf, matched by public key (RSA PKCS#1/PKCS#8, EC P-256/P-384 SEC1/PKCS#8;
+    /// repeatable); without a --cert of its type, the generated leaf is made on it.
+    #[arg(long, value_name = "PEM")]
+    pub key: Vec<std::path::PathBuf>,
     /// Exit once this many connections have ended.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub exit_after: Option<u64>,
@@ -549,6 +553,7 @@ fn emulate(args: EmulateArgs) -> anyhow::Result<ExitCode> {
         smtp: args.front.map(|f| f == Front::Smtp),
         hostname: args.hostname,
         certs: args.cert,
+        keys: args.key,
         exit_after: args.exit_after.map(|n| n as usize),
         rtt_ms: args.rtt,
         quiet: args.quiet,

@@ -1,11 +1,15 @@
 //! One connection to the emulator: the SMTP front (banner, EHLO, STARTTLS),
-//! the ClientHello read with size caps and timeouts, the answer, and the
-//! log of it all.
+//! the ClientHello read with size caps and timeouts, the answer, what the
+//! client sends back after a TLS ≤ 1.2 flight (its ClientKeyExchange, or
+//! an alert), and the log of it all.
 
 use super::profile::{Refusal, StartTls};
 use super::responder::{alert_record, client_versions, group_name, label, Answer, Arrival, Bytes, Decision, Responder};
 use super::Shared;
-use hsscan_wire::{ClientExtension, ClientHello, Deframer, Event, ExtensionType, Side, Sslv2ClientHello};
+use hsscan_wire::{
+    catalog, AlertDescription, AlertLevel, ClientExtension, ClientHello, ContentType, Deframer, Event, ExtensionType,
+    HandshakeType, ProtocolVersion, Side, Sslv2ClientHello,
+};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -29,6 +33,14 @@ const SESSION: Duration = Duration::from_secs(600);
 const SILENCE: Duration = Duration::from_secs(300);
 /// How long to wait for the client to close after the answer.
 const DRAIN: Duration = Duration::from_secs(1);
+/// How long a client has to answer a TLS ≤ 1.2 flight. A real client
+/// answers in milliseconds; this only ends the wait for a silent one.
+const REPLY: Duration = Duration::from_secs(10);
+/// After a ClientKeyExchange, how long to wait for the ChangeCipherSpec
+/// and Finished that usually come in the same write.
+const REPLY_REST: Duration = Duration::from_millis(500);
+/// What a client may send after the flight before we stop reading.
+const MAX_REPLY_BYTES: usize = 64 * 1024;
 
 /// What happened on one connection, for the log.
 #[derive(Debug, Default)]
@@ -36,6 +48,8 @@ struct Log {
     smtp: Vec<String>,
     hellos: Vec<Value>,
     text: Vec<String>,
+    /// What the client sent after a TLS ≤ 1.2 flight (`client_reply`).
+    reply: Option<Value>,
     outcome: String,
 }
 
@@ -92,6 +106,7 @@ pub async fn handle(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
         log.smtp,
         log.hellos,
         log.text,
+        log.reply,
         &log.outcome,
     );
 }
@@ -318,10 +333,35 @@ async fn tls(stream: &mut TcpStream, log: &mut Log, shared: &Shared, rng: &mut B
                     retried = true;
                     continue;
                 }
+                // A TLS ≤ 1.2 flight ends with ServerHelloDone: the client
+                // answers it with its ClientKeyExchange or an alert. (After
+                // a TLS 1.3 ServerHello or an SSLv2 SERVER-HELLO it waits
+                // for what the emulator never sends.)
+                let answers = decision.version.is_some_and(|v| {
+                    v != ProtocolVersion::SSL2
+                        && catalog::version_rank(v) < catalog::version_rank(ProtocolVersion::TLS13)
+                });
+                if !answers {
+                    finish(stream).await;
+                    return format!(
+                        "answered ({}); closed after the first flight: no handshake is ever completed",
+                        decision.why
+                    );
+                }
+                if let Some(v) = decision.version {
+                    d.set_negotiated(v, decision.cipher);
+                }
+                let reply = read_reply(stream, &mut d).await;
+                log.text.push(format!("  <- {}", reply.detail()));
+                log.reply = Some(reply.to_json());
+                // A FIN, then wait for the client's close: the handshake
+                // is never completed.
+                let _ = stream.shutdown().await;
                 finish(stream).await;
                 return format!(
-                    "answered ({}); closed after the first flight: no handshake is ever completed",
-                    decision.why
+                    "answered ({}); {}; the emulator closed, completing no handshake",
+                    decision.why,
+                    reply.detail()
                 );
             }
             Answer::Refuse(r) => {
@@ -331,6 +371,174 @@ async fn tls(stream: &mut TcpStream, log: &mut Log, shared: &Shared, rng: &mut B
                 refuse(stream, r, decision.version).await;
                 return format!("{} ({})", r.describe(), decision.why);
             }
+        }
+    }
+}
+
+/// How the client took the flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    /// A ClientKeyExchange: it accepted version, suite, chain, parameters
+    /// and signature.
+    Accepted,
+    /// An alert.
+    Refused(hsscan_wire::Alert),
+    /// It closed without a word.
+    Closed,
+    /// Nothing within [`REPLY`].
+    Silent,
+    /// Bytes that are not a TLS answer, or too many of them.
+    Other(String),
+}
+
+/// What the client sent after the flight.
+#[derive(Debug)]
+struct Reply {
+    verdict: Verdict,
+    /// The messages in order: "ClientKeyExchange (70 bytes)", "ChangeCipherSpec", …
+    messages: Vec<String>,
+}
+
+impl Reply {
+    fn detail(&self) -> String {
+        let rest = if self.messages.len() > 1 {
+            format!(" (then {})", self.messages.get(1..).unwrap_or(&[]).join(", "))
+        } else {
+            String::new()
+        };
+        match &self.verdict {
+            Verdict::Accepted => format!("the client accepted the negotiation: ClientKeyExchange received{rest}"),
+            Verdict::Refused(a) => format!("the client refused the negotiation: alert {a}"),
+            Verdict::Closed if self.messages.is_empty() => {
+                "the client closed without a word after the flight".to_owned()
+            }
+            Verdict::Closed => format!("the client sent {} and closed", self.messages.join(", ")),
+            Verdict::Silent => format!("the client sent nothing within {} s of the flight", REPLY.as_secs()),
+            Verdict::Other(why) => format!("the client's answer is not TLS: {why}"),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let (result, alert) = match &self.verdict {
+            Verdict::Accepted => ("accepted", Value::Null),
+            Verdict::Refused(a) => ("refused", json!(a.to_string())),
+            Verdict::Closed => ("closed", Value::Null),
+            Verdict::Silent => ("silent", Value::Null),
+            Verdict::Other(_) => ("other", Value::Null),
+        };
+        json!({
+            "result": result,
+            "alert": alert,
+            "messages": self.messages,
+            "detail": self.detail(),
+        })
+    }
+}
+
+fn handshake_name(t: HandshakeType) -> String {
+    match t {
+        HandshakeType::CLIENT_KEY_EXCHANGE => "ClientKeyExchange".to_owned(),
+        HandshakeType::CERTIFICATE => "Certificate".to_owned(),
+        HandshakeType::CERTIFICATE_VERIFY => "CertificateVerify".to_owned(),
+        other => other
+            .name()
+            .map_or_else(|| format!("handshake {}", other.0), str::to_owned),
+    }
+}
+
+/// Reads the client's answer to the flight: up to its ClientKeyExchange
+/// (and the ChangeCipherSpec and encrypted Finished after it), an alert,
+/// its close, or [`REPLY`] of silence.
+async fn read_reply(stream: &mut TcpStream, d: &mut Deframer) -> Reply {
+    let mut messages = Vec::new();
+    let mut verdict = None;
+    let mut deadline = tokio::time::Instant::now() + REPLY;
+    let mut total = 0usize;
+    loop {
+        loop {
+            match d.next_event() {
+                Ok(Some(Event::Handshake { typ, len })) => {
+                    messages.push(format!("{} ({len} bytes)", handshake_name(typ)));
+                    if typ == HandshakeType::CLIENT_KEY_EXCHANGE && verdict.is_none() {
+                        verdict = Some(Verdict::Accepted);
+                        deadline = tokio::time::Instant::now() + REPLY_REST;
+                    }
+                }
+                Ok(Some(Event::ChangeCipherSpec)) => messages.push("ChangeCipherSpec".to_owned()),
+                Ok(Some(Event::Encrypted { content_type, len })) => {
+                    let what = if content_type == ContentType::HANDSHAKE {
+                        "Finished"
+                    } else {
+                        "an encrypted record"
+                    };
+                    messages.push(format!("{what} (encrypted, {len} bytes)"));
+                    if verdict == Some(Verdict::Accepted) {
+                        return Reply {
+                            verdict: Verdict::Accepted,
+                            messages,
+                        };
+                    }
+                }
+                Ok(Some(Event::Alert(a))) => {
+                    messages.push(format!("alert {a}"));
+                    // A fatal alert refuses; close_notify or user_canceled
+                    // (hsscan's own prober says goodbye so) only closes.
+                    let ends = if a.level == AlertLevel::FATAL {
+                        Verdict::Refused(a)
+                    } else if [AlertDescription::CLOSE_NOTIFY, AlertDescription::USER_CANCELED].contains(&a.description)
+                    {
+                        Verdict::Closed
+                    } else {
+                        continue;
+                    };
+                    return Reply {
+                        verdict: verdict.unwrap_or(ends),
+                        messages,
+                    };
+                }
+                Ok(Some(Event::ClientHello(_) | Event::Sslv2ClientHello(_))) => {
+                    messages.push("another ClientHello".to_owned());
+                }
+                Ok(Some(Event::Heartbeat { len })) => messages.push(format!("heartbeat ({len} bytes)")),
+                Ok(Some(_)) => messages.push("a message a client never sends".to_owned()),
+                Ok(None) => break,
+                Err(e) => {
+                    return Reply {
+                        verdict: verdict.unwrap_or_else(|| Verdict::Other(e.to_string())),
+                        messages,
+                    }
+                }
+            }
+        }
+        if total > MAX_REPLY_BYTES {
+            return Reply {
+                verdict: verdict.unwrap_or_else(|| Verdict::Other(format!("{total} bytes without an answer"))),
+                messages,
+            };
+        }
+        let mut chunk = [0u8; 4096];
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await;
+        let n = match read {
+            Ok(Ok(n)) if n > 0 => n,
+            Ok(_) => {
+                return Reply {
+                    verdict: verdict.unwrap_or(Verdict::Closed),
+                    messages,
+                }
+            }
+            Err(_) => {
+                return Reply {
+                    verdict: verdict.unwrap_or(Verdict::Silent),
+                    messages,
+                }
+            }
+        };
+        total += n;
+        if let Err(e) = d.push(chunk.get(..n).unwrap_or(&[])) {
+            return Reply {
+                verdict: verdict.unwrap_or_else(|| Verdict::Other(e.to_string())),
+                messages,
+            };
         }
     }
 }
@@ -471,6 +679,7 @@ fn describe(hello: &Hello, arrival: Arrival, retried: bool, d: &Decision, log: &
         "version": d.version.map(label),
         "cipher": d.cipher.map(|s| json!({"id": s.hex(), "name": s.name()})),
         "group": d.group.map(group_name),
+        "signature": d.signature,
     });
     log.hellos.push(j);
 }

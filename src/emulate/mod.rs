@@ -1,10 +1,14 @@
 //! `hsscan emulate`: a receiver that answers ClientHellos the way a
 //! configured legacy or broken server would, and logs every hello it gets.
-//! It completes no handshake: it sends the first server flight of the
-//! right shape (signatures are not valid) and closes.
+//! It completes no handshake: it sends the first server flight, with
+//! real key-exchange parameters signed by the chain's key, reads what the
+//! client answers (a ClientKeyExchange when the client accepted the
+//! negotiation, an alert when it refused) and closes.
 
 pub mod chain;
 mod conn;
+pub mod keys;
+mod kx;
 pub mod profile;
 pub mod responder;
 
@@ -63,6 +67,7 @@ impl Shared {
         smtp: Vec<String>,
         hellos: Vec<serde_json::Value>,
         text: Vec<String>,
+        reply: Option<serde_json::Value>,
         outcome: &str,
     ) {
         if self.quiet {
@@ -80,6 +85,7 @@ impl Shared {
                 "open_here": open_here,
                 "smtp": if self.smtp().is_some() { json!(smtp) } else { serde_json::Value::Null },
                 "hellos": hellos,
+                "client_reply": reply,
                 "outcome": outcome,
             });
             let _ = writeln!(out, "{line}");
@@ -110,6 +116,8 @@ pub struct Options {
     pub smtp: Option<bool>,
     pub hostname: Option<String>,
     pub certs: Vec<std::path::PathBuf>,
+    /// Private keys for the `certs` leaves, or for the generated leaves.
+    pub keys: Vec<std::path::PathBuf>,
     /// Stop after this many connections have ended.
     pub exit_after: Option<usize>,
     /// Milliseconds before every answer, as a far network adds.
@@ -141,9 +149,10 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
         .map(|s| s.hostname.clone())
         .or(opts.hostname.clone())
         .unwrap_or_else(|| "mx.emulated.test".to_owned());
-    let mut chains = chain::Chains::generate(&hostname).context("generating the certificate chains")?;
-    for path in &opts.certs {
-        chains.load_pem(path)?;
+    let (chains, warnings) =
+        chain::Chains::build(&hostname, &opts.certs, &opts.keys).context("making the certificate chains")?;
+    for w in warnings {
+        eprintln!("hsscan emulate: {w}");
     }
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

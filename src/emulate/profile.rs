@@ -3,7 +3,9 @@
 //! compiled in from `src/emulate/profiles/`.
 
 use anyhow::{anyhow, bail, Context as _};
-use hsscan_wire::{catalog, AlertDescription, CipherSuite, NamedGroup, ProtocolVersion, Sslv2CipherSpec};
+use hsscan_wire::{
+    catalog, AlertDescription, CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme, Sslv2CipherSpec,
+};
 use serde::Deserialize;
 
 /// The shipped profiles: name and TOML text.
@@ -80,6 +82,8 @@ struct TlsFile {
     groups: Vec<String>,
     #[serde(default = "default_dh_bits")]
     dh_bits: usize,
+    #[serde(default)]
+    signature_algorithms: Vec<String>,
     #[serde(default)]
     features: Vec<String>,
     #[serde(default = "default_mismatch")]
@@ -205,6 +209,9 @@ pub struct Tls {
     pub server_preference: bool,
     pub groups: Vec<NamedGroup>,
     pub dh_bits: usize,
+    /// TLS 1.2 ServerKeyExchange schemes in the server's order; empty: the
+    /// emulator's default order ([`super::keys::default_schemes`]).
+    pub signature_algorithms: Vec<SignatureScheme>,
     pub features: Features,
     pub version_mismatch: Refusal,
     pub no_shared_cipher: Refusal,
@@ -266,6 +273,18 @@ fn group(s: &str) -> anyhow::Result<NamedGroup> {
     NamedGroup::from_name(&alias)
         .or_else(|| catalog::GROUPS.iter().find(|g| g.openssl_name == Some(s)).map(|g| g.id))
         .ok_or_else(|| anyhow!("unknown group '{s}' (e.g. x25519, secp256r1, ffdhe2048)"))
+}
+
+/// A TLS 1.2 scheme the emulator can sign with, by registry name.
+fn signature_scheme(s: &str) -> anyhow::Result<SignatureScheme> {
+    use super::keys::{can_sign, Family};
+    SignatureScheme::from_name(s)
+        .filter(|v| can_sign(Family::Rsa, *v) || can_sign(Family::Ec, *v))
+        .ok_or_else(|| {
+            anyhow!(
+                "tls.signature_algorithms: '{s}' is not one the emulator signs with (rsa_pkcs1_sha1/sha256/sha384/sha512, rsa_pss_rsae_sha256/sha384/sha512, ecdsa_sha1, ecdsa_secp256r1_sha256, ecdsa_secp384r1_sha384, ecdsa_secp521r1_sha512)"
+            )
+        })
 }
 
 fn sslv2_spec(s: &str) -> anyhow::Result<Sslv2CipherSpec> {
@@ -365,10 +384,23 @@ impl Profile {
                 o => bail!("tls.preference: '{o}' is not server or client"),
             },
             groups: t.groups.iter().map(|s| group(s)).collect::<anyhow::Result<_>>()?,
-            dh_bits: match t.dh_bits {
-                512..=8192 => t.dh_bits,
-                o => bail!("tls.dh_bits: {o} is outside 512..=8192"),
+            dh_bits: match super::kx::dh_group(t.dh_bits) {
+                Some(g) => g.bits,
+                None => bail!(
+                    "tls.dh_bits: {} is none of {} (the sizes with a real DH group)",
+                    t.dh_bits,
+                    super::kx::dh_sizes()
+                        .iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             },
+            signature_algorithms: t
+                .signature_algorithms
+                .iter()
+                .map(|s| signature_scheme(s))
+                .collect::<anyhow::Result<_>>()?,
             features,
             version_mismatch: Refusal::parse(&t.version_mismatch, "tls.version_mismatch")?,
             no_shared_cipher: Refusal::parse(&t.no_shared_cipher, "tls.no_shared_cipher")?,
@@ -428,5 +460,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("NOPE"), "{e:#}");
+        let e = Profile::parse(
+            "x",
+            "description = \"x\"\n[tls]\nversions = [\"TLSv1.2\"]\ndh_bits = 1000\n",
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("1024, 1536, 2048"), "{e:#}");
+        let e = Profile::parse(
+            "x",
+            "description = \"x\"\n[tls]\nversions = [\"TLSv1.2\"]\nsignature_algorithms = [\"ed25519\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("tls.signature_algorithms: 'ed25519'"),
+            "{e:#}"
+        );
     }
 }

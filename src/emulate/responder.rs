@@ -1,12 +1,16 @@
 //! What the emulated server answers to one ClientHello: pure logic, no I/O.
 //! It chooses a version, a suite and a group the way the profile says, and
 //! builds the first server flight (ServerHello … ServerHelloDone, or a
-//! HelloRetryRequest, or a TLS 1.3 ServerHello) — or a refusal. Nothing is
-//! ever signed or encrypted: the flight has the right shape, not valid
-//! cryptography, and the connection ends after it.
+//! HelloRetryRequest, or a TLS 1.3 ServerHello) — or a refusal. The
+//! ServerKeyExchange carries real parameters (an ephemeral public key, a
+//! real DH group) signed with the chain's key (the signer comes with the
+//! [`Chains`]), so a real client gets as far as its ClientKeyExchange;
+//! nothing is ever encrypted and no handshake is completed.
 
-use super::chain::Chains;
-use super::profile::{Misbehave, Profile, Refusal};
+use super::chain::{Chains, Credential};
+use super::keys::{self, Family, Method};
+use super::kx;
+use super::profile::{Misbehave, Profile, Refusal, Tls};
 use hsscan_wire::server_hello::HELLO_RETRY_REQUEST_RANDOM;
 use hsscan_wire::server_key_exchange::{DigitallySigned, KeyExchangeLayout};
 use hsscan_wire::{
@@ -52,6 +56,9 @@ pub struct Decision {
     pub version: Option<ProtocolVersion>,
     pub cipher: Option<CipherSuite>,
     pub group: Option<NamedGroup>,
+    /// How the ServerKeyExchange was signed, when one was sent signed:
+    /// "rsa_pkcs1_sha1 with the RSA 2048 key", or why it is filler.
+    pub signature: Option<String>,
 }
 
 impl Decision {
@@ -62,6 +69,7 @@ impl Decision {
             version,
             cipher: None,
             group: None,
+            signature: None,
         }
     }
 }
@@ -147,93 +155,198 @@ fn server_share(group: NamedGroup) -> Vec<u8> {
     }
 }
 
-/// The RFC 7919 ffdhe2048 prime, the modulus real servers send by default.
-const FFDHE2048_P: &str = "FFFFFFFFFFFFFFFFADF85458A2BB4A9AAFDC5620273D3CF1D8B9C583CE2D3695A9E13641146433FBCC939DCE249B3EF97D2FE363630C75D8F681B202AEC4617AD3DF1ED5D5FD65612433F51F5F066ED0856365553DED1AF3B557135E7F57C935984F0C70E0E68B77E2A689DAF3EFE8721DF158A136ADE73530ACCA4F483A797ABC0AB182B324FB61D108A94BB2C8E3FBB96ADAB760D7F4681D4F42A3DE394DF4AE56EDE76372BB190B07A7C8EE0A6D709E02FCE1CDF7E2ECC03404CD28342F619172FE9CE98583FF8E4F1232EEF28183C3FE3B1B4C6FAD733BB5FCBC2EC22005C58EF1837D1683B2C6F34A26C1B2EFFA886B423861285C97FFFFFFFFFFFFFFFF";
-
-/// A DH modulus of `bits` bits: ffdhe2048 for 2048, else an odd number of
-/// that size (the emulator never computes with it).
-fn dh_prime(bits: usize) -> Vec<u8> {
-    if bits == 2048 {
-        return (0..FFDHE2048_P.len() / 2)
-            .filter_map(|i| FFDHE2048_P.get(2 * i..2 * i + 2))
-            .filter_map(|h| u8::from_str_radix(h, 16).ok())
-            .collect();
+/// The certificate slot a suite authenticates with: ECDSA suites take the
+/// ECDSA chain, every other one the RSA chain. (The emulator has no DSA
+/// key: a client that is answered with a DHE_DSS suite refuses the flight.)
+fn family(suite: CipherSuite) -> Family {
+    match catalog::suite(suite).and_then(|s| s.properties) {
+        Some(p) if p.auth == "ECDSA" => Family::Ec,
+        _ => Family::Rsa,
     }
-    let mut p = vec![0xc9u8; bits.div_ceil(8)];
-    if let Some(first) = p.first_mut() {
-        *first = 0xff;
-    }
-    if let Some(last) = p.last_mut() {
-        *last = 0xff;
-    }
-    p
 }
 
-fn signature(version: ProtocolVersion, ecdsa: bool) -> Option<DigitallySigned> {
-    let scheme = (rank(version) >= rank(ProtocolVersion::TLS12)).then_some(if ecdsa {
-        SignatureScheme::ECDSA_SECP256R1_SHA256
-    } else {
-        SignatureScheme::RSA_PKCS1_SHA256
-    });
-    // Filler of the right shape: 256 bytes for RSA 2048, a DER
-    // ECDSA-Sig-Value (two 32-byte INTEGERs) for P-256. Not valid.
-    let signature = if ecdsa {
-        let mut der = vec![0x30, 0x44, 0x02, 0x20];
-        der.extend([0x5a; 32]);
-        der.extend([0x02, 0x20]);
-        der.extend([0x5a; 32]);
-        der
-    } else {
-        vec![0x5a; 256]
+fn client_schemes(hello: &ClientHello) -> Option<&[SignatureScheme]> {
+    match hello.extension(ExtensionType::SIGNATURE_ALGORITHMS) {
+        Some(ClientExtension::SignatureAlgorithms(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// Whether a suite's ServerKeyExchange is signed.
+fn signs(suite: CipherSuite) -> bool {
+    match KeyExchangeLayout::of(suite) {
+        KeyExchangeLayout::Ecdh { signed, .. } | KeyExchangeLayout::Dh { signed, .. } => signed,
+        KeyExchangeLayout::RsaExport => true,
+        KeyExchangeLayout::PskHint | KeyExchangeLayout::Other => false,
+    }
+}
+
+/// How a ServerKeyExchange is signed at `version` with a key of `family`;
+/// `None` at TLS 1.2 when no scheme of the client's fits the key.
+fn signing_method(version: ProtocolVersion, family: Family, hello: &ClientHello, tls: &Tls) -> Option<Method> {
+    if rank(version) < rank(ProtocolVersion::TLS12) {
+        return Some(match family {
+            Family::Rsa => Method::Md5Sha1,
+            Family::Ec => Method::Sha1,
+        });
+    }
+    // RFC 5246 §7.4.1.4.1: without the extension, {sha1, the key's type}.
+    let sha1 = match family {
+        Family::Rsa => [SignatureScheme::RSA_PKCS1_SHA1],
+        Family::Ec => [SignatureScheme::ECDSA_SHA1],
     };
-    Some(DigitallySigned { scheme, signature })
+    let theirs = client_schemes(hello).unwrap_or(&sha1);
+    let ours: Vec<SignatureScheme> = if tls.signature_algorithms.is_empty() {
+        keys::default_schemes(family).to_vec()
+    } else {
+        tls.signature_algorithms
+            .iter()
+            .copied()
+            .filter(|s| keys::can_sign(family, *s))
+            .collect()
+    };
+    pick(&ours, theirs, tls.server_preference).map(Method::Scheme)
 }
 
-/// The ServerKeyExchange for `suite`, or `None` when the suite has none.
-fn key_exchange(
+/// Filler of a signature's shape, for a chain without its private key:
+/// 256 bytes for RSA 2048, a DER ECDSA-Sig-Value (two 32-byte INTEGERs)
+/// for P-256. A client refuses it.
+fn filler(family: Family) -> Vec<u8> {
+    match family {
+        Family::Ec => {
+            let mut der = vec![0x30, 0x44, 0x02, 0x20];
+            der.extend([0x5a; 32]);
+            der.extend([0x02, 0x20]);
+            der.extend([0x5a; 32]);
+            der
+        }
+        Family::Rsa => vec![0x5a; 256],
+    }
+}
+
+/// Signs `params` as RFC 5246 §7.4.3 says: over client_random ‖
+/// server_random ‖ params. Returns the signature and how it was made.
+fn sign(
+    credential: &Credential,
+    family: Family,
+    method: Method,
+    randoms: (&[u8; 32], &[u8; 32]),
+    params: &[u8],
+) -> (DigitallySigned, String) {
+    let scheme = match method {
+        Method::Scheme(s) => Some(s),
+        Method::Md5Sha1 | Method::Sha1 => None,
+    };
+    let mut message = Vec::with_capacity(64 + params.len());
+    message.extend_from_slice(randoms.0);
+    message.extend_from_slice(randoms.1);
+    message.extend_from_slice(params);
+    let (signature, how) = match &credential.key {
+        Some(key) => match key.sign(method, &message) {
+            Ok(sig) => (sig, format!("{} with the {} key", method.name(), key.describe())),
+            Err(e) => (filler(family), format!("filler ({}: {e:#})", method.name())),
+        },
+        None => (
+            filler(family),
+            format!("filler ({}; no private key for this chain)", method.name()),
+        ),
+    };
+    (DigitallySigned { scheme, signature }, how)
+}
+
+/// A ServerKeyExchange, how it was signed, and its DH group's name.
+struct Built {
+    ske: ServerKeyExchange,
+    signature: Option<String>,
+    dh_group: Option<&'static str>,
+}
+
+/// What a ServerKeyExchange is made from.
+struct KeyExchange<'a> {
     suite: CipherSuite,
     version: ProtocolVersion,
     group: Option<NamedGroup>,
-    dh_bits: usize,
-) -> Option<ServerKeyExchange> {
-    let props = catalog::suite(suite).and_then(|s| s.properties)?;
-    let ecdsa = props.auth == "ECDSA";
-    match KeyExchangeLayout::of(suite) {
-        KeyExchangeLayout::Ecdh { signed, .. } => {
-            let g = group.unwrap_or(NamedGroup::SECP256R1);
-            Some(ServerKeyExchange::Ecdh {
-                psk_hint: Vec::new(),
-                curve_type: EcCurveType::NAMED_CURVE,
-                group: Some(g),
-                public: server_share(g),
-                signature: signed.then(|| signature(version, ecdsa)).flatten(),
-            })
-        }
-        KeyExchangeLayout::Dh { signed, .. } => {
-            let bits = match props.kx {
-                "DHE(512)" | "DH(512)" => 512,
-                "DHE(1024)" => 1024,
-                _ => dh_bits,
-            };
-            let p = dh_prime(bits);
-            let mut ys = vec![0u8; p.len()];
-            if let Some(last) = ys.last_mut() {
-                *last = 2;
+    hello: &'a ClientHello,
+    server_random: &'a [u8; 32],
+    credential: &'a Credential,
+    tls: &'a Tls,
+}
+
+impl KeyExchange<'_> {
+    /// The ServerKeyExchange and how it was signed; `Ok(None)` when the
+    /// suite has none, `Err` (why) when none can be made.
+    fn build(&self, rng: &mut Bytes) -> Result<Option<Built>, String> {
+        let Some(props) = catalog::suite(self.suite).and_then(|s| s.properties) else {
+            return Ok(None);
+        };
+        let family = family(self.suite);
+        let mut dh_group = None;
+        let mut ske = match KeyExchangeLayout::of(self.suite) {
+            KeyExchangeLayout::Ecdh { .. } => {
+                let g = self.group.unwrap_or(NamedGroup::SECP256R1);
+                ServerKeyExchange::Ecdh {
+                    psk_hint: Vec::new(),
+                    curve_type: EcCurveType::NAMED_CURVE,
+                    group: Some(g),
+                    public: kx::ecdh_public(g, rng).unwrap_or_else(|| server_share(g)),
+                    signature: None,
+                }
             }
-            Some(ServerKeyExchange::Dh {
-                psk_hint: Vec::new(),
-                p,
-                g: vec![2],
-                ys,
-                signature: signed.then(|| signature(version, false)).flatten(),
-            })
+            KeyExchangeLayout::Dh { .. } => {
+                let bits = match props.kx {
+                    "DHE(512)" | "DH(512)" => 512,
+                    "DHE(1024)" => 1024,
+                    _ => self.tls.dh_bits,
+                };
+                let group = kx::dh_group(bits).ok_or_else(|| format!("no {bits}-bit DH group"))?;
+                dh_group = Some(group.name);
+                ServerKeyExchange::Dh {
+                    psk_hint: Vec::new(),
+                    p: group.p.clone(),
+                    g: vec![2],
+                    ys: kx::dh_public(group, rng),
+                    signature: None,
+                }
+            }
+            // The temporary key's modulus is of the export size, not a
+            // real RSA modulus: no client here negotiates export suites.
+            KeyExchangeLayout::RsaExport => ServerKeyExchange::RsaExport {
+                modulus: kx::dh_group(512).map(|g| g.p.clone()).unwrap_or_else(|| vec![0xff; 64]),
+                exponent: vec![1, 0, 1],
+                signature: None,
+            },
+            KeyExchangeLayout::PskHint | KeyExchangeLayout::Other => return Ok(None),
+        };
+        if !signs(self.suite) {
+            return Ok(Some(Built {
+                ske,
+                signature: None,
+                dh_group,
+            }));
         }
-        KeyExchangeLayout::RsaExport => Some(ServerKeyExchange::RsaExport {
-            modulus: dh_prime(512),
-            exponent: vec![1, 0, 1],
-            signature: signature(version, false),
-        }),
-        KeyExchangeLayout::PskHint | KeyExchangeLayout::Other => None,
+        let method = signing_method(self.version, family, self.hello, self.tls)
+            .ok_or_else(|| "no signature algorithm of the client fits the key".to_owned())?;
+        let params = ske
+            .signed_params()
+            .map_err(|e| format!("the key exchange parameters did not encode: {e}"))?;
+        let (signature, how) = sign(
+            self.credential,
+            family,
+            method,
+            (&self.hello.random, self.server_random),
+            &params,
+        );
+        match &mut ske {
+            ServerKeyExchange::Ecdh { signature: s, .. }
+            | ServerKeyExchange::Dh { signature: s, .. }
+            | ServerKeyExchange::RsaExport { signature: s, .. } => *s = Some(signature),
+            ServerKeyExchange::PskHint(_) | ServerKeyExchange::Opaque(_) => {}
+        }
+        Ok(Some(Built {
+            ske,
+            signature: Some(how),
+            dh_group,
+        }))
     }
 }
 
@@ -398,6 +511,18 @@ impl Responder<'_> {
                     .is_some_and(|p| p.kx.starts_with("ECDH"));
                 !ecdhe || curve.is_some()
             })
+            // A TLS 1.2 server signs only with a scheme the client offers
+            // (RFC 5246 §7.4.1.4.1), so a suite it cannot sign is out.
+            .filter(|s| !signs(*s) || signing_method(version, family(*s), hello, tls).is_some())
+            // RFC 8422 §5.1: an ECDSA certificate's curve must be one the
+            // client lists (a client checks: OpenSSL says "wrong curve").
+            .filter(|s| {
+                let ecdsa_curve = self.chains.ecdsa.curve.filter(|_| family(*s) == Family::Ec);
+                match (ecdsa_curve, &curves) {
+                    (Some(c), Some(theirs)) => theirs.contains(&c),
+                    _ => true,
+                }
+            })
             .collect();
         let Some(suite) = pick(&usable, &seen, tls.server_preference) else {
             return Decision::refuse(
@@ -471,16 +596,16 @@ impl Responder<'_> {
         };
         let mut w = Writer::new();
         let anon = props.is_some_and(|p| p.auth == "anon");
+        let credential = match family(suite) {
+            Family::Ec => &self.chains.ecdsa,
+            Family::Rsa => &self.chains.rsa,
+        };
         let mut ok = sh.write(&mut w).is_ok();
         if !anon {
-            let chain = if props.is_some_and(|p| p.auth == "ECDSA") {
-                &self.chains.ecdsa
-            } else {
-                &self.chains.rsa
-            };
             let cert = Certificate {
                 context: None,
-                entries: chain
+                entries: credential
+                    .chain
                     .iter()
                     .map(|der| CertificateEntry {
                         der: der.clone(),
@@ -499,19 +624,38 @@ impl Responder<'_> {
             };
             ok &= status.write(&mut w).is_ok();
         }
-        if let Some(ske) = key_exchange(suite, version, group, tls.dh_bits) {
-            ok &= ske.write(&mut w).is_ok();
-        }
+        let exchange = KeyExchange {
+            suite,
+            version,
+            group,
+            hello,
+            server_random: &random,
+            credential,
+            tls,
+        };
+        let (signature, dh_group) = match exchange.build(rng) {
+            Ok(Some(built)) => {
+                ok &= built.ske.write(&mut w).is_ok();
+                (built.signature, built.dh_group)
+            }
+            Ok(None) => (None, None),
+            Err(why) => return Decision::refuse(Refusal::Close, Some(version), why),
+        };
         // ServerHelloDone.
         w.bytes(&[14, 0, 0, 0]);
         if !ok {
             return Decision::refuse(Refusal::Close, Some(version), "the flight did not encode".to_owned());
         }
         let why = format!(
-            "{} {} ({deciding} preference{window_note}){}",
+            "{} {} ({deciding} preference{window_note}){}{}",
             label(version),
             name(suite),
-            group.map(|g| format!(", group {}", group_name(g))).unwrap_or_default()
+            group
+                .map(group_name)
+                .or(dh_group.map(str::to_owned))
+                .map(|g| format!(", group {g}"))
+                .unwrap_or_default(),
+            signature.as_ref().map(|s| format!(", signed {s}")).unwrap_or_default()
         );
         Decision {
             answer: Answer::Flight {
@@ -522,6 +666,7 @@ impl Responder<'_> {
             version: Some(version),
             cipher: Some(suite),
             group,
+            signature,
         }
     }
 
@@ -595,6 +740,7 @@ impl Responder<'_> {
                 version: Some(v),
                 cipher: Some(suite),
                 group: Some(g),
+                signature: None,
             };
         }
         let Some(g) = pick(&tls.groups, &groups, tls.server_preference) else {
@@ -634,6 +780,7 @@ impl Responder<'_> {
             version: Some(v),
             cipher: Some(suite),
             group: Some(g),
+            signature: None,
         }
     }
 
@@ -679,13 +826,14 @@ impl Responder<'_> {
                 version: Some(ProtocolVersion::SSL2),
                 cipher: None,
                 group: None,
+                signature: None,
             };
         }
         let sh = Sslv2ServerHello {
             session_id_hit: false,
             certificate_type: 1,
             version: ProtocolVersion::SSL2,
-            certificate: self.chains.rsa.first().cloned().unwrap_or_default(),
+            certificate: self.chains.rsa.chain.first().cloned().unwrap_or_default(),
             cipher_specs: common.clone(),
             connection_id: rng.fill::<16>().to_vec(),
         };
@@ -704,6 +852,7 @@ impl Responder<'_> {
                 version: Some(ProtocolVersion::SSL2),
                 cipher: None,
                 group: None,
+                signature: None,
             },
             Err(_) => Decision::refuse(Refusal::Close, None, "the SSLv2 SERVER-HELLO did not encode".to_owned()),
         }
@@ -730,10 +879,7 @@ mod tests {
     }
 
     fn chains() -> Chains {
-        Chains {
-            rsa: vec![vec![0x30, 0x00]],
-            ecdsa: vec![vec![0x30, 0x00]],
-        }
+        Chains::generate("mx.emulated.test").expect("chains")
     }
 
     fn answer(p: &Profile, hello: &ClientHello) -> Decision {
@@ -821,5 +967,156 @@ mod tests {
             (d.version, d.cipher),
             (Some(ProtocolVersion::TLS10), Some(CipherSuite(0x0005)))
         );
+    }
+
+    /// The flight's ServerHello random, leaf certificate and ServerKeyExchange.
+    fn flight(d: &Decision) -> ([u8; 32], Vec<u8>, ServerKeyExchange) {
+        use hsscan_wire::{Deframer, Event, Side};
+        let Answer::Flight { bytes, .. } = &d.answer else {
+            panic!("no flight: {}", d.why);
+        };
+        let mut de = Deframer::new(Side::Server);
+        de.push(bytes).unwrap();
+        let (mut random, mut leaf, mut ske) = (None, None, None);
+        while let Some(e) = de.next_event().unwrap() {
+            match e {
+                Event::ServerHello(sh) => random = Some(sh.random),
+                Event::Certificate(c) => leaf = c.entries.first().map(|e| e.der.clone()),
+                Event::ServerKeyExchange(k) => ske = Some(k),
+                _ => {}
+            }
+        }
+        (random.unwrap(), leaf.unwrap(), ske.unwrap())
+    }
+
+    fn rsa_key(leaf: &[u8]) -> rsa::RsaPublicKey {
+        use rsa::pkcs1::DecodeRsaPublicKey as _;
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf).unwrap();
+        rsa::RsaPublicKey::from_pkcs1_der(&cert.public_key().subject_public_key.data).unwrap()
+    }
+
+    /// client_random ‖ server_random ‖ params, and the signature.
+    fn signed(hello: &ClientHello, d: &Decision) -> (Vec<u8>, DigitallySigned, Vec<u8>, ServerKeyExchange) {
+        let (server_random, leaf, ske) = flight(d);
+        let mut m = hello.random.to_vec();
+        m.extend(server_random);
+        m.extend(ske.signed_params().unwrap());
+        let sig = match &ske {
+            ServerKeyExchange::Ecdh { signature, .. } | ServerKeyExchange::Dh { signature, .. } => signature.clone(),
+            other => panic!("{other:?}"),
+        };
+        (m, sig.unwrap(), leaf, ske)
+    }
+
+    #[test]
+    fn tls10_ecdhe_rsa_is_signed_over_md5_sha1_with_the_leaf_key() {
+        use sha2::Digest as _;
+        let p = Profile::shipped("exchange2010").unwrap();
+        let h = hello(ProtocolVersion::TLS10, &[0xc014, 0x002f], &[NamedGroup::SECP256R1]);
+        let d = answer(&p, &h);
+        assert_eq!(d.cipher, Some(CipherSuite(0xc014)), "{}", d.why);
+        assert_eq!(d.signature.as_deref(), Some("RSA MD5-SHA1 with the RSA 2048 key"));
+        let (m, sig, leaf, ske) = signed(&h, &d);
+        assert_eq!(sig.scheme, None, "no SignatureAndHashAlgorithm before TLS 1.2");
+        let mut digest = md5::Md5::digest(&m).to_vec();
+        digest.extend(sha1::Sha1::digest(&m));
+        rsa_key(&leaf)
+            .verify(rsa::Pkcs1v15Sign::new_unprefixed(), &digest, &sig.signature)
+            .unwrap();
+        let ServerKeyExchange::Ecdh { public, .. } = ske else {
+            unreachable!()
+        };
+        assert!(p256::PublicKey::from_sec1_bytes(&public).is_ok(), "a real P-256 point");
+    }
+
+    #[test]
+    fn tls12_scheme_is_the_profiles_first_that_the_client_offers_and_the_key_fits() {
+        use sha2::Digest as _;
+        let p = profile(
+            "versions = [\"TLSv1.2\"]\nciphers = [\"ECDHE-RSA-AES128-GCM-SHA256\", \"AES128-SHA\"]\ngroups = [\"secp256r1\"]\nsignature_algorithms = [\"ecdsa_sha1\", \"rsa_pkcs1_sha1\", \"rsa_pkcs1_sha256\"]\n",
+        );
+        let mut h = hello(ProtocolVersion::TLS12, &[0xc02f, 0x002f], &[NamedGroup::SECP256R1]);
+        let d = answer(&p, &h);
+        assert_eq!(d.cipher, Some(CipherSuite(0xc02f)), "{}", d.why);
+        let (m, sig, leaf, _) = signed(&h, &d);
+        assert_eq!(sig.scheme, Some(SignatureScheme::RSA_PKCS1_SHA1));
+        rsa_key(&leaf)
+            .verify(
+                rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
+                &sha1::Sha1::digest(&m),
+                &sig.signature,
+            )
+            .unwrap();
+        let set = |h: &mut ClientHello, schemes: Vec<SignatureScheme>| {
+            for e in h.extensions.iter_mut().flatten() {
+                if let ClientExtension::SignatureAlgorithms(s) = e {
+                    *s = schemes.clone();
+                }
+            }
+        };
+        // Without SHA-1 on offer, the profile's next.
+        set(
+            &mut h,
+            vec![SignatureScheme::RSA_PSS_RSAE_SHA256, SignatureScheme::RSA_PKCS1_SHA256],
+        );
+        let (_, sig, _, _) = signed(&h, &answer(&p, &h));
+        assert_eq!(sig.scheme, Some(SignatureScheme::RSA_PKCS1_SHA256));
+        // No RSA scheme on offer: ECDHE-RSA cannot be signed, static RSA is chosen.
+        set(&mut h, vec![SignatureScheme::ECDSA_SECP256R1_SHA256]);
+        assert_eq!(answer(&p, &h).cipher, Some(CipherSuite(0x002f)));
+        // A profile without a list prefers SHA-256, PSS first.
+        let p = profile(
+            "versions = [\"TLSv1.2\"]\nciphers = [\"ECDHE-RSA-AES128-GCM-SHA256\"]\ngroups = [\"secp256r1\"]\n",
+        );
+        set(&mut h, hsscan_wire::client_hello::DEFAULT_SIGNATURE_SCHEMES.to_vec());
+        let d = answer(&p, &h);
+        let (m, sig, leaf, _) = signed(&h, &d);
+        assert_eq!(sig.scheme, Some(SignatureScheme::RSA_PSS_RSAE_SHA256), "{}", d.why);
+        rsa_key(&leaf)
+            .verify(
+                rsa::Pss::new::<sha2::Sha256>(),
+                &sha2::Sha256::digest(&m),
+                &sig.signature,
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn ecdsa_suites_need_the_leaf_curve_among_the_clients_groups() {
+        let p = profile(
+            "versions = [\"TLSv1.2\"]\nciphers = [\"ECDHE-ECDSA-AES128-GCM-SHA256\", \"ECDHE-RSA-AES128-GCM-SHA256\"]\ngroups = [\"secp384r1\", \"secp256r1\"]\n",
+        );
+        // The P-256 leaf is out when the client lists only P-384.
+        let d = answer(
+            &p,
+            &hello(ProtocolVersion::TLS12, &[0xc02b, 0xc02f], &[NamedGroup::SECP384R1]),
+        );
+        assert_eq!(d.cipher, Some(CipherSuite(0xc02f)), "{}", d.why);
+        let d = answer(
+            &p,
+            &hello(
+                ProtocolVersion::TLS12,
+                &[0xc02b, 0xc02f],
+                &[NamedGroup::SECP384R1, NamedGroup::SECP256R1],
+            ),
+        );
+        assert_eq!(
+            (d.cipher, d.group),
+            (Some(CipherSuite(0xc02b)), Some(NamedGroup::SECP384R1))
+        );
+    }
+
+    #[test]
+    fn dhe_sends_the_real_group_of_dh_bits() {
+        let p = profile("versions = [\"TLSv1.2\"]\nciphers = [\"DHE-RSA-AES128-GCM-SHA256\"]\ndh_bits = 1024\n");
+        let h = hello(ProtocolVersion::TLS12, &[0x009e], &[]);
+        let d = answer(&p, &h);
+        assert!(d.why.contains("group rfc2409-group2"), "{}", d.why);
+        let (_, _, _, ske) = signed(&h, &d);
+        let ServerKeyExchange::Dh { p, g, ys, .. } = ske else {
+            unreachable!()
+        };
+        assert_eq!(p, kx::dh_group(1024).unwrap().p);
+        assert_eq!((g, ys.len()), (vec![2], 128));
     }
 }

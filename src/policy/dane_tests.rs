@@ -57,9 +57,9 @@ fn tlsa_name_is_port_and_protocol_under_the_host() {
 fn secure_dane_ee_matching_the_leaf_is_valid_whatever_the_names() {
     let c = chains();
     let d = evaluate(
-        &lookup(Security::Secure, vec![ee(&c.ecdsa[0])]),
+        &lookup(Security::Secure, vec![ee(&c.ecdsa.chain[0])]),
         "other.example",
-        &[(ip(), vec![c.ecdsa.clone()])],
+        &[(ip(), vec![c.ecdsa.chain.clone()])],
     );
     assert_eq!(d.result, Outcome::Valid, "{d:#?}");
     assert_eq!(d.per_endpoint[0].matched, [0]);
@@ -74,7 +74,7 @@ fn secure_records_matching_no_chain_are_tlsa_invalid() {
     let d = evaluate(
         &lookup(Security::Secure, vec![wrong]),
         HOST,
-        &[(ip(), vec![c.rsa.clone()])],
+        &[(ip(), vec![c.rsa.chain.clone()])],
     );
     assert_eq!(d.result, Outcome::TlsaInvalid, "{d:#?}");
     assert_eq!(d.per_endpoint[0].result, Outcome::TlsaInvalid);
@@ -88,18 +88,18 @@ fn dane_ta_matches_the_intermediate_and_checks_the_name() {
         CertUsage::DaneTa,
         Selector::Full,
         Matching::Sha512,
-        Sha512::digest(&c.rsa[1]).to_vec(),
+        Sha512::digest(&c.rsa.chain[1]).to_vec(),
     );
     let d = evaluate(
         &lookup(Security::Secure, vec![ta.clone()]),
         HOST,
-        &[(ip(), vec![c.rsa.clone()])],
+        &[(ip(), vec![c.rsa.chain.clone()])],
     );
     assert_eq!(d.result, Outcome::Valid, "{d:#?}");
     let d = evaluate(
         &lookup(Security::Secure, vec![ta]),
         "mx.other.example",
-        &[(ip(), vec![c.rsa.clone()])],
+        &[(ip(), vec![c.rsa.chain.clone()])],
     );
     assert_eq!(d.result, Outcome::TlsaInvalid, "{d:#?}");
 }
@@ -111,12 +111,12 @@ fn pkix_usages_are_unusable_for_smtp() {
         CertUsage::PkixEe,
         Selector::Spki,
         Matching::Sha256,
-        spki_sha256(&c.rsa[0]),
+        spki_sha256(&c.rsa.chain[0]),
     );
     let d = evaluate(
         &lookup(Security::Secure, vec![pkix]),
         HOST,
-        &[(ip(), vec![c.rsa.clone()])],
+        &[(ip(), vec![c.rsa.chain.clone()])],
     );
     assert!(!d.records[0].usable);
     assert_eq!(d.result, Outcome::TlsaInvalid, "{d:#?}");
@@ -126,9 +126,9 @@ fn pkix_usages_are_unusable_for_smtp() {
 fn one_key_type_without_a_record_is_valid_but_not_rollover_ready() {
     let c = chains();
     let d = evaluate(
-        &lookup(Security::Secure, vec![ee(&c.ecdsa[0])]),
+        &lookup(Security::Secure, vec![ee(&c.ecdsa.chain[0])]),
         HOST,
-        &[(ip(), vec![c.ecdsa.clone(), c.rsa.clone()])],
+        &[(ip(), vec![c.ecdsa.chain.clone(), c.rsa.chain.clone()])],
     );
     assert_eq!(d.result, Outcome::Valid, "{d:#?}");
     let r = d.rollover.clone().unwrap();
@@ -140,12 +140,12 @@ fn one_key_type_without_a_record_is_valid_but_not_rollover_ready() {
 #[test]
 fn insecure_bogus_and_failed_lookups_are_never_valid_nor_no_tlsa_by_mistake() {
     let c = chains();
-    let ips = [(ip(), vec![c.ecdsa.clone()])];
-    let d = evaluate(&lookup(Security::Insecure, vec![ee(&c.ecdsa[0])]), HOST, &ips);
+    let ips = [(ip(), vec![c.ecdsa.chain.clone()])];
+    let d = evaluate(&lookup(Security::Insecure, vec![ee(&c.ecdsa.chain[0])]), HOST, &ips);
     assert_eq!((d.dnssec, d.result), (Security::Insecure, Outcome::NoTlsa));
     // Listed and matched for diagnosis, ignored for the result.
     assert_eq!(d.per_endpoint[0].matched, [0]);
-    let d = evaluate(&lookup(Security::Bogus, vec![ee(&c.ecdsa[0])]), HOST, &ips);
+    let d = evaluate(&lookup(Security::Bogus, vec![ee(&c.ecdsa.chain[0])]), HOST, &ips);
     assert_eq!((d.dnssec, d.result), (Security::Bogus, Outcome::DnssecInvalid));
     let d = evaluate(&lookup(Security::Error, vec![]), HOST, &ips);
     assert_eq!((d.dnssec, d.result), (Security::Error, Outcome::Error));
@@ -157,11 +157,11 @@ fn insecure_bogus_and_failed_lookups_are_never_valid_nor_no_tlsa_by_mistake() {
 #[test]
 fn an_insecure_host_or_mx_disables_dane() {
     let c = chains();
-    let ips = [(ip(), vec![c.ecdsa.clone()])];
-    let mut l = lookup(Security::Secure, vec![ee(&c.ecdsa[0])]);
+    let ips = [(ip(), vec![c.ecdsa.chain.clone()])];
+    let mut l = lookup(Security::Secure, vec![ee(&c.ecdsa.chain[0])]);
     l.host = Security::Insecure;
     assert_eq!(evaluate(&l, HOST, &ips).result, Outcome::NoTlsa);
-    let mut l = lookup(Security::Secure, vec![ee(&c.ecdsa[0])]);
+    let mut l = lookup(Security::Secure, vec![ee(&c.ecdsa.chain[0])]);
     l.mx = Some(Security::Insecure);
     let d = evaluate(&l, HOST, &ips);
     assert_eq!(d.result, Outcome::NoTlsa);
@@ -172,9 +172,12 @@ fn an_insecure_host_or_mx_disables_dane() {
 fn an_address_without_tls_fails_secure_dane() {
     let c = chains();
     let d = evaluate(
-        &lookup(Security::Secure, vec![ee(&c.ecdsa[0])]),
+        &lookup(Security::Secure, vec![ee(&c.ecdsa.chain[0])]),
         HOST,
-        &[(ip(), vec![c.ecdsa.clone()]), ("192.0.2.2".parse().unwrap(), vec![])],
+        &[
+            (ip(), vec![c.ecdsa.chain.clone()]),
+            ("192.0.2.2".parse().unwrap(), vec![]),
+        ],
     );
     assert_eq!(d.result, Outcome::ValidationFailure, "{d:#?}");
 }

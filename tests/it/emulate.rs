@@ -135,13 +135,14 @@ fn expected(p: &Profile, offered: &[CipherSuite], usable: impl Fn(CipherSuite) -
 
 /// What `openssl s_client -trace` shows of one exchange.
 #[derive(Debug, Default)]
-struct Trace {
-    offered: Vec<CipherSuite>,
-    server_version: Option<String>,
-    chosen: Option<CipherSuite>,
+pub struct Trace {
+    pub offered: Vec<CipherSuite>,
+    pub server_version: Option<String>,
+    pub chosen: Option<CipherSuite>,
     /// A fatal alert the server sent.
-    alert: Option<String>,
-    text: String,
+    pub alert: Option<String>,
+    /// Everything s_client printed, stdout then stderr.
+    pub text: String,
 }
 
 /// `{0xC0, 0x2C}` → 0xc02c.
@@ -154,7 +155,9 @@ fn pair(s: &str) -> Option<CipherSuite> {
     Some(CipherSuite(u16::from_be_bytes([a, b])))
 }
 
-fn s_client(port: u16, smtp: bool, args: &[&str]) -> Trace {
+/// `openssl s_client -trace` against 127.0.0.1:`port` (after SMTP
+/// STARTTLS when `smtp`), with `args` added.
+pub fn s_client(port: u16, smtp: bool, args: &[&str]) -> Trace {
     let mut a: Vec<String> = vec![
         "s_client".into(),
         "-connect".into(),

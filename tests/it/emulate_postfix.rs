@@ -330,7 +330,7 @@ fn send(w: &mut TcpStream, dialog: &mut Vec<String>, text: &str) {
 }
 
 /// Submits one message to Postfix's smtpd and returns the dialog.
-fn submit(pf: &Postfix) -> Vec<String> {
+pub fn submit(pf: &Postfix) -> Vec<String> {
     let addr = SocketAddr::from((pf.ip, pf.port));
     let stream = TcpStream::connect_timeout(&addr, CONNECT_WINDOW)
         .unwrap_or_else(|e| panic!("connect to Postfix at {addr}: {e}\n{}", pf.log()));
@@ -346,7 +346,7 @@ fn submit(pf: &Postfix) -> Vec<String> {
         ("RCPT TO:<b@partner.test.example>\r\n", "250"),
         ("DATA\r\n", "354"),
         (
-            "From: <a@test.example>\r\nTo: <b@partner.test.example>\r\nSubject: hsscan emulate test\r\n\r\nA message for the exchange2007 emulator.\r\n.\r\n",
+            "From: <a@test.example>\r\nTo: <b@partner.test.example>\r\nSubject: hsscan emulate test\r\n\r\nA message for the emulator.\r\n.\r\n",
             "250",
         ),
         ("QUIT\r\n", "221"),

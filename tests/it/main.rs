@@ -5,6 +5,7 @@
 mod bulk;
 mod dns_lab;
 mod emulate;
+mod emulate_accept;
 mod emulate_postfix;
 mod enum_defects;
 mod enum_gnutls;

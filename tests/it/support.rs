@@ -166,6 +166,11 @@ impl Server {
         }
     }
 
+    /// The file the server's stdout and stderr go to.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// What the server printed so far, for failure messages.
     pub fn log(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();

@@ -219,66 +219,75 @@ impl ServerKeyExchange {
     }
 
     /// Writes the handshake message. Signatures are whatever bytes the
-    /// value holds: the emulator never proves possession of a key.
+    /// value holds: the caller signs (this crate does no cryptography).
     pub fn write(&self, w: &mut Writer) -> Result<(), EncodeError> {
         write_message(w, HandshakeType::SERVER_KEY_EXCHANGE, "server_key_exchange", |w| {
-            let v16 = |w: &mut Writer, field, b: &[u8]| {
-                w.u16_prefixed(field, |w| {
-                    w.bytes(b);
-                    Ok(())
-                })
-            };
-            match self {
+            let (hint, signature) = match self {
                 Self::Ecdh {
-                    psk_hint,
-                    curve_type,
-                    group,
-                    public,
-                    signature,
-                } => {
-                    if !psk_hint.is_empty() {
-                        v16(w, "psk_identity_hint", psk_hint)?;
-                    }
-                    w.u8(curve_type.0);
-                    if let Some(g) = group {
-                        w.u16(g.0);
-                    }
-                    w.u8_prefixed("ec_point", |w| {
-                        w.bytes(public);
-                        Ok(())
-                    })?;
-                    write_signature(w, signature.as_ref())?;
+                    psk_hint, signature, ..
                 }
-                Self::Dh {
-                    psk_hint,
-                    p,
-                    g,
-                    ys,
-                    signature,
-                } => {
-                    if !psk_hint.is_empty() {
-                        v16(w, "psk_identity_hint", psk_hint)?;
-                    }
-                    v16(w, "dh_p", p)?;
-                    v16(w, "dh_g", g)?;
-                    v16(w, "dh_Ys", ys)?;
-                    write_signature(w, signature.as_ref())?;
-                }
-                Self::RsaExport {
-                    modulus,
-                    exponent,
-                    signature,
-                } => {
-                    v16(w, "rsa_modulus", modulus)?;
-                    v16(w, "rsa_exponent", exponent)?;
-                    write_signature(w, signature.as_ref())?;
-                }
-                Self::PskHint(h) => v16(w, "psk_identity_hint", h)?,
-                Self::Opaque(b) => w.bytes(b),
+                | Self::Dh {
+                    psk_hint, signature, ..
+                } => (psk_hint.as_slice(), signature.as_ref()),
+                Self::RsaExport { signature, .. } => (&[][..], signature.as_ref()),
+                Self::PskHint(_) | Self::Opaque(_) => (&[][..], None),
+            };
+            if !hint.is_empty() {
+                write_v16(w, "psk_identity_hint", hint)?;
             }
-            Ok(())
+            self.write_params(w)?;
+            write_signature(w, signature)
         })
     }
+
+    /// The parameters a signature covers after the two hello randoms
+    /// (RFC 5246 §7.4.3, RFC 8422 §5.4, RFC 4346 §7.4.3): ServerDHParams,
+    /// ServerECDHParams or the export ServerRSAParams, as written.
+    pub fn signed_params(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut w = Writer::new();
+        self.write_params(&mut w)?;
+        Ok(w.into_bytes())
+    }
+
+    /// The body between the PSK hint and the signature.
+    fn write_params(&self, w: &mut Writer) -> Result<(), EncodeError> {
+        match self {
+            Self::Ecdh {
+                curve_type,
+                group,
+                public,
+                ..
+            } => {
+                w.u8(curve_type.0);
+                if let Some(g) = group {
+                    w.u16(g.0);
+                }
+                w.u8_prefixed("ec_point", |w| {
+                    w.bytes(public);
+                    Ok(())
+                })?;
+            }
+            Self::Dh { p, g, ys, .. } => {
+                write_v16(w, "dh_p", p)?;
+                write_v16(w, "dh_g", g)?;
+                write_v16(w, "dh_Ys", ys)?;
+            }
+            Self::RsaExport { modulus, exponent, .. } => {
+                write_v16(w, "rsa_modulus", modulus)?;
+                write_v16(w, "rsa_exponent", exponent)?;
+            }
+            Self::PskHint(h) => write_v16(w, "psk_identity_hint", h)?,
+            Self::Opaque(b) => w.bytes(b),
+        }
+        Ok(())
+    }
+}
+
+fn write_v16(w: &mut Writer, field: &'static str, b: &[u8]) -> Result<(), EncodeError> {
+    w.u16_prefixed(field, |w| {
+        w.bytes(b);
+        Ok(())
+    })
 }
 
 fn read_signature(r: &mut Reader<'_>, signed: bool, tls12: bool) -> Result<Option<DigitallySigned>, DecodeError> {
@@ -343,6 +352,31 @@ mod tests {
         ); // AECDH-AES128-SHA
         assert_eq!(KeyExchangeLayout::of(CipherSuite(0x0003)), KeyExchangeLayout::RsaExport);
         assert_eq!(KeyExchangeLayout::of(CipherSuite(0x002f)), KeyExchangeLayout::Other);
+    }
+
+    #[test]
+    fn signed_params_are_the_body_between_hint_and_signature() {
+        let ske = ServerKeyExchange::Ecdh {
+            psk_hint: Vec::new(),
+            curve_type: EcCurveType::NAMED_CURVE,
+            group: Some(NamedGroup::X25519),
+            public: vec![9; 32],
+            signature: Some(DigitallySigned {
+                scheme: Some(SignatureScheme::RSA_PKCS1_SHA256),
+                signature: vec![7; 4],
+            }),
+        };
+        let params = ske.signed_params().unwrap();
+        // RFC 8422 §5.4: curve_type, named curve, opaque point<1..2^8-1>.
+        assert_eq!(params[..5], [3, 0x00, 0x1d, 32, 9]);
+        assert_eq!(params.len(), 4 + 32);
+        let mut w = Writer::new();
+        ske.write(&mut w).unwrap();
+        let body = &w.as_bytes()[4..];
+        assert_eq!(&body[..params.len()], params.as_slice());
+        assert_eq!(&body[params.len()..], [0x04, 0x01, 0, 4, 7, 7, 7, 7]);
+        let read = ServerKeyExchange::read_body(body, 0, CipherSuite(0xc02f), ProtocolVersion::TLS12).unwrap();
+        assert_eq!(read, ske);
     }
 
     #[test]
