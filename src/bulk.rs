@@ -67,6 +67,8 @@ pub struct Summary {
     /// The best protocol it negotiated.
     pub best: Option<ProtocolVersion>,
     pub kind: Option<FailureKind>,
+    /// The headline sender's verdict there.
+    pub verdict: Option<crate::senders::Verdict>,
     /// What the domain's DANE and MTA-STS results need of this endpoint.
     pub policy: crate::policy::EndpointInput,
 }
@@ -88,6 +90,7 @@ impl Summary {
             status: r.status,
             best,
             kind: r.failure.as_ref().map(|f| f.kind),
+            verdict: r.verdict.clone(),
             policy: crate::policy::EndpointInput::of(r.status, &r.certificates),
         }
     }
@@ -113,11 +116,27 @@ impl Summary {
             status,
             best,
             kind: v["failure"]["kind"].as_str().and_then(FailureKind::from_name),
+            verdict: resumed_verdict(&v["verdict"]),
             // A resumed record keeps no chains: its domain's policy is
             // judged without them.
             policy: crate::policy::EndpointInput::default(),
         })
     }
+}
+
+/// The headline verdict of an earlier output's record.
+fn resumed_verdict(v: &serde_json::Value) -> Option<crate::senders::Verdict> {
+    use crate::senders::Outcome;
+    let outcome = match v["outcome"].as_str()? {
+        "tls" => Outcome::Tls,
+        "no-tls" => Outcome::NoTls,
+        _ => Outcome::Inconclusive,
+    };
+    Some(crate::senders::Verdict {
+        sender: v["sender"].as_str()?.to_owned(),
+        outcome,
+        summary: v["summary"].as_str().unwrap_or("").to_owned(),
+    })
 }
 
 /// (MX host, IP, port); the IP is `None` for a host that did not resolve.
@@ -350,7 +369,12 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (DomainRecord, boo
         };
         (status, failure)
     };
-    let ok = d.null || (d.failure.is_none() && status == Status::Negotiated);
+    let verdict = domain_verdict(d, done);
+    let ok = d.null
+        || (d.failure.is_none()
+            && verdict.as_ref().map_or(status == Status::Negotiated, |v| {
+                v.outcome == crate::senders::Outcome::Tls
+            }));
     let record = DomainRecord {
         record: DomainRecord::RECORD,
         domain: d.name.clone(),
@@ -358,7 +382,7 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (DomainRecord, boo
         implicit_mx: d.implicit,
         null_mx: d.null,
         status,
-        verdict: None,
+        verdict,
         failure,
         worst,
         tls12_or_better: tls12,
@@ -367,6 +391,40 @@ fn domain_record(d: &Domain, done: &HashMap<Key, Summary>) -> (DomainRecord, boo
         findings,
     };
     (record, ok)
+}
+
+/// The headline sender over every MX endpoint of `d`: TLS when it gets it
+/// at each, no TLS when it fails at one (the first in preference order is
+/// named), else inconclusive.
+fn domain_verdict(d: &Domain, done: &HashMap<Key, Summary>) -> Option<crate::senders::Verdict> {
+    use crate::senders::{Outcome, Verdict};
+    let each: Vec<(&Key, &Verdict)> = d
+        .keys
+        .iter()
+        .filter_map(|k| done.get(k).and_then(|s| s.verdict.as_ref()).map(|v| (k, v)))
+        .collect();
+    let (_, first) = each.first()?;
+    let at = |k: &Key| k.1.map_or_else(|| k.0.clone(), |ip| format!("{}[{ip}]", k.0));
+    let failing = each.iter().find(|(_, v)| v.outcome == Outcome::NoTls);
+    let unsure = each.iter().find(|(_, v)| v.outcome == Outcome::Inconclusive);
+    let (outcome, summary) = match (failing, unsure) {
+        (Some((k, v)), _) => (Outcome::NoTls, format!("at {}: {}", at(k), v.summary)),
+        (None, Some((k, v))) => (Outcome::Inconclusive, format!("at {}: {}", at(k), v.summary)),
+        (None, None) => (
+            Outcome::Tls,
+            format!(
+                "{} gets TLS at every MX of {} ({} endpoints)",
+                first.sender,
+                d.name,
+                each.len()
+            ),
+        ),
+    };
+    Some(Verdict {
+        sender: first.sender.clone(),
+        outcome,
+        summary,
+    })
 }
 
 /// The domains of a run: the command line's, then the input file's.

@@ -128,7 +128,7 @@ pub struct DomainRecord {
     pub null_mx: bool,
     pub status: Status,
     /// The headline sender's verdict over the domain's MX hosts.
-    pub verdict: Option<NotYet>,
+    pub verdict: Option<crate::senders::Verdict>,
     /// The lookup's failure, or the first MX (in preference order) that did
     /// not negotiate; `null` when every one did.
     pub failure: Option<Failure>,

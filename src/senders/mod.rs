@@ -869,7 +869,7 @@ pub fn unconfirmed(profile: &Profile, why: impl Into<String>) -> SenderResult {
 }
 
 /// `verdict` of SPEC §3: the headline sender's outcome in one sentence.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verdict {
     pub sender: String,
     pub outcome: Outcome,
