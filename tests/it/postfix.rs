@@ -170,6 +170,43 @@ impl Postfix {
         );
     }
 
+    /// The configuration directory (MAIL_CONFIG for postconf, postmap, …).
+    pub fn conf_dir(&self) -> PathBuf {
+        self.dir.join("conf")
+    }
+
+    /// Sets main.cf parameters (`postconf -e`) and reloads the instance.
+    pub fn reconfigure(&self, settings: &[(&str, &str)]) {
+        let sbin = |name: &str| {
+            let p = Path::new("/usr/sbin").join(name);
+            if p.is_file() {
+                p
+            } else {
+                PathBuf::from(name)
+            }
+        };
+        for (k, v) in settings {
+            let out = run_bounded(
+                Command::new(sbin("postconf"))
+                    .arg("-c")
+                    .arg(self.conf_dir())
+                    .arg("-e")
+                    .arg(format!("{k}={v}")),
+            );
+            assert!(out.status.success(), "postconf -e {k}={v}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let out = run_bounded(Command::new(postfix_program()).arg("-c").arg(self.conf_dir()).arg("reload"));
+        assert!(out.status.success(), "postfix reload: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// `postmap` of a lookup table in the configuration directory.
+    pub fn postmap(&self, table: &Path) {
+        let p = Path::new("/usr/sbin/postmap");
+        let program = if p.is_file() { p.to_path_buf() } else { PathBuf::from("postmap") };
+        let out = run_bounded(Command::new(program).arg("-c").arg(self.conf_dir()).arg(table));
+        assert!(out.status.success(), "postmap {}: {}", table.display(), String::from_utf8_lossy(&out.stderr));
+    }
+
     /// `ip:port` as hsscan takes it.
     pub fn target(&self) -> String {
         format!("{}:{}", self.ip, self.port)

@@ -421,3 +421,65 @@ fn local_without_postfix_config_says_which_default_was_assumed() {
         "{first}"
     );
 }
+
+/// SPEC §8 advice, verified on a real Postfix: a relay whose
+/// `smtp_tls_protocols = >=TLSv1.2` meets a Postfix receiver speaking only
+/// TLS 1.0. hsscan (`--sender local`, reading that relay's own main.cf)
+/// says no TLS and advises one policy line for that next hop; the relay's
+/// delivery fails TLS before the line, and goes over TLS after it is put
+/// in a postmap'd smtp_tls_policy_maps table — Postfix's own log says so.
+#[test]
+fn the_advised_policy_line_makes_a_real_postfix_relay_deliver_over_tls() {
+    use crate::postfix::Postfix;
+    let receiver = Postfix::start(&[
+        ("smtpd_tls_protocols", "!SSLv2, !SSLv3, !TLSv1.1, !TLSv1.2, !TLSv1.3"),
+        ("smtpd_tls_mandatory_protocols", "!SSLv2, !SSLv3, !TLSv1.1, !TLSv1.2, !TLSv1.3"),
+    ]);
+    let nexthop = format!("[{}]:{}", receiver.ip, receiver.port);
+    let relay = Postfix::start_relay(&[
+        ("relayhost", &nexthop),
+        ("mynetworks", "127.0.0.0/8"),
+        ("smtp_tls_security_level", "may"),
+        ("smtp_tls_protocols", ">=TLSv1.2"),
+        ("smtp_tls_loglevel", "1"),
+    ]);
+    let conf = relay.conf_dir();
+    let hsscan = Path::new(env!("CARGO_BIN_EXE_hsscan"));
+    let args: Vec<String> = vec![
+        receiver.target(),
+        "--starttls".into(),
+        "smtp".into(),
+        "--json".into(),
+        "--sender".into(),
+        "local".into(),
+    ];
+    let out = run(hsscan, &args, &[("MAIL_CONFIG", conf.to_str().unwrap_or("/tmp"))], TOOL_LIMIT);
+    let record: Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}\n{}", out.stdout, out.stderr));
+    assert_eq!(record["verdict"]["outcome"], "no-tls", "{record:#}");
+    assert_eq!(record["senders"][0]["reason"]["kind"], "no-shared-protocol", "{record:#}");
+    let line = record["advice"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["action"] == "postfix-policy"))
+        .and_then(|x| x["policy_line"].as_str())
+        .unwrap_or_else(|| panic!("no policy line: {record:#}"))
+        .to_owned();
+    assert_eq!(line, format!("{nexthop} may protocols=>=TLSv1"), "{record:#}");
+
+    let established = |log: &str| log.matches("TLS connection established to").count();
+    crate::emulate_postfix::submit(&relay);
+    let before = relay.log_when(|l| l.contains("status=") && l.contains("relay="));
+    assert_eq!(established(&before), 0, "TLS before the advice?\n{before}");
+    assert!(
+        before.contains("protocol version") || before.contains("unsupported protocol"),
+        "the relay's TLS attempt should fail on the protocol version:\n{before}"
+    );
+
+    let table = conf.join("tls_policy");
+    std::fs::write(&table, format!("{line}\n")).expect("write tls_policy");
+    relay.postmap(&table);
+    relay.reconfigure(&[("smtp_tls_policy_maps", &format!("hash:{}", table.display()))]);
+    crate::emulate_postfix::submit(&relay);
+    let after = relay.log_when(|l| established(l) >= 1);
+    assert_eq!(established(&after), 1, "no TLS after the advised line:\n{after}");
+}
