@@ -506,3 +506,93 @@ fn postfix_to_exchange2010_gets_past_the_server_flight_at_may_and_encrypt_but_no
         d.context()
     );
 }
+
+/// The sender verdict against the Exchange 2007 and 2010 emulator
+/// profiles (SPEC §8, issue acceptance): for this machine's Postfix at
+/// `may`, at `verify` and with `smtp_tls_protocols = >=TLSv1.2`, hsscan's
+/// headline for `--sender local` (reading a main.cf with those settings)
+/// equals what the real Postfix relay does — the emulator's record of its
+/// ClientKeyExchange (it accepted the negotiation) or of its alert, and
+/// Postfix's own log — with the reason and exit code to match.
+#[test]
+fn the_headline_for_exchange_2007_and_2010_equals_what_the_real_postfix_does() {
+    let hsscan = std::path::Path::new(env!("CARGO_BIN_EXE_hsscan"));
+    let settings: [(&str, &[(&str, &str)]); 3] = [
+        ("may", &[("smtp_tls_security_level", "may")]),
+        ("verify", &[("smtp_tls_security_level", "verify")]),
+        (
+            "may >=TLSv1.2",
+            &[("smtp_tls_security_level", "may"), ("smtp_tls_protocols", ">=TLSv1.2")],
+        ),
+    ];
+    let mut matrix = Vec::new();
+    let mut problems = Vec::new();
+    for profile in ["exchange2007", "exchange2010"] {
+        for (label, overrides) in &settings {
+            // The truth: a real relay delivering to the profile.
+            let em = emulator(profile, &[]);
+            let relayhost = format!("[127.0.0.1]:{}", em.port);
+            let mut all = vec![
+                ("relayhost", relayhost.as_str()),
+                ("mynetworks", "127.0.0.0/8"),
+                ("smtp_tls_loglevel", "2"),
+            ];
+            all.extend_from_slice(overrides);
+            let pf = Postfix::start_relay(&all);
+            submit(&pf);
+            let log = pf.log_when(|l| l.contains("status=deferred") || l.contains("status=sent"));
+            let accepted = log.contains("SSLv3/TLS write client key exchange");
+            let real = if accepted { "tls" } else { "no-tls" };
+            // hsscan, as that Postfix: its own main.cf.
+            let conf = certs().join(format!("main-cf-{profile}-{}", label.replace([' ', '>', '='], "")));
+            std::fs::create_dir_all(&conf).expect("config dir");
+            let main_cf: String = overrides.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+            std::fs::write(conf.join("main.cf"), main_cf).expect("main.cf");
+            let out = std::process::Command::new(hsscan)
+                .args([
+                    &format!("127.0.0.1:{}", em.port),
+                    "--starttls",
+                    "smtp",
+                    "--json",
+                    "--sender",
+                    "local",
+                ])
+                .env("MAIL_CONFIG", &conf)
+                .output()
+                .expect("hsscan runs");
+            let record: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            let got = record["verdict"]["outcome"].as_str().unwrap_or("?");
+            let reason = record["senders"][0]["reason"]["kind"].as_str().unwrap_or("-");
+            let want_code = if got == "tls" { 0 } else { 1 };
+            matrix.push(format!(
+                "{profile:<13} {label:<14} real {real:<7} hsscan {got:<7} {reason}"
+            ));
+            if got != real || out.status.code() != Some(want_code) {
+                problems.push(format!(
+                    "{profile} at {label}: hsscan {got} ({reason}, exit {:?}), the real Postfix {real}\n{}",
+                    out.status.code(),
+                    log.lines()
+                        .filter(|l| l.contains("/smtp["))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ));
+            }
+            let want_reason = match (profile, *label) {
+                ("exchange2007", _) => "no-shared-cipher",
+                ("exchange2010", "verify") => "legacy-signature",
+                ("exchange2010", "may >=TLSv1.2") => "no-shared-protocol",
+                _ => "-",
+            };
+            if reason != want_reason {
+                problems.push(format!("{profile} at {label}: reason {reason}, want {want_reason}"));
+            }
+        }
+    }
+    eprintln!("{}", matrix.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{}\n\n{}",
+        problems.join("\n\n"),
+        matrix.join("\n")
+    );
+}

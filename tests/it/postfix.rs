@@ -193,18 +193,40 @@ impl Postfix {
                     .arg("-e")
                     .arg(format!("{k}={v}")),
             );
-            assert!(out.status.success(), "postconf -e {k}={v}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "postconf -e {k}={v}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        let out = run_bounded(Command::new(postfix_program()).arg("-c").arg(self.conf_dir()).arg("reload"));
-        assert!(out.status.success(), "postfix reload: {}", String::from_utf8_lossy(&out.stderr));
+        let out = run_bounded(
+            Command::new(postfix_program())
+                .arg("-c")
+                .arg(self.conf_dir())
+                .arg("reload"),
+        );
+        assert!(
+            out.status.success(),
+            "postfix reload: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `postmap` of a lookup table in the configuration directory.
     pub fn postmap(&self, table: &Path) {
         let p = Path::new("/usr/sbin/postmap");
-        let program = if p.is_file() { p.to_path_buf() } else { PathBuf::from("postmap") };
+        let program = if p.is_file() {
+            p.to_path_buf()
+        } else {
+            PathBuf::from("postmap")
+        };
         let out = run_bounded(Command::new(program).arg("-c").arg(self.conf_dir()).arg(table));
-        assert!(out.status.success(), "postmap {}: {}", table.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "postmap {}: {}",
+            table.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `ip:port` as hsscan takes it.

@@ -433,7 +433,10 @@ fn the_advised_policy_line_makes_a_real_postfix_relay_deliver_over_tls() {
     use crate::postfix::Postfix;
     let receiver = Postfix::start(&[
         ("smtpd_tls_protocols", "!SSLv2, !SSLv3, !TLSv1.1, !TLSv1.2, !TLSv1.3"),
-        ("smtpd_tls_mandatory_protocols", "!SSLv2, !SSLv3, !TLSv1.1, !TLSv1.2, !TLSv1.3"),
+        (
+            "smtpd_tls_mandatory_protocols",
+            "!SSLv2, !SSLv3, !TLSv1.1, !TLSv1.2, !TLSv1.3",
+        ),
     ]);
     let nexthop = format!("[{}]:{}", receiver.ip, receiver.port);
     let relay = Postfix::start_relay(&[
@@ -453,11 +456,19 @@ fn the_advised_policy_line_makes_a_real_postfix_relay_deliver_over_tls() {
         "--sender".into(),
         "local".into(),
     ];
-    let out = run(hsscan, &args, &[("MAIL_CONFIG", conf.to_str().unwrap_or("/tmp"))], TOOL_LIMIT);
+    let out = run(
+        hsscan,
+        &args,
+        &[("MAIL_CONFIG", conf.to_str().unwrap_or("/tmp"))],
+        TOOL_LIMIT,
+    );
     let record: Value = serde_json::from_str(out.stdout.trim())
         .unwrap_or_else(|e| panic!("no JSON ({e}): {}\n{}", out.stdout, out.stderr));
     assert_eq!(record["verdict"]["outcome"], "no-tls", "{record:#}");
-    assert_eq!(record["senders"][0]["reason"]["kind"], "no-shared-protocol", "{record:#}");
+    assert_eq!(
+        record["senders"][0]["reason"]["kind"], "no-shared-protocol",
+        "{record:#}"
+    );
     let line = record["advice"]
         .as_array()
         .and_then(|a| a.iter().find(|x| x["action"] == "postfix-policy"))
