@@ -197,6 +197,15 @@ pub struct ScanArgs {
     /// (this machine's Postfix, the default), `all`, or a profile of `hsscan senders`.
     #[arg(long, value_name = "NAME")]
     pub sender: Vec<String>,
+    /// Write a report for someone else: `partner`, Markdown for the
+    /// receiving admin (judges every sender profile unless --sender says).
+    #[arg(long, value_enum, value_name = "KIND", conflicts_with_all = ["json", "jsonl"])]
+    pub report: Option<ReportKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportKind {
+    Partner,
 }
 
 fn parse_dns(s: &str) -> Result<std::net::SocketAddr, String> {
@@ -430,7 +439,9 @@ fn exit_code(f: crate::run::Finished) -> ExitCode {
 }
 
 fn output_of(args: &ScanArgs) -> crate::output::Output {
-    if args.json || args.jsonl {
+    if args.report == Some(ReportKind::Partner) {
+        crate::output::Output::Partner
+    } else if args.json || args.jsonl {
         crate::output::Output::Json
     } else {
         crate::output::Output::Terminal {
@@ -511,7 +522,14 @@ fn scan_config(args: &ScanArgs) -> anyhow::Result<crate::scan::ScanConfig> {
         trust: std::sync::Arc::new(trust),
         enumerate: args.enumerate,
         retry_delay: std::time::Duration::from_secs_f64(args.retry_delay),
-        senders: std::sync::Arc::new(crate::senders::Senders::resolve(&args.sender)?),
+        senders: std::sync::Arc::new(crate::senders::Senders::resolve(&if args.sender.is_empty()
+            && args.report == Some(ReportKind::Partner)
+        {
+            // The partner wants to know which common senders fail.
+            vec!["all".to_owned()]
+        } else {
+            args.sender.clone()
+        })?),
         policy: policy_config(args)?,
     })
 }

@@ -17,6 +17,7 @@ pub mod hellos;
 pub mod limits;
 pub mod outcome;
 pub mod output;
+pub mod partner;
 pub mod pcap;
 pub mod policy;
 pub mod probe;

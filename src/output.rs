@@ -22,6 +22,8 @@ pub enum Output {
     Terminal { colour: bool },
     /// One JSON document (one target) or JSON Lines.
     Json,
+    /// `--report partner`: Markdown for the receiving admin.
+    Partner,
 }
 
 /// A record of the contract (SPEC §3).
@@ -96,6 +98,15 @@ fn render(record: &Record, output: Output, first: bool) -> std::io::Result<Strin
     Ok(match (record, output) {
         (Record::Endpoint(r), Output::Json) => serde_json::to_string(r).map_err(std::io::Error::other)? + "\n",
         (Record::Domain(d), Output::Json) => serde_json::to_string(d).map_err(std::io::Error::other)? + "\n",
+        (Record::Endpoint(r), Output::Partner) => {
+            let text = crate::partner::markdown(r, time::OffsetDateTime::now_utc());
+            if first {
+                text
+            } else {
+                format!("\n---\n\n{text}")
+            }
+        }
+        (Record::Domain(d), Output::Partner) => report::domain_terminal(d, false),
         // A blank line between readable records.
         (r, Output::Terminal { colour }) => {
             let text = match r {

@@ -15,6 +15,7 @@ mod enum_postfix;
 mod enum_support;
 mod enum_tlslite;
 mod hostile;
+mod partner;
 mod pcap;
 mod policy_dane;
 mod policy_mta_sts;
