@@ -171,6 +171,35 @@ pub fn domain_terminal(d: &DomainRecord, colour: bool) -> String {
     out
 }
 
+/// The width to wrap long evidence at: `COLUMNS` when set, else 100.
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+        .filter(|w| *w >= 40)
+        .unwrap_or(100)
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(20);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 fn paint(text: &str, code: &str, colour: bool) -> String {
     if colour {
         format!("\x1b[{code}m{text}\x1b[0m")
@@ -296,7 +325,20 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
     } else if let Some(best) = r.quick.attempts().into_iter().find_map(|a| a.result.as_ref()) {
         let _ = writeln!(out, "  scan: {status}, negotiates {}", describe(best, colour));
     }
-    for f in r.findings.iter().filter(|f| f.severity >= Severity::Medium) {
+    // Certificate findings are graded by what the headline sender checks:
+    // an untrusted chain does not stop a sender at may or encrypt.
+    let lenient = r.senders.first().is_some_and(|s| !s.verifies_certificate);
+    let graded = |f: &Finding| {
+        if lenient && f.id.starts_with("cert-") && f.severity >= Severity::Medium {
+            Severity::Low
+        } else {
+            f.severity
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    let findings: Vec<&Finding> = r.findings.iter().filter(|f| seen.insert((f.id, &f.message))).collect();
+    let width = terminal_width();
+    for f in findings.iter().filter(|f| graded(f) >= Severity::Medium) {
         let _ = writeln!(
             out,
             "  {} {}",
@@ -308,8 +350,22 @@ pub fn terminal(r: &EndpointRecord, colour: bool) -> String {
             escape(&f.message)
         );
         if !f.evidence.is_empty() {
-            let _ = writeln!(out, "      evidence: {}", escape(&f.evidence));
+            for (i, line) in wrap(&escape(&f.evidence), width.saturating_sub(16)).iter().enumerate() {
+                let lead = if i == 0 { "      evidence: " } else { "                " };
+                let _ = writeln!(out, "{lead}{line}");
+            }
         }
+    }
+    for f in findings
+        .iter()
+        .filter(|f| graded(f) < Severity::Medium && f.severity >= Severity::Medium)
+    {
+        let _ = writeln!(
+            out,
+            "  {} {} (a sender at may or encrypt still gets TLS; one at verify, dane or under MTA-STS does not)",
+            paint("[certificate]", "36", colour),
+            escape(&f.message)
+        );
     }
     if let Some(s) = &r.smtp {
         if let Some(b) = &s.banner {

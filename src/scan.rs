@@ -226,7 +226,7 @@ fn quick_findings(quick: &Quick) -> Vec<Finding> {
         out.push(Finding::new(
             "modern-hello-refused",
             Severity::High,
-            "a TLS 1.2/1.3 hello fails where a TLS 1.0 hello succeeds: a modern sender gets 'handshake failure'; a per-destination policy allowing TLS 1.0 and the legacy suite (e.g. Postfix smtp_tls_policy_maps with protocols=>=TLSv1 and, on OpenSSL 3, SECLEVEL=0) would work",
+            "a TLS 1.2/1.3 hello fails where a TLS 1.0 hello succeeds: a sender with a TLS 1.2 minimum gets 'handshake failure' (the senders' verdicts and the advice say which, and what works)",
             format!("modern: {} ({}); legacy: {}", mf.kind, mf.detail, describe(lr)),
         ));
     }
@@ -693,6 +693,9 @@ async fn scan_gated(
     if let Some(p) = &policy {
         findings.extend(p.findings());
     }
+    // A chain seen twice (TLS 1.2 and TLS 1.3) gives its verdicts once.
+    let mut seen = std::collections::HashSet::new();
+    findings.retain(|f| seen.insert((f.id, f.message.clone(), f.evidence.clone())));
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     EndpointRecord {
         record: "endpoint",

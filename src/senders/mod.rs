@@ -581,6 +581,9 @@ pub struct SenderResult {
     pub negotiated: Option<Negotiated>,
     pub reason: Option<Reason>,
     pub confirmed: bool,
+    /// Whether this sender refuses a chain that does not verify (`verify`,
+    /// `secure`): what a certificate finding means for it.
+    pub verifies_certificate: bool,
     /// How the profile was made (what `local` assumed), for the reader.
     pub notes: Vec<String>,
 }
@@ -633,6 +636,7 @@ pub fn judge(profile: &Profile, p: &Prepared, r: &ProbeResult, ctx: &Context<'_>
         negotiated: None,
         reason: None,
         confirmed: true,
+        verifies_certificate: profile.accept.certificate == CertCheck::Verify,
         notes: profile.notes.clone(),
     };
     let f = &r.flight;
@@ -864,6 +868,7 @@ pub fn unconfirmed(profile: &Profile, why: impl Into<String>) -> SenderResult {
         negotiated: None,
         reason: reason(ReasonKind::NotConfirmed, why),
         confirmed: false,
+        verifies_certificate: profile.accept.certificate == CertCheck::Verify,
         notes: profile.notes.clone(),
     }
 }
