@@ -282,6 +282,8 @@ struct Tally {
     in_flight: AtomicUsize,
     failures: AtomicUsize,
     by_status: Mutex<HashMap<&'static str, usize>>,
+    /// Domains by the headline sender's verdict.
+    by_verdict: Mutex<HashMap<&'static str, usize>>,
     by_best: Mutex<HashMap<&'static str, usize>>,
     rate_limited: Mutex<Vec<String>>,
 }
@@ -818,6 +820,9 @@ impl Out {
             record.policy = Some(p);
         }
         self.all_ok &= ok;
+        if let (Some(v), Ok(mut m)) = (record.verdict.as_ref(), self.tally.by_verdict.lock()) {
+            *m.entry(v.outcome.as_str()).or_default() += 1;
+        }
         self.tally.domains_done.fetch_add(1, Ordering::SeqCst);
         self.send(Record::Domain(Box::new(record))).await;
     }
@@ -904,10 +909,11 @@ fn final_summary(t: &Tally, interrupted: bool) -> String {
     };
     let limited = t.rate_limited.lock().map(|v| v.join(", ")).unwrap_or_default();
     format!(
-        "hsscan: {}{} domains, {} endpoints; by status: {}; by best protocol: {}; rate-limited: {}",
+        "hsscan: {}{} domains, {} endpoints; domains by verdict: {}; endpoints by status: {}; by best protocol: {}; rate-limited: {}",
         if interrupted { "interrupted after " } else { "" },
         t.domains_done.load(Ordering::SeqCst),
         t.endpoints_done.load(Ordering::SeqCst),
+        sorted(&t.by_verdict),
         sorted(&t.by_status),
         sorted(&t.by_best),
         if limited.is_empty() { "none".to_owned() } else { limited },

@@ -293,6 +293,25 @@ fn mx_run_over_dnsmasq_one_record_per_endpoint_and_domain() {
             .expect("endpoint record")
     };
 
+    // The domain verdict follows the headline sender over its endpoints:
+    // TLS only when it gets TLS at every one.
+    for d in &doms {
+        let mine: Vec<&&Value> = endpoints
+            .iter()
+            .filter(|e| {
+                e["target"]["mx_of"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == &d["domain"]))
+            })
+            .collect();
+        if mine.is_empty() || mine.iter().any(|e| e["verdict"].is_null()) {
+            continue;
+        }
+        let all_tls = mine.iter().all(|e| e["verdict"]["outcome"] == "tls");
+        assert_eq!(d["verdict"]["outcome"] == "tls", all_tls, "{d:#}\n{mine:#?}");
+        assert_eq!(d["verdict"]["sender"], mine[0]["verdict"]["sender"], "{d:#}");
+    }
+
     // Receivers as configured.
     for (h, ip) in [
         ("mx1.bulk.test", e1),
