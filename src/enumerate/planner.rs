@@ -9,11 +9,11 @@
 //! } until planner.is_done();  planner.finish()
 //! ```
 //!
-//! Passes run in stages: SSLv2 beside TLS 1.2, then TLS 1.3, 1.1, 1.0 and
-//! SSLv3 (each after the last, because the first settles whether the
-//! server reads past the 64th suite), then the group passes and the
-//! fallback SCSV probe, which need the suites found. Within a stage the
-//! passes are independent and their hellos go out together.
+//! Passes run in stages: SSLv2 beside TLS 1.2 (which settles whether the
+//! server reads past the 64th suite), then TLS 1.3, 1.1 and 1.0 side by
+//! side, then SSLv3, then the group passes and the fallback SCSV probe,
+//! which need the suites found. Within a stage the passes are independent
+//! and their hellos go out together.
 //!
 //! Unsure is unsure: every pass's answers go through a guard. An answer
 //! that says nothing about the hello (a 421, garbage, a failed connect, a
@@ -259,7 +259,7 @@ pub struct Planner {
 }
 
 /// The stages, in order.
-const STAGES: usize = 9;
+const STAGES: usize = 7;
 
 impl Planner {
     /// `known`: a (version, suite) the quick check negotiated, the first
@@ -519,11 +519,17 @@ impl Planner {
                 PassKind::Sslv2(Sslv2Pass::default()),
                 PassKind::Suites(Box::new(SuitePass::new(ProtocolVersion::TLS12))),
             ],
-            1 => vec![PassKind::Suites(Box::new(SuitePass::new(ProtocolVersion::TLS13)))],
-            2 => vec![PassKind::Suites(Box::new(SuitePass::new(ProtocolVersion::TLS11)))],
-            3 => vec![PassKind::Suites(Box::new(SuitePass::new(ProtocolVersion::TLS10)))],
-            4 => vec![PassKind::Suites(Box::new(SuitePass::new(ProtocolVersion::SSL3)))],
-            5 => match suites_of(self, ProtocolVersion::TLS13) {
+            // Once TLS 1.2 has settled whether the server reads past the
+            // 64th suite, the other TLS passes need nothing from each other:
+            // they go out side by side (within --per-host). SSLv3 waits for
+            // TLS 1.0, whose window it shares on the old servers that have it.
+            1 => vec![
+                PassKind::Suites(Box::new(SuitePass::new(ProtocolVersion::TLS13))),
+                PassKind::Suites(Box::new(SuitePass::new(ProtocolVersion::TLS11))),
+                PassKind::Suites(Box::new(SuitePass::new(ProtocolVersion::TLS10))),
+            ],
+            2 => vec![PassKind::Suites(Box::new(SuitePass::new(ProtocolVersion::SSL3)))],
+            3 => match suites_of(self, ProtocolVersion::TLS13) {
                 Some(s) if !s.is_empty() => {
                     let mut remaining = tls13_groups();
                     let mut found = Vec::new();
@@ -543,11 +549,11 @@ impl Planner {
                 }
                 _ => vec![],
             },
-            6 => self.tls12_group_pass().into_iter().map(PassKind::Groups).collect(),
-            7 => self.scsv_pass().into_iter().map(PassKind::Scsv).collect(),
+            4 => self.tls12_group_pass().into_iter().map(PassKind::Groups).collect(),
+            5 => self.scsv_pass().into_iter().map(PassKind::Scsv).collect(),
             // The SSLv2 hello's drop was believed without a control, and a
             // control failed since: ask again, this time checked.
-            8 => match &self.sslv2 {
+            6 => match &self.sslv2 {
                 Some((false, _, _, _, None, true)) if self.shared.suspicious && !self.shared.hostile => {
                     self.sslv2_rechecked = true;
                     vec![PassKind::Sslv2(Sslv2Pass::default())]
