@@ -30,12 +30,29 @@ pub struct Cli {
 pub enum Command {
     /// List the cipher suite catalog (IANA, GREASE, SCSVs, legacy codes).
     Catalog(CatalogArgs),
+    /// Diagnose emulated broken receivers on loopback: the main job, with nothing to set up.
+    Demo(DemoArgs),
     /// Play a legacy or broken receiver: answer ClientHellos as a profile says, log each one decoded.
     Emulate(EmulateArgs),
     /// Explain the TLS handshakes and failures in pcap/pcapng captures.
     Pcap(crate::pcap::PcapArgs),
     /// List the sender profiles (SPEC §8), `local` first.
     Senders,
+}
+
+/// `hsscan demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Judge this sender (repeatable; the first is the headline): `local`
+    /// (this machine's Postfix, the default), `all`, or a profile of `hsscan senders`.
+    #[arg(long, value_name = "NAME")]
+    pub sender: Vec<String>,
+    /// One JSON object per receiver, one per line (SPEC §3).
+    #[arg(long)]
+    pub json: bool,
+    /// Never colour the report.
+    #[arg(long)]
+    pub no_color: bool,
 }
 
 /// `hsscan emulate`.
@@ -275,6 +292,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Catalog(args)) => catalog(&args),
+        Some(Command::Demo(args)) => demo(&args),
         Some(Command::Emulate(args)) => emulate(args),
         Some(Command::Pcap(args)) => crate::pcap::run(&args),
         Some(Command::Senders) => {
@@ -520,6 +538,46 @@ fn emulate(args: EmulateArgs) -> anyhow::Result<ExitCode> {
         .block_on(crate::emulate::run(opts))
         .context("running the emulator")?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let read = std::time::Duration::from_secs(10);
+    let cfg = crate::scan::ScanConfig {
+        probe: crate::probe::ProbeConfig {
+            connect_timeout: std::time::Duration::from_secs(5),
+            read_timeout: read,
+            banner_timeout: read,
+        },
+        ehlo_name: default_ehlo_name(),
+        sni_override: None,
+        no_sni: false,
+        per_host: 2,
+        delay: std::time::Duration::ZERO,
+        max_connections: None,
+        at: time::OffsetDateTime::now_utc(),
+        trust: std::sync::Arc::new(crate::certs::TrustStore::system()),
+        enumerate: false,
+        // The receivers are in this process: a second look at a dropped
+        // hello need not wait as long as a real MX's rate limit.
+        retry_delay: std::time::Duration::from_secs(1),
+        senders: std::sync::Arc::new(crate::senders::Senders::resolve(&args.sender)?),
+    };
+    let output = if args.json {
+        crate::demo::Output::Json
+    } else {
+        crate::demo::Output::Terminal {
+            colour: crate::style::colour_stdout(args.no_color),
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let all_ok = runtime
+        .block_on(crate::demo::run(cfg, output))
+        .context("running the demo")?;
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn catalog(args: &CatalogArgs) -> anyhow::Result<ExitCode> {

@@ -8,6 +8,7 @@ pub mod bulk;
 pub mod catalog_report;
 pub mod certs;
 pub mod cli;
+pub mod demo;
 pub mod dns;
 pub mod emulate;
 pub mod enumerate;
