@@ -34,6 +34,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Play a legacy or broken receiver: answer ClientHellos as a profile says, log each one decoded.
     Emulate(EmulateArgs),
+    /// Scan the destinations a Postfix mail log shows failing for TLS reasons.
+    Log(LogArgs),
     /// Explain the TLS handshakes and failures in pcap/pcapng captures.
     Pcap(crate::pcap::PcapArgs),
     /// List the sender profiles (SPEC §8), `local` first.
@@ -53,6 +55,54 @@ pub struct DemoArgs {
     /// Never colour the report.
     #[arg(long)]
     pub no_color: bool,
+}
+
+/// `hsscan log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Postfix log files, plain or gzip ('-' for stdin): syslog lines or maillog_file's.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+    /// One JSON object per destination, one per line (SPEC §3, with a `log` object).
+    #[arg(long)]
+    pub json: bool,
+    /// Judge this sender (repeatable; the first is the headline): `local`
+    /// (this machine's Postfix, the default), `all`, or a profile of `hsscan senders`.
+    #[arg(long, value_name = "NAME")]
+    pub sender: Vec<String>,
+    /// The EHLO name (default: this machine's FQDN, else a name under localdomain).
+    #[arg(long, value_name = "NAME")]
+    pub ehlo: Option<String>,
+    /// Destinations scanned at once.
+    #[arg(short = 'j', long = "concurrency", value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub concurrency: u32,
+    /// Connections in flight to one IP.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub per_host: u32,
+    /// Milliseconds between connections to one IP.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub delay: u64,
+    /// Connections allowed per IP in all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// Seconds to wait for a TCP connection.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_secs)]
+    pub connect_timeout: f64,
+    /// Seconds to wait for each read (the SMTP banner gets at least 30).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]
+    pub timeout: f64,
+    /// Seconds before a retry of an unclear answer; each next waits twice as long.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_secs)]
+    pub retry_delay: f64,
+    /// Trust the CA certificates in this PEM file instead of the system store.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<String>,
+    /// Never colour the report.
+    #[arg(long)]
+    pub no_color: bool,
+    /// Nothing on stderr but errors.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 /// `hsscan emulate`.
@@ -294,6 +344,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Catalog(args)) => catalog(&args),
         Some(Command::Demo(args)) => demo(&args),
         Some(Command::Emulate(args)) => emulate(args),
+        Some(Command::Log(args)) => mail_log(&args),
         Some(Command::Pcap(args)) => crate::pcap::run(&args),
         Some(Command::Senders) => {
             print!("{}", crate::senders::list()?);
@@ -538,6 +589,61 @@ fn emulate(args: EmulateArgs) -> anyhow::Result<ExitCode> {
         .block_on(crate::emulate::run(opts))
         .context("running the emulator")?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn mail_log(args: &LogArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let trust = match &args.ca_file {
+        Some(path) => crate::certs::TrustStore::from_pem_file(std::path::Path::new(path))?,
+        None => crate::certs::TrustStore::system(),
+    };
+    let read = std::time::Duration::from_secs_f64(args.timeout);
+    let scan = crate::scan::ScanConfig {
+        probe: crate::probe::ProbeConfig {
+            connect_timeout: std::time::Duration::from_secs_f64(args.connect_timeout),
+            read_timeout: read,
+            banner_timeout: read.max(std::time::Duration::from_secs(30)),
+        },
+        ehlo_name: args.ehlo.clone().unwrap_or_else(default_ehlo_name),
+        sni_override: None,
+        no_sni: false,
+        per_host: args.per_host as usize,
+        delay: std::time::Duration::from_millis(args.delay),
+        max_connections: args.max_connections,
+        at: time::OffsetDateTime::now_utc(),
+        trust: std::sync::Arc::new(trust),
+        enumerate: false,
+        retry_delay: std::time::Duration::from_secs_f64(args.retry_delay),
+        senders: std::sync::Arc::new(crate::senders::Senders::resolve(&args.sender)?),
+    };
+    let mut log = crate::maillog::Log::new(time::OffsetDateTime::now_utc());
+    for path in &args.files {
+        crate::maillog::run::read_file(path, &mut log)?;
+    }
+    let (destinations, counts) = log.finish();
+    if !args.quiet {
+        eprintln!("{}", crate::maillog::run::describe(&counts, destinations.len()));
+    }
+    let output = if args.json {
+        crate::run::Output::Json
+    } else {
+        crate::run::Output::Terminal {
+            colour: crate::style::colour_stdout(args.no_color),
+        }
+    };
+    let cfg = crate::maillog::run::LogConfig {
+        scan,
+        output,
+        concurrency: args.concurrency as usize,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let all_ok = runtime
+        .block_on(crate::maillog::run::run(destinations, cfg))
+        .context("scanning the log's destinations")?;
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {

@@ -15,6 +15,7 @@ pub mod enumerate;
 pub mod finding;
 pub mod gate;
 pub mod hellos;
+pub mod maillog;
 pub mod outcome;
 pub mod pcap;
 pub mod probe;

@@ -330,7 +330,7 @@ fn send(w: &mut TcpStream, dialog: &mut Vec<String>, text: &str) {
 }
 
 /// Submits one message to Postfix's smtpd and returns the dialog.
-fn submit(pf: &Postfix) -> Vec<String> {
+pub(crate) fn submit(pf: &Postfix) -> Vec<String> {
     let addr = SocketAddr::from((pf.ip, pf.port));
     let stream = TcpStream::connect_timeout(&addr, CONNECT_WINDOW)
         .unwrap_or_else(|e| panic!("connect to Postfix at {addr}: {e}\n{}", pf.log()));

@@ -14,6 +14,7 @@ mod enum_postfix;
 mod enum_support;
 mod enum_tlslite;
 mod hostile;
+mod maillog;
 mod pcap;
 mod postfix;
 mod scan_failures;
