@@ -7,6 +7,23 @@ use hsscan_wire::ProtocolVersion;
 use std::io::Write as _;
 use std::process::ExitCode;
 
+/// The examples under `hsscan --help`.
+const EXAMPLES: &str = "\
+Examples:
+  hsscan demo                              see a diagnosis of emulated broken receivers (no network)
+  hsscan mx.partner.example                does this machine's Postfix get TLS there, and if not, why
+  hsscan mx.partner.example --enumerate    every protocol, suite, group and certificate chain
+  hsscan smtps://mail.partner.example      implicit TLS (port 465)
+  hsscan log /var/log/mail.log             scan every destination the log shows failing for TLS
+  hsscan --mx -i partners.txt --jsonl > scan.jsonl
+                                           every MX of a list of mail domains, politely
+  hsscan pcap failure.pcap                 explain the handshakes of a capture
+  hsscan emulate --profile exchange2007 --listen 127.0.0.1:2525
+                                           play a legacy receiver to try a sender against
+
+Exit codes: 0 the headline sender gets TLS everywhere; 1 somewhere it does not, or the
+outcome is inconclusive; 2 usage or fatal error; 130 interrupted.";
+
 /// TLS handshake scanner for mail administrators.
 ///
 /// With targets and no command: scan them (SMTP STARTTLS on ports 25, 587
@@ -17,7 +34,8 @@ use std::process::ExitCode;
     version,
     about,
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    after_help = EXAMPLES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -40,6 +58,14 @@ pub enum Command {
     Pcap(crate::pcap::PcapArgs),
     /// List the sender profiles (SPEC §8), `local` first.
     Senders,
+    /// Print a shell completion script (e.g. hsscan completions bash > /etc/bash_completion.d/hsscan).
+    Completions {
+        /// The shell: bash, elvish, fish, powershell or zsh.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page in roff (e.g. hsscan man > hsscan.1; man ./hsscan.1).
+    Man,
 }
 
 /// `hsscan demo`.
@@ -306,8 +332,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// clap's help and version go out as clap prints them; a usage error
-/// becomes one line naming the input, then exit 2.
+/// clap's help and version go out as clap prints them (exit 0). A usage
+/// error keeps clap's own report — the usage line, the missing
+/// arguments by name, "a similar argument exists" tips — with exit 2
+/// (SPEC §2). Only a rejected value is folded into our one line,
+/// `hsscan: reading the command line: …`, keeping clap's possible values
+/// and tips: its message is the value parser's, naming the input.
 fn usage_error(e: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
@@ -315,18 +345,24 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             let _ = e.print();
             ExitCode::SUCCESS
         }
-        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
-            let _ = e.print();
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let text = e.to_string();
+            let parts: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(|l| l.trim_start_matches("error: "))
+                .collect();
+            let what = if parts.is_empty() {
+                "invalid value".to_owned()
+            } else {
+                parts.join("; ")
+            };
+            eprintln!("hsscan: reading the command line: {what} (see hsscan --help)");
             ExitCode::from(2)
         }
         _ => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            eprintln!("hsscan: reading the command line: {first} (see hsscan --help)");
+            let _ = e.print();
             ExitCode::from(2)
         }
     }
@@ -348,6 +384,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Pcap(args)) => crate::pcap::run(&args),
         Some(Command::Senders) => {
             print!("{}", crate::senders::list()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory as _;
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "hsscan", &mut out);
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man) => {
+            use clap::CommandFactory as _;
+            let mut out = std::io::stdout().lock();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
         None => scan(cli.scan),

@@ -3,6 +3,7 @@
 //! discipline every test follows.
 
 mod bulk;
+mod cli;
 mod demo;
 mod emulate;
 mod emulate_postfix;
