@@ -513,6 +513,11 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         concurrency: args.concurrency as usize,
         dns,
     };
+    // One target: its long waits are shown on a terminal (bulk runs have
+    // their own progress line).
+    use std::io::IsTerminal as _;
+    let _spinner =
+        (targets.len() == 1 && !args.quiet && std::io::stderr().is_terminal()).then(crate::wait::Spinner::start);
     let all_ok = runtime
         .block_on(crate::run::run(targets, cfg))
         .context("writing results")?;

@@ -26,3 +26,4 @@ pub mod senders;
 pub mod smtp;
 pub mod style;
 pub mod target;
+pub mod wait;

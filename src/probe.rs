@@ -102,7 +102,10 @@ async fn exchange(
     cfg: &ProbeConfig,
     result: &mut ProbeResult,
 ) -> Result<(), Failure> {
-    let mut stream = connect(endpoint.addr, cfg.connect_timeout).await?;
+    let mut stream = {
+        let _waiting = crate::wait::begin(|| format!("a TCP connection to {}", endpoint.addr), cfg.connect_timeout);
+        connect(endpoint.addr, cfg.connect_timeout).await?
+    };
     // Split hellos must leave as separate segments.
     let _ = stream.set_nodelay(true);
     let mut leftover = Vec::new();
@@ -135,7 +138,12 @@ async fn exchange(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+    let waiting = crate::wait::begin(
+        || format!("the answer to the ClientHello from {}", endpoint.addr),
+        3 * cfg.read_timeout,
+    );
     let outcome = read_flight(&mut stream, leftover, cfg.read_timeout, &mut result.flight).await;
+    drop(waiting);
     // Politeness: a close_notify in the record version the server chose,
     // then close; nothing is completed. After a TLS 1.3 ServerHello only an
     // encrypted alert would be valid, so the connection is just closed.

@@ -23,6 +23,7 @@ mod scan_quick;
 mod scan_support;
 mod senders;
 mod support;
+mod wait;
 mod wire_gnutls;
 mod wire_openssl;
 mod wire_tlslite;
