@@ -128,9 +128,16 @@ impl Resume {
     pub fn read(path: &std::path::Path) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let file = std::fs::File::open(path).with_context(|| format!("reading --resume {}", path.display()))?;
+        Self::from_lines(std::io::BufReader::new(file).lines())
+            .with_context(|| format!("reading --resume {}", path.display()))
+    }
+
+    /// [`Resume::read`] from lines already at hand (`--retry-inconclusive`
+    /// keeps the settled lines of its file).
+    pub fn from_lines(lines: impl Iterator<Item = std::io::Result<String>>) -> anyhow::Result<Self> {
         let mut r = Self::default();
-        for line in std::io::BufReader::new(file).lines() {
-            let line = line.with_context(|| format!("reading --resume {}", path.display()))?;
+        for line in lines {
+            let line = line?;
             let Ok(v) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };

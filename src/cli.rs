@@ -259,6 +259,14 @@ pub struct ScanArgs {
     /// Skip the domains and endpoints already in this earlier JSON Lines output (--mx).
     #[arg(long, value_name = "FILE", requires = "mx")]
     pub resume: Option<std::path::PathBuf>,
+    /// Scan only the I-th of N deterministic slices of the domains (--mx),
+    /// e.g. 2/8: N machines or jobs split a list, each domain in exactly one.
+    #[arg(long, value_name = "I/N", requires = "mx")]
+    pub shard: Option<crate::shard::Shard>,
+    /// Rescan only what this earlier --mx --jsonl output left inconclusive
+    /// and write the merged result (the file's settled records, then the new ones).
+    #[arg(long, value_name = "FILE", requires = "mx", conflicts_with_all = ["resume", "input", "targets"])]
+    pub retry_inconclusive: Option<std::path::PathBuf>,
     /// Retries of an endpoint that answered 421 or timed out (--mx), with backoff.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub retries: u32,
@@ -544,9 +552,36 @@ fn family_of(args: &ScanArgs) -> crate::run::Family {
 
 fn bulk(args: ScanArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
-    let source = domain_source(&args)?;
+    let retry = args.retry_inconclusive.as_deref().map(crate::retry::read).transpose()?;
+    let (source, resume) = match &retry {
+        None => (
+            domain_source(&args)?,
+            args.resume.as_deref().map(crate::bulk::Resume::read).transpose()?,
+        ),
+        Some(r) => {
+            if !(args.json || args.jsonl) {
+                anyhow::bail!(
+                    "reading the command line: --retry-inconclusive writes the merged JSON Lines; add --jsonl"
+                );
+            }
+            // The settled records stay: write them first, and let the
+            // rerun reuse their endpoints instead of scanning them again.
+            let mut out = std::io::stdout().lock();
+            for line in &r.kept {
+                writeln!(out, "{line}").context("writing results")?;
+            }
+            out.flush().context("writing results")?;
+            let resume = crate::bulk::Resume::from_lines(r.kept.iter().cloned().map(Ok))?;
+            let names: String = r.domains.iter().map(|d| format!("{d}\n")).collect();
+            let source: Box<dyn std::io::BufRead + Send> = Box::new(std::io::Cursor::new(names.into_bytes()));
+            (source, Some(resume))
+        }
+    };
+    let source = match args.shard {
+        Some(shard) => shard.filter(source),
+        None => source,
+    };
     let resolve = parse_resolve(&args.resolve)?;
-    let resume = args.resume.as_deref().map(crate::bulk::Resume::read).transpose()?;
     let scan = scan_config(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -577,6 +612,7 @@ fn bulk(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let (all_ok, interrupted) = runtime
         .block_on(crate::bulk::run(source, cfg))
         .context("running the --mx scan")?;
+    let all_ok = all_ok && !retry.is_some_and(|r| r.kept_not_ok);
     Ok(if interrupted {
         ExitCode::from(130)
     } else if all_ok {

@@ -3,6 +3,7 @@
 //! discipline every test follows.
 
 mod bulk;
+mod bulk_split;
 mod cli;
 mod demo;
 mod emulate;
