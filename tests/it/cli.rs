@@ -98,3 +98,24 @@ fn completions_and_the_man_page_cover_every_command() {
         assert!(run.stdout.contains(word), "the man page lacks {word}");
     }
 }
+
+/// A mail domain given as a scan target (no `--mx`): it has MX records but
+/// no address, and the record says so with the hint (dnsmasq on loopback
+/// answers for it; nothing else is asked).
+#[test]
+fn a_mail_domain_without_mx_flag_gets_the_mx_hint() {
+    let (dns, _dir) = crate::bulk::dnsmasq(
+        "dnsmasq-mx-hint",
+        &[
+            "host-record=mx.hint.bulk.test,127.0.6.9".into(),
+            "mx-host=hint.bulk.test,mx.hint.bulk.test,10".into(),
+        ],
+    );
+    let server = format!("127.0.0.1:{}", dns.port);
+    let run = hsscan(&["--json", "--dns", &server, "hint.bulk.test"]);
+    assert_eq!(run.code, 1, "{}", run.describe());
+    let record = run.record();
+    assert_eq!(record["failure"]["stage"], "dns", "{}", run.describe());
+    let detail = record["failure"]["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("did you mean --mx?"), "{detail}\n{}", run.describe());
+}
