@@ -1,5 +1,6 @@
-//! `hsscan demo`, the README's first command: on a machine with nothing set
-//! up, it starts its emulated receivers on loopback inside the process and
+//! `hsscan demo`, the README's first command (`cargo run --release --
+//! demo`, read from the README here and run as the built binary): on a
+//! machine with nothing set up, it starts its emulated receivers on loopback inside the process and
 //! prints the normal diagnosis of each, exiting as the verdicts say (1:
 //! most of them fail). What each receiver gets is the scan's own judgement
 //! of the emulator's shipped profile, whichever Postfix sender this machine
@@ -18,8 +19,34 @@ fn head_line<'a>(stdout: &'a str, host: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no report head for {host}\n{stdout}"))
 }
 
+/// The README's first set-up command, as `cargo run` would pass it on:
+/// the words after `--`.
+fn readme_first_command() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let setup = readme.split("## Set-up").nth(1).expect("a Set-up section");
+    let command = setup
+        .lines()
+        .skip_while(|l| !l.starts_with("```sh"))
+        .skip(1)
+        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .expect("a command in the Set-up block");
+    assert!(
+        command.starts_with("cargo run --release -- "),
+        "the first set-up command runs hsscan: {command}"
+    );
+    command
+        .split(" -- ")
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
 fn demo_diagnoses_each_emulated_receiver_and_exits_1() {
+    let args = readme_first_command();
+    assert_eq!(args, ["demo"], "the README starts with the demo");
     let run = hsscan(&["demo"]);
     assert_eq!(run.code, 1, "some receivers fail: exit 1\n{}", run.describe());
     let out = &run.stdout;
