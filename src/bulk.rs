@@ -226,6 +226,38 @@ impl Resume {
         Ok(r)
     }
 
+    /// [`Resume::read`] from lines already at hand (`--retry-inconclusive`
+    /// keeps the settled lines of its file).
+    pub fn from_lines(lines: impl Iterator<Item = std::io::Result<String>>) -> anyhow::Result<Self> {
+        let mut r = Self::default();
+        for line in lines {
+            let line = line?;
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            match v["record"].as_str() {
+                Some("domain") => {
+                    if let Some(d) = v["domain"].as_str() {
+                        r.domains.insert(crate::dns::normalise(d));
+                    }
+                }
+                Some("endpoint") => {
+                    let t = &v["target"];
+                    let (Some(host), Some(port)) = (t["host"].as_str(), t["port"].as_u64()) else {
+                        continue;
+                    };
+                    let ip = t["ip"].as_str().and_then(|s| s.parse().ok());
+                    let port = u16::try_from(port).unwrap_or(SMTP_PORT);
+                    if let Some(s) = Summary::from_json(&v) {
+                        r.endpoints.insert((host.to_owned(), ip, port), s);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(r)
+    }
+
     /// Takes one line's record; `false` when it is none.
     fn take(&mut self, line: &str) -> bool {
         let Ok(v) = serde_json::from_str::<Value>(line) else {
@@ -434,11 +466,17 @@ pub struct Domains {
     pub listed: Vec<String>,
     /// `-i FILE`, read as the run goes (bounded per line and in lines).
     pub input: Option<crate::target::InputLines>,
+    /// `--shard I/N`: only the domains of this slice.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// Reads domains from `source` on a thread, as the run takes them.
 fn reader(source: Domains, tx: mpsc::Sender<Result<String, String>>) {
-    let Domains { listed, mut input } = source;
+    let Domains {
+        listed,
+        mut input,
+        shard,
+    } = source;
     let mut seen: HashSet<String> = HashSet::new();
     let from_input = std::iter::from_fn(|| match input.as_mut().map(crate::target::InputLines::next_entry) {
         None | Some(Ok(None)) => None,
@@ -454,6 +492,9 @@ fn reader(source: Domains, tx: mpsc::Sender<Result<String, String>>) {
             }
         };
         let d = crate::dns::normalise(&d);
+        if shard.as_ref().is_some_and(|s| !s.keeps(&d)) {
+            continue;
+        }
         // A domain listed twice gets one record. The set grows with the
         // input, as names only (at most MAX_INPUT_LINES of them).
         if !seen.insert(d.clone()) {
@@ -933,6 +974,7 @@ mod tests {
             Domains {
                 listed: vec!["c.example".into(), "d.example".into()],
                 input: Some(input),
+                shard: None,
             },
             tx,
         );

@@ -7,6 +7,23 @@ use hsscan_wire::ProtocolVersion;
 use std::io::Write as _;
 use std::process::ExitCode;
 
+/// The examples under `hsscan --help`.
+const EXAMPLES: &str = "\
+Examples:
+  hsscan demo                              see a diagnosis of emulated broken receivers (no network)
+  hsscan mx.partner.example                does this machine's Postfix get TLS there, and if not, why
+  hsscan mx.partner.example --enumerate    every protocol, suite, group and certificate chain
+  hsscan smtps://mail.partner.example      implicit TLS (port 465)
+  hsscan log /var/log/mail.log             scan every destination the log shows failing for TLS
+  hsscan --mx -i partners.txt --jsonl > scan.jsonl
+                                           every MX of a list of mail domains, politely
+  hsscan pcap failure.pcap                 explain the handshakes of a capture
+  hsscan emulate --profile exchange2007 --listen 127.0.0.1:2525
+                                           play a legacy receiver to try a sender against
+
+Exit codes: 0 the headline sender gets TLS everywhere; 1 somewhere it does not, or the
+outcome is inconclusive; 2 usage or fatal error; 130 interrupted.";
+
 /// TLS handshake scanner for mail administrators.
 ///
 /// With targets and no command: scan them (SMTP STARTTLS on ports 25, 587
@@ -17,7 +34,8 @@ use std::process::ExitCode;
     version,
     about,
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    after_help = EXAMPLES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -30,12 +48,87 @@ pub struct Cli {
 pub enum Command {
     /// List the cipher suite catalog (IANA, GREASE, SCSVs, legacy codes).
     Catalog(CatalogArgs),
+    /// Diagnose emulated broken receivers on loopback: the main job, with nothing to set up.
+    Demo(DemoArgs),
     /// Play a legacy or broken receiver: answer ClientHellos as a profile says, log each one decoded.
     Emulate(EmulateArgs),
+    /// Scan the destinations a Postfix mail log shows failing for TLS reasons.
+    Log(LogArgs),
     /// Explain the TLS handshakes and failures in pcap/pcapng captures.
     Pcap(crate::pcap::PcapArgs),
     /// List the sender profiles (SPEC §8), `local` first.
     Senders,
+    /// Print a shell completion script (e.g. hsscan completions bash > /etc/bash_completion.d/hsscan).
+    Completions {
+        /// The shell: bash, elvish, fish, powershell or zsh.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page in roff (e.g. hsscan man > hsscan.1; man ./hsscan.1).
+    Man,
+}
+
+/// `hsscan demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Judge this sender (repeatable; the first is the headline): `local`
+    /// (this machine's Postfix, the default), `all`, or a profile of `hsscan senders`.
+    #[arg(long, value_name = "NAME")]
+    pub sender: Vec<String>,
+    /// One JSON object per receiver, one per line (SPEC §3).
+    #[arg(long)]
+    pub json: bool,
+    /// Never colour the report.
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+/// `hsscan log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Postfix log files, plain or gzip ('-' for stdin): syslog lines or maillog_file's.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+    /// One JSON object per destination, one per line (SPEC §3, with a `log` object).
+    #[arg(long)]
+    pub json: bool,
+    /// Judge this sender (repeatable; the first is the headline): `local`
+    /// (this machine's Postfix, the default), `all`, or a profile of `hsscan senders`.
+    #[arg(long, value_name = "NAME")]
+    pub sender: Vec<String>,
+    /// The EHLO name (default: this machine's FQDN, else a name under localdomain).
+    #[arg(long, value_name = "NAME")]
+    pub ehlo: Option<String>,
+    /// Destinations scanned at once.
+    #[arg(short = 'j', long = "concurrency", value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub concurrency: u32,
+    /// Connections in flight to one IP.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub per_host: u32,
+    /// Milliseconds between connections to one IP.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub delay: u64,
+    /// Connections allowed per IP in all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// Seconds to wait for a TCP connection.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_secs)]
+    pub connect_timeout: f64,
+    /// Seconds to wait for each read (the SMTP banner gets at least 30).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]
+    pub timeout: f64,
+    /// Seconds before a retry of an unclear answer; each next waits twice as long.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_secs)]
+    pub retry_delay: f64,
+    /// Trust the CA certificates in this PEM file instead of the system store.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<String>,
+    /// Never colour the report.
+    #[arg(long)]
+    pub no_color: bool,
+    /// Nothing on stderr but errors.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 /// `hsscan emulate`.
@@ -184,6 +277,14 @@ pub struct ScanArgs {
     /// Skip the domains and endpoints already in this earlier JSON Lines output (--mx).
     #[arg(long, value_name = "FILE", requires = "mx")]
     pub resume: Option<std::path::PathBuf>,
+    /// Scan only the I-th of N deterministic slices of the domains (--mx),
+    /// e.g. 2/8: N machines or jobs split a list, each domain in exactly one.
+    #[arg(long, value_name = "I/N", requires = "mx")]
+    pub shard: Option<crate::shard::Shard>,
+    /// Rescan only what this earlier --mx --jsonl output left inconclusive
+    /// and write the merged result (the file's settled records, then the new ones).
+    #[arg(long, value_name = "FILE", requires = "mx", conflicts_with_all = ["resume", "input", "targets"])]
+    pub retry_inconclusive: Option<std::path::PathBuf>,
     /// Retries of an endpoint that answered 421 or timed out (--mx), with backoff.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub retries: u32,
@@ -267,8 +368,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// clap's help and version go out as clap prints them; a usage error
-/// becomes one line naming the input, then exit 2.
+/// clap's help and version go out as clap prints them (exit 0). A usage
+/// error keeps clap's own report — the usage line, the missing
+/// arguments by name, "a similar argument exists" tips — with exit 2
+/// (SPEC §2). Only a rejected value is folded into our one line,
+/// `hsscan: reading the command line: …`, keeping clap's possible values
+/// and tips: its message is the value parser's, naming the input.
 fn usage_error(e: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
@@ -276,18 +381,24 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             let _ = e.print();
             ExitCode::SUCCESS
         }
-        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
-            let _ = e.print();
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let text = e.to_string();
+            let parts: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(|l| l.trim_start_matches("error: "))
+                .collect();
+            let what = if parts.is_empty() {
+                "invalid value".to_owned()
+            } else {
+                parts.join("; ")
+            };
+            eprintln!("hsscan: reading the command line: {what} (see hsscan --help)");
             ExitCode::from(2)
         }
         _ => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            eprintln!("hsscan: reading the command line: {first} (see hsscan --help)");
+            let _ = e.print();
             ExitCode::from(2)
         }
     }
@@ -303,10 +414,26 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Catalog(args)) => catalog(&args),
+        Some(Command::Demo(args)) => demo(&args),
         Some(Command::Emulate(args)) => emulate(args),
+        Some(Command::Log(args)) => mail_log(&args),
         Some(Command::Pcap(args)) => crate::pcap::run(&args),
         Some(Command::Senders) => {
             print!("{}", crate::senders::list()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory as _;
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "hsscan", &mut out);
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man) => {
+            use clap::CommandFactory as _;
+            let mut out = std::io::stdout().lock();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
         None => scan(cli.scan),
@@ -386,6 +513,7 @@ fn domain_source(args: &ScanArgs) -> anyhow::Result<crate::bulk::Domains> {
     Ok(crate::bulk::Domains {
         listed: args.targets.clone(),
         input,
+        shard: None,
     })
 }
 
@@ -421,6 +549,11 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         dns,
         quiet: args.quiet,
     };
+    // One target: its long waits are shown on a terminal (bulk runs have
+    // their own progress line).
+    use std::io::IsTerminal as _;
+    let _spinner =
+        (targets.len() == 1 && !args.quiet && std::io::stderr().is_terminal()).then(crate::wait::Spinner::start);
     let finished = runtime
         .block_on(crate::run::run(targets, cfg))
         .context("writing results")?;
@@ -460,12 +593,40 @@ fn family_of(args: &ScanArgs) -> crate::run::Family {
 
 fn bulk(args: ScanArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
-    let source = domain_source(&args)?;
+    let retry = args.retry_inconclusive.as_deref().map(crate::retry::read).transpose()?;
+    let (source, resume) = match &retry {
+        None => (
+            domain_source(&args)?,
+            args.resume.as_deref().map(crate::bulk::Resume::read).transpose()?,
+        ),
+        Some(r) => {
+            if !(args.json || args.jsonl) {
+                anyhow::bail!(
+                    "reading the command line: --retry-inconclusive writes the merged JSON Lines; add --jsonl"
+                );
+            }
+            // The settled records stay: write them first, and let the
+            // rerun reuse their endpoints instead of scanning them again.
+            let mut out = std::io::stdout().lock();
+            for line in &r.kept {
+                writeln!(out, "{line}").context("writing results")?;
+            }
+            out.flush().context("writing results")?;
+            let resume = crate::bulk::Resume::from_lines(r.kept.iter().cloned().map(Ok))?;
+            let source = crate::bulk::Domains {
+                listed: r.domains.clone(),
+                input: None,
+                shard: None,
+            };
+            (source, Some(resume))
+        }
+    };
+    let mut source = source;
+    source.shard = args.shard;
     let resolve = parse_resolve(&args.resolve)?;
     if let Some(w) = crate::limits::make_room_for(args.concurrency as usize, crate::bulk::DNS_IN_FLIGHT) {
         eprintln!("hsscan: warning: {w}");
     }
-    let resume = args.resume.as_deref().map(crate::bulk::Resume::read).transpose()?;
     let scan = scan_config(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -496,6 +657,9 @@ fn bulk(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let finished = runtime
         .block_on(crate::bulk::run(source, cfg))
         .context("running the --mx scan")?;
+    let mut finished = finished;
+    // Records kept from --retry-inconclusive's file count too.
+    finished.all_ok &= !retry.is_some_and(|r| r.kept_not_ok);
     Ok(exit_code(finished))
 }
 
@@ -584,6 +748,103 @@ fn emulate(args: EmulateArgs) -> anyhow::Result<ExitCode> {
         .block_on(crate::emulate::run(opts))
         .context("running the emulator")?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn mail_log(args: &LogArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let trust = match &args.ca_file {
+        Some(path) => crate::certs::TrustStore::from_pem_file(std::path::Path::new(path))?,
+        None => crate::certs::TrustStore::system(),
+    };
+    let read = std::time::Duration::from_secs_f64(args.timeout);
+    let scan = crate::scan::ScanConfig {
+        probe: crate::probe::ProbeConfig {
+            connect_timeout: std::time::Duration::from_secs_f64(args.connect_timeout),
+            read_timeout: read,
+            banner_timeout: read.max(std::time::Duration::from_secs(30)),
+        },
+        ehlo_name: args.ehlo.clone().unwrap_or_else(default_ehlo_name),
+        sni_override: None,
+        no_sni: false,
+        per_host: args.per_host as usize,
+        delay: std::time::Duration::from_millis(args.delay),
+        max_connections: args.max_connections,
+        at: time::OffsetDateTime::now_utc(),
+        trust: std::sync::Arc::new(trust),
+        enumerate: false,
+        retry_delay: std::time::Duration::from_secs_f64(args.retry_delay),
+        senders: std::sync::Arc::new(crate::senders::Senders::resolve(&args.sender)?),
+        policy: None,
+    };
+    let mut log = crate::maillog::Log::new(time::OffsetDateTime::now_utc());
+    for path in &args.files {
+        crate::maillog::run::read_file(path, &mut log)?;
+    }
+    let (destinations, counts) = log.finish();
+    if !args.quiet {
+        eprintln!("{}", crate::maillog::run::describe(&counts, destinations.len()));
+    }
+    let output = if args.json {
+        crate::output::Output::Json
+    } else {
+        crate::output::Output::Terminal {
+            colour: crate::style::colour_stdout(args.no_color),
+        }
+    };
+    let cfg = crate::maillog::run::LogConfig {
+        scan,
+        output,
+        concurrency: args.concurrency as usize,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let all_ok = runtime
+        .block_on(crate::maillog::run::run(destinations, cfg))
+        .context("scanning the log's destinations")?;
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let read = std::time::Duration::from_secs(10);
+    let cfg = crate::scan::ScanConfig {
+        probe: crate::probe::ProbeConfig {
+            connect_timeout: std::time::Duration::from_secs(5),
+            read_timeout: read,
+            banner_timeout: read,
+        },
+        ehlo_name: default_ehlo_name(),
+        sni_override: None,
+        no_sni: false,
+        per_host: 2,
+        delay: std::time::Duration::ZERO,
+        max_connections: None,
+        at: time::OffsetDateTime::now_utc(),
+        trust: std::sync::Arc::new(crate::certs::TrustStore::system()),
+        enumerate: false,
+        // The receivers are in this process: a second look at a dropped
+        // hello need not wait as long as a real MX's rate limit.
+        retry_delay: std::time::Duration::from_secs(1),
+        senders: std::sync::Arc::new(crate::senders::Senders::resolve(&args.sender)?),
+        policy: None,
+    };
+    let output = if args.json {
+        crate::demo::Output::Json
+    } else {
+        crate::demo::Output::Terminal {
+            colour: crate::style::colour_stdout(args.no_color),
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let all_ok = runtime
+        .block_on(crate::demo::run(cfg, output))
+        .context("running the demo")?;
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn catalog(args: &CatalogArgs) -> anyhow::Result<ExitCode> {

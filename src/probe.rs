@@ -137,6 +137,10 @@ async fn exchange(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+    let waiting = crate::wait::begin(
+        || format!("the answer to the ClientHello from {}", endpoint.addr),
+        3 * cfg.read_timeout,
+    );
     let mut deframer = Deframer::new(Side::Server);
     let mut outcome = read_flight(
         &mut stream,
@@ -157,6 +161,7 @@ async fn exchange(
         )
         .await;
     }
+    drop(waiting);
     // Politeness: a close_notify in the record version the server chose,
     // then close; nothing is completed. After a TLS 1.3 ServerHello only an
     // encrypted alert would be valid, so the connection is just closed.
@@ -179,7 +184,10 @@ pub async fn open(
     cfg: &ProbeConfig,
     smtp: &mut Option<Dialog>,
 ) -> Result<(TcpStream, Vec<u8>), Failure> {
-    let mut stream = connect(endpoint.addr, cfg.connect_timeout).await?;
+    let mut stream = {
+        let _waiting = crate::wait::begin(|| format!("a TCP connection to {}", endpoint.addr), cfg.connect_timeout);
+        connect(endpoint.addr, cfg.connect_timeout).await?
+    };
     // Split hellos must leave as separate segments.
     let _ = stream.set_nodelay(true);
     let mut leftover = Vec::new();

@@ -220,10 +220,15 @@ pub async fn starttls<S: AsyncRead + AsyncWrite + Unpin>(
 
     // Some MTAs drop the connection if EHLO arrives before the banner's final
     // "220 " line, so a "220-" continuation is not enough to proceed.
+    let waiting = crate::wait::begin(
+        || "the SMTP banner (a port that expects implicit TLS never sends one)".to_owned(),
+        timeouts.banner,
+    );
     let banner = reader
         .read_reply(s, timeouts.banner)
         .await
         .map_err(|e| read_failure(Stage::Banner, e, timeouts.banner))?;
+    drop(waiting);
     dialog.banner = Some(banner.text());
     if banner.code != 220 {
         let kind = if banner.is_rate_limit() {
@@ -236,10 +241,12 @@ pub async fn starttls<S: AsyncRead + AsyncWrite + Unpin>(
     }
 
     send(s, &format!("EHLO {ehlo_name}\r\n"), timeouts.reply).await?;
+    let waiting = crate::wait::begin(|| "the reply to EHLO".to_owned(), timeouts.reply);
     let ehlo = reader
         .read_reply(s, timeouts.reply)
         .await
         .map_err(|e| read_failure(Stage::Ehlo, e, timeouts.reply))?;
+    drop(waiting);
     if ehlo.code != 250 {
         let kind = if ehlo.is_rate_limit() {
             FailureKind::RateLimited
@@ -273,10 +280,12 @@ pub async fn starttls<S: AsyncRead + AsyncWrite + Unpin>(
     }
 
     send(s, "STARTTLS\r\n", timeouts.reply).await?;
+    let waiting = crate::wait::begin(|| "the reply to STARTTLS".to_owned(), timeouts.reply);
     let reply = reader
         .read_reply(s, timeouts.reply)
         .await
         .map_err(|e| read_failure(Stage::Starttls, e, timeouts.reply))?;
+    drop(waiting);
     dialog.reply = Some(reply.text());
     if reply.code != 220 {
         dialog.starttls = Some("rejected");

@@ -136,8 +136,9 @@ pub fn list_profiles() -> anyhow::Result<String> {
     Ok(s)
 }
 
-/// Runs the emulator until Ctrl-C, SIGTERM or `exit_after`.
-pub async fn run(mut opts: Options) -> anyhow::Result<()> {
+/// The emulator's state and its bound listeners, before any connection is
+/// accepted.
+async fn bind(mut opts: Options) -> anyhow::Result<(Arc<Shared>, Vec<tokio::net::TcpListener>)> {
     if let (Some(h), Some(smtp)) = (&opts.hostname, opts.profile.smtp.as_mut()) {
         smtp.banner = smtp.banner.replace(&smtp.hostname, h);
         smtp.hostname = h.clone();
@@ -178,32 +179,88 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening on {addr}"))?;
-        let local = l.local_addr().context("reading the listening address")?;
-        eprintln!(
-            "hsscan emulate: profile {} on {local} ({}); answers first flights only, completes no handshake",
-            shared.profile.name,
-            if smtp { "SMTP STARTTLS" } else { "implicit TLS" }
-        );
         listeners.push(l);
     }
     if listeners.is_empty() {
         return Err(anyhow!("no --listen address"));
     }
-    for l in listeners {
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            loop {
-                match l.accept().await {
-                    Ok((stream, peer)) => {
-                        tokio::spawn(conn::handle(stream, peer, Arc::clone(&shared)));
+    Ok((shared, listeners))
+}
+
+/// Accepts connections on every listener, each served on its own task.
+fn accept_all(shared: &Arc<Shared>, listeners: Vec<tokio::net::TcpListener>) -> Vec<tokio::task::JoinHandle<()>> {
+    listeners
+        .into_iter()
+        .map(|l| {
+            let shared = Arc::clone(shared);
+            tokio::spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((stream, peer)) => {
+                            tokio::spawn(conn::handle(stream, peer, Arc::clone(&shared)));
+                        }
+                        Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
                     }
-                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
                 }
-            }
-        });
+            })
+        })
+        .collect()
+}
+
+/// An emulator started inside this process by [`start`]: it answers on
+/// [`Running::addrs`] until it is dropped, which stops accepting (a
+/// connection already accepted runs to its end).
+pub struct Running {
+    /// The bound addresses, in the order of `Options::listen` (port 0
+    /// resolved to the port the system chose).
+    pub addrs: Vec<SocketAddr>,
+    shared: Arc<Shared>,
+    accept: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.stats.total.load(Ordering::SeqCst)
     }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.accept.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+/// Starts the emulator inside this process (for `hsscan demo` and tests):
+/// binds every `listen` address (port 0 picks a free one), prints nothing
+/// on stderr, and serves until the returned handle is dropped. Must be
+/// called inside a tokio runtime.
+pub async fn start(opts: Options) -> anyhow::Result<Running> {
+    let (shared, listeners) = bind(opts).await?;
+    let addrs = listeners
+        .iter()
+        .map(tokio::net::TcpListener::local_addr)
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading the listening address")?;
+    let accept = accept_all(&shared, listeners);
+    Ok(Running { addrs, shared, accept })
+}
+
+/// Runs the emulator until Ctrl-C, SIGTERM or `exit_after`.
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let exit_after = opts.exit_after;
+    let (shared, listeners) = bind(opts).await?;
+    for l in &listeners {
+        let local = l.local_addr().context("reading the listening address")?;
+        eprintln!(
+            "hsscan emulate: profile {} on {local} ({}); answers first flights only, completes no handshake",
+            shared.profile.name,
+            if shared.smtp { "SMTP STARTTLS" } else { "implicit TLS" }
+        );
+    }
+    let _accept = accept_all(&shared, listeners);
     let done = async {
-        match opts.exit_after {
+        match exit_after {
             Some(n) => loop {
                 let wait = shared.finished.notified();
                 if shared.stats.finished.load(Ordering::SeqCst) >= n {

@@ -262,6 +262,31 @@ pub fn advise(p: &Profile, r: &SenderResult, tried: &[Tried], f: &Facts<'_>) -> 
             out.push(a);
             return out;
         }
+        // The mirror image: an SMTP banner answered the ClientHello, so the
+        // port speaks STARTTLS and the sender was told to start TLS at once
+        // (wrapper mode, or port 465 habits applied to 25/587). Nothing is
+        // wrong on the receiver.
+        ReasonKind::PlaintextReply if postfix => {
+            let name = "smtp-starttls";
+            let mut a = base(
+                Action::PostfixTransport,
+                format!(
+                    "{}:{} speaks SMTP and offers STARTTLS; it does not start TLS at once: deliver there without wrapper mode (a transport of its own, below), and check that smtp_tls_wrappermode is not set for it",
+                    f.host, f.port
+                ),
+            );
+            a.master_cf = vec![
+                format!("{name} unix  -       -       n       -       -       smtp"),
+                "  -o smtp_tls_wrappermode=no".to_owned(),
+                format!("  -o smtp_tls_security_level={}", level.as_str()),
+            ];
+            let key = f.domains.first().map_or(f.host, String::as_str);
+            a.transport_line = Some(format!("{key} {name}:[{}]:{}", f.host, f.port));
+            a.main_cf
+                .insert("transport_maps".to_owned(), "hash:/etc/postfix/transport".to_owned());
+            out.push(a);
+            return out;
+        }
         ReasonKind::RateLimited | ReasonKind::Unreachable | ReasonKind::NotConfirmed => return out,
         _ => {}
     }

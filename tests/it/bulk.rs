@@ -22,7 +22,7 @@ use crate::support::{free_port, Server};
 
 /// dnsmasq serving `lines` (dnsmasq.conf syntax) for `bulk.test` only:
 /// any other name under it is NXDOMAIN.
-fn dnsmasq(name: &'static str, lines: &[String]) -> (Server, PathBuf) {
+pub(crate) fn dnsmasq(name: &'static str, lines: &[String]) -> (Server, PathBuf) {
     let dir = std::env::temp_dir().join(format!("hsscan-it-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
     let conf = dir.join("dnsmasq.conf");
@@ -53,7 +53,7 @@ fn dnsmasq(name: &'static str, lines: &[String]) -> (Server, PathBuf) {
 }
 
 /// A port free on every address the test uses (checked on each).
-fn common_port(ips: &[&str]) -> u16 {
+pub(crate) fn common_port(ips: &[&str]) -> u16 {
     'next: for _ in 0..20 {
         let port = free_port();
         for ip in ips {
@@ -73,7 +73,7 @@ fn common_port(ips: &[&str]) -> u16 {
 }
 
 /// `hsscan --mx -i INPUT --dns 127.0.0.1:DNS --mx-port PORT --jsonl --ehlo …` and `extra`.
-fn mx_args(input: &Path, dns: u16, port: u16, extra: &[&str]) -> Vec<String> {
+pub(crate) fn mx_args(input: &Path, dns: u16, port: u16, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "--mx".into(),
         "-i".into(),
@@ -91,7 +91,7 @@ fn mx_args(input: &Path, dns: u16, port: u16, extra: &[&str]) -> Vec<String> {
 }
 
 /// Runs `hsscan --mx …` to completion; stdout lines parsed.
-fn hsscan_mx(args: &[String]) -> (i32, Vec<Value>, String) {
+pub(crate) fn hsscan_mx(args: &[String]) -> (i32, Vec<Value>, String) {
     hsscan_mx_with(args, &[])
 }
 
@@ -113,12 +113,12 @@ fn hsscan_mx_with(args: &[String], env: &[(&str, &str)]) -> (i32, Vec<Value>, St
     (out.status.code().unwrap_or(-1), lines, stderr)
 }
 
-fn records<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
+pub(crate) fn records<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
     lines.iter().filter(|v| v["record"] == kind).collect()
 }
 
 /// Connection records of an emulator's JSON log.
-fn emulator_connections(log: &str) -> Vec<Value> {
+pub(crate) fn emulator_connections(log: &str) -> Vec<Value> {
     log.lines()
         .filter(|l| l.starts_with('{'))
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -127,7 +127,7 @@ fn emulator_connections(log: &str) -> Vec<Value> {
 }
 
 /// The emulator's whole log (Server::log gives a tail).
-fn full_log(server: &Server, name: &str) -> String {
+pub(crate) fn full_log(server: &Server, name: &str) -> String {
     let dir = crate::support::certs();
     std::fs::read_to_string(dir.join(format!("{name}-{}.log", server.port))).unwrap_or_else(|_| server.log())
 }

@@ -3,6 +3,9 @@
 //! discipline every test follows.
 
 mod bulk;
+mod bulk_split;
+mod cli;
+mod demo;
 mod dns_lab;
 mod emulate;
 mod emulate_accept;
@@ -15,6 +18,7 @@ mod enum_postfix;
 mod enum_support;
 mod enum_tlslite;
 mod hostile;
+mod maillog;
 mod partner;
 mod pcap;
 mod policy_dane;
@@ -29,6 +33,7 @@ mod scan_support;
 mod senders;
 mod support;
 mod tls13_chains;
+mod wait;
 mod wire_gnutls;
 mod wire_openssl;
 mod wire_tlslite;
