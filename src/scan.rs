@@ -681,15 +681,19 @@ async fn scan_gated(
         info.mx_of.as_deref().unwrap_or(&[]),
     )
     .await;
-    let verdict = senders
-        .first()
-        .map(|r| crate::senders::Verdict::of(r, &format!("{}:{}", target.host, target.port)));
+    let mut senders = senders;
     for c in &certificates {
         findings.extend(c.verdicts.iter().cloned());
     }
     let single = info.mx_of.is_none();
     let policy =
         crate::policy::scan_endpoint_policy(cfg.policy.as_deref(), target, ip, status, &certificates, single).await;
+    if let Some(p) = &policy {
+        apply_policy(&mut senders, &cfg.senders.profiles, p);
+    }
+    let verdict = senders
+        .first()
+        .map(|r| crate::senders::Verdict::of(r, &format!("{}:{}", target.host, target.port)));
     if let Some(p) = &policy {
         findings.extend(p.findings());
     }
@@ -713,6 +717,54 @@ async fn scan_gated(
         findings,
         connections: gate.used(),
         duration_ms: millis(started.elapsed()),
+    }
+}
+
+/// The policies a sender honours (SPEC §8): a Postfix at `dane` fails
+/// where usable TLSA records do not match (or the lookup is bogus or
+/// fails), a sender that enforces MTA-STS (Gmail, Exchange Online) where
+/// an `enforce` policy does not cover the MX or its certificate.
+fn apply_policy(
+    results: &mut [crate::senders::SenderResult],
+    profiles: &[crate::senders::Profile],
+    p: &crate::policy::EndpointPolicy,
+) {
+    use crate::senders::{Level, Outcome, Reason, ReasonKind};
+    for (r, profile) in results.iter_mut().zip(profiles) {
+        if r.outcome != Outcome::Tls {
+            continue;
+        }
+        if profile.level == Level::Dane {
+            if let Some(d) = p.dane.as_ref().filter(|d| d.result.fails_dane()) {
+                r.outcome = Outcome::NoTls;
+                r.reason = Some(Reason {
+                    kind: ReasonKind::CertificateRejected,
+                    detail: format!("DANE ({}): {}", d.tlsa_name, d.detail),
+                });
+                continue;
+            }
+        }
+        let enforces_sts = matches!(profile.mta.as_str(), "gmail" | "exchange-online");
+        if enforces_sts {
+            if let Some(m) = p.mta_sts.as_ref().filter(|m| m.result.fails_delivery()) {
+                r.outcome = Outcome::NoTls;
+                let why: Vec<String> = m
+                    .certificate_problems
+                    .iter()
+                    .map(|(h, w)| format!("{h}: {w}"))
+                    .chain(
+                        m.mx_matches
+                            .iter()
+                            .filter(|(_, ok)| !**ok)
+                            .map(|(h, _)| format!("{h}: no mx pattern covers it")),
+                    )
+                    .collect();
+                r.reason = Some(Reason {
+                    kind: ReasonKind::CertificateRejected,
+                    detail: format!("MTA-STS enforce policy of {}: {}", m.domain, why.join("; ")),
+                });
+            }
+        }
     }
 }
 

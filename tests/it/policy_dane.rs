@@ -298,3 +298,50 @@ fn mx_domain_records_carry_policy_and_an_insecure_mx_rrset_disables_dane() {
     assert_eq!(at(endpoints[0], "/policy/dane/result"), "valid", "{:#}", endpoints[0]);
     assert_eq!(at(endpoints[0], "/policy/mta_sts"), &Value::Null, "{:#}", endpoints[0]);
 }
+
+/// The sender verdict of a Postfix at `smtp_tls_security_level = dane`
+/// (`--sender local` reading a main.cf that says so) follows the DANE
+/// result: TLS where the usable TLSA records match, no TLS
+/// (`certificate-rejected`, naming DANE) where they do not.
+#[test]
+fn a_dane_sender_fails_where_the_tlsa_records_do_not_match() {
+    let lab = lab("dane-sender");
+    let conf = certs().join("main-cf-dane");
+    std::fs::create_dir_all(&conf).expect("config dir");
+    std::fs::write(conf.join("main.cf"), "smtp_tls_security_level = dane\n").expect("main.cf");
+    let dns = lab.dns.resolver();
+    let ca = certs().join("ca.pem").display().to_string();
+    for (host, want, kind) in [
+        ("mx.signed.test", "tls", None),
+        ("bad.signed.test", "no-tls", Some("certificate-rejected")),
+    ] {
+        let target = format!("{host}:{}", lab.single.port);
+        let resolve = format!("{host}:127.0.0.1");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hsscan"))
+            .args([
+                "--json",
+                "--dane",
+                "--dns",
+                &dns,
+                "--resolve",
+                &resolve,
+                "--ca-file",
+                &ca,
+            ])
+            .args(["--sender", "local", &target])
+            .env("MAIL_CONFIG", &conf)
+            .output()
+            .expect("hsscan runs");
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let s = &r["senders"][0];
+        assert_eq!(s["outcome"], want, "{host}: {r:#}\n{}", lab.logs());
+        if let Some(k) = kind {
+            assert_eq!(s["reason"]["kind"], k, "{s:#}");
+            assert!(
+                s["reason"]["detail"].as_str().unwrap_or("").starts_with("DANE"),
+                "{s:#}"
+            );
+        }
+        assert_eq!(r["verdict"]["outcome"], want, "{r:#}");
+    }
+}

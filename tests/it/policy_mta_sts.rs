@@ -257,6 +257,10 @@ impl Lab {
             &resolve,
             "--ca-file",
             &ca,
+            "--sender",
+            "local",
+            "--sender",
+            "gmail",
             &target,
         ])
     }
@@ -283,6 +287,21 @@ fn mta_sts_results_follow_each_policy_and_certificate() {
         let m: &Value = at(&r, "/policy/mta_sts");
         assert_eq!(m["result"], result, "{label}: {m:#}\n{}", run.describe());
         let host = format!("mx.{label}.sts.test");
+        // A sender that enforces MTA-STS (Gmail) fails exactly where the
+        // policy fails delivery; the opportunistic headline does not.
+        let gmail = &r["senders"][1];
+        assert_eq!(gmail["sender"], "gmail", "{r:#}");
+        if result == "certificate-host-mismatch" {
+            assert_eq!(gmail["outcome"], "no-tls", "{label}: {gmail:#}");
+            assert_eq!(gmail["reason"]["kind"], "certificate-rejected", "{label}: {gmail:#}");
+            assert!(
+                gmail["reason"]["detail"].as_str().unwrap_or("").contains("MTA-STS"),
+                "{gmail:#}"
+            );
+            assert_eq!(r["senders"][0]["outcome"], "tls", "{label}: {r:#}");
+        } else {
+            assert_eq!(gmail["outcome"], "tls", "{label}: {gmail:#}");
+        }
         match label {
             "enforce" | "wild" => assert_eq!(m["mx_matches"][&host], true, "{m:#}"),
             "mismatch" => {
