@@ -254,7 +254,7 @@ fn smtp_starttls_then_tls12_is_established() {
     assert_eq!(smtp.extensions, ["SIZE 1000", "STARTTLS"]);
     assert_eq!(smtp.starttls_reply.as_deref(), Some("220 2.0.0 Ready"));
     assert_eq!(r.client_hello.as_ref().unwrap().sni.as_deref(), Some("mx.example.net"));
-    assert_eq!(r.server_hello.as_ref().unwrap().cipher_suite, CipherSuite(0xc02f));
+    assert_eq!(r.server_hello.as_ref().unwrap().cipher_suite, Some(CipherSuite(0xc02f)));
     assert_eq!((r.client_port, r.server_port), (40001, 25));
     assert_eq!((r.ended.by, r.ended.how), ("client", "fin"));
     // GREASE stays out of JA3.
@@ -372,7 +372,9 @@ fn smtp_refusals_are_named() {
         let r = records(&p);
         assert_eq!(r.len(), 1, "{kind}");
         assert_eq!(verdict(&r[0]), ("failed", Some(kind)), "{}", r[0].verdict.message);
-        assert_eq!(r[0].starttls, "smtp");
+        // An SMTP dialog without a granted STARTTLS is no STARTTLS (SPEC §3b).
+        assert_eq!(r[0].starttls, "none");
+        assert_eq!(r[0].preamble.as_ref().map(|p| p.protocol), Some("smtp"));
     }
 }
 
@@ -728,4 +730,69 @@ fn a_tls13_client_encrypted_alert_after_the_flight_is_recognised_by_its_size() {
     // A Finished (32 bytes of verify data, header, type, tag) completes it.
     let r = run(53);
     assert_eq!(verdict(&r), ("established", None), "{}", r.verdict.message);
+}
+
+/// A server flight of `messages` (whole handshake messages) in one record.
+fn handshake_record(messages: &[u8]) -> Vec<u8> {
+    let mut rec = vec![22, 3, 3];
+    rec.extend_from_slice(&(messages.len() as u16).to_be_bytes());
+    rec.extend_from_slice(messages);
+    rec
+}
+
+#[test]
+fn alpn_and_sni_bytes_that_are_not_utf8_are_kept_as_hex_escapes() {
+    use hsscan_wire::{ClientExtension, ExtensionType};
+    let mut hello = ClientHello::typical(
+        ProtocolVersion::TLS10,
+        ProtocolVersion::TLS12,
+        [7; 32],
+        vec![CipherSuite(0xc02f)],
+        None,
+    );
+    let name = b"mx.\xffexample.net";
+    let mut sni = vec![0, (name.len() + 3) as u8, 0, 0, name.len() as u8];
+    sni.extend_from_slice(name);
+    hello.extensions = Some(vec![
+        ClientExtension::Raw {
+            typ: ExtensionType::SERVER_NAME,
+            data: sni,
+        },
+        ClientExtension::Alpn(vec![b"h2".to_vec(), b"\xc3\xa9t\xe9\x80".to_vec()]),
+    ]);
+    let sh = ServerHello {
+        legacy_version: ProtocolVersion::TLS12,
+        random: [9; 32],
+        session_id: Vec::new(),
+        cipher_suite: CipherSuite(0xc02f),
+        compression: CompressionMethod::NULL,
+        extensions: Some(vec![ServerExtension::Alpn(b"\xc3\xa9t\xe9\x80".to_vec())]),
+    };
+    let mut w = Writer::new();
+    sh.write(&mut w).unwrap();
+    let mut flight = w.into_bytes();
+    // An empty Certificate message: a certificate_list of length 0.
+    flight.extend_from_slice(&[11, 0, 0, 3, 0, 0, 0]);
+    flight.extend_from_slice(&[14, 0, 0, 0]);
+    let mut p = Pcap::new();
+    let mut t = Tcp::new(40030, 443);
+    t.open(&mut p);
+    t.data(&mut p, Who::C, &hello.to_record(ProtocolVersion::TLS10).unwrap());
+    t.data(&mut p, Who::S, &handshake_record(&flight));
+    t.fin(&mut p, Who::C);
+    let r = records(&p);
+    let h = r[0].client_hello.as_ref().unwrap();
+    assert_eq!(h.sni.as_deref(), Some("mx.\\xffexample.net"));
+    assert_eq!(h.alpn, ["h2", "ét\\xe9\\x80"]);
+    assert_eq!(
+        r[0].server_hello.as_ref().unwrap().alpn.as_deref(),
+        Some("ét\\xe9\\x80")
+    );
+    // An empty Certificate message is [], a missing one null.
+    assert_eq!(r[0].server_certificates.as_ref().map(Vec::len), Some(0));
+    assert!(r[0].client_certificates.is_none());
+    let json = serde_json::to_value(&r[0]).unwrap();
+    assert_eq!(json["server_certificates"], serde_json::json!([]));
+    assert!(json["client_certificates"].is_null());
+    assert!(json["warnings"].is_array());
 }

@@ -152,7 +152,7 @@ impl Conn {
     }
 
     fn tls_verdict(&self, capture_end: Timestamp) -> Verdict {
-        let answered = self.server_hello.is_some() || self.sslv2_server;
+        let answered = self.server_hello.is_some() || self.sslv2_server.is_some();
         // A fatal alert from the server before its hello: the server refused.
         if let Some((Dir::Server, a, false, _)) = self.fatal {
             let retry = if self.retry.is_some() {
