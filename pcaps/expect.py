@@ -66,6 +66,18 @@ SCENARIOS = {
     "sll2.pcap": {"verdict": ("established", None)},
     "null.pcap": {"verdict": ("established", None)},
     "vlan.pcap": {"verdict": ("established", None)},
+    # openssl s_client -starttls PROTO against pcaps/peers.py's servers.
+    "imap.pcap": {"decode": "imap", "preamble": "imap", "verdict": ("established", None)},
+    "pop3.pcap": {"decode": "pop", "preamble": "pop3", "verdict": ("established", None)},
+    "ftp.pcap": {"decode": "ftp", "preamble": "ftp", "verdict": ("established", None)},
+    "irc.pcap": {"decode": "irc", "preamble": "irc", "verdict": ("established", None)},
+    "xmpp.pcap": {"decode": "xmpp", "preamble": "xmpp", "verdict": ("established", None)},
+    "ldap.pcap": {"decode": "ldap", "preamble": "ldap", "verdict": ("established", None)},
+    # curl through pcaps/peers.py's proxies to s_server -www.
+    "socks4.pcap": {"decode": "socks", "preamble": "socks4", "verdict": ("established", None)},
+    "socks4a.pcap": {"decode": "socks", "preamble": "socks4", "verdict": ("established", None)},
+    "socks5.pcap": {"decode": "socks", "preamble": "socks5", "verdict": ("established", None)},
+    "http-connect.pcap": {"decode": "http", "preamble": "http-connect", "verdict": ("established", None)},
 }
 
 FIELDS = """frame.time_epoch ip.src ip.dst ipv6.src ipv6.dst tcp.stream tcp.srcport tcp.dstport

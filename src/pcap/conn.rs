@@ -196,12 +196,17 @@ struct Clear {
     http_request: bool,
     /// HTTP: a 2xx status came, its headers end at an empty line.
     http_granted: bool,
+    /// A tunnel opened: the current layer is its payload.
+    inner: bool,
 }
 
 impl Clear {
+    /// Names the current layer; the first layer's name (refined as its
+    /// dialog goes on: a 220 greeting is SMTP until an AUTH TLS says FTP)
+    /// is the one reported.
     fn name(&mut self, p: Protocol) {
         self.proto = Some(p);
-        if self.outer.is_none() || self.outer == Some(Protocol::Other) {
+        if !self.inner {
             self.outer = Some(p);
         }
     }
@@ -369,6 +374,11 @@ impl Conn {
         let half = self.half(dir);
         half.began_with_text.get_or_insert(text);
         match dir {
+            // '0' is also BER's SEQUENCE: an LDAP message is binary.
+            Dir::Client if first == 0x30 && preamble::looks_like_ldap(bytes) => {
+                half.phase = Phase::Binary;
+                self.clear.name(Protocol::Ldap);
+            }
             Dir::Client if text => half.phase = Phase::Text,
             Dir::Client if preamble::plausible_hello(bytes) => {
                 half.phase = Phase::Tls;
@@ -446,8 +456,7 @@ impl Conn {
                 preamble::Parse::More => return,
                 preamble::Parse::No => {
                     proto = Protocol::Other;
-                    self.clear.proto = Some(proto);
-                    self.clear.outer = Some(proto);
+                    self.clear.name(proto);
                 }
             }
         }
@@ -479,6 +488,7 @@ impl Conn {
         // The next layer (a tunnel's payload, or the TLS) names itself.
         self.clear.proto = None;
         self.clear.server_proto = None;
+        self.clear.inner = true;
         self.feed(Dir::Server, server_bin.get(server_end..).unwrap_or(&[]), ts);
         self.feed(Dir::Client, client_bin.get(client_end..).unwrap_or(&[]), ts);
     }
@@ -488,7 +498,10 @@ impl Conn {
     fn text<'b>(&mut self, dir: Dir, bytes: &'b [u8], ts: Timestamp) -> &'b [u8] {
         // Inside a DATA body, 8-bit lines are mail, not the start of TLS.
         let in_body = dir == Dir::Client && self.smtp.in_data;
-        let xmpp = self.clear.proto == Some(Protocol::Xmpp);
+        // XMPP's elements need no line end: one ends at its '>'.
+        let half = self.half_ref(dir);
+        let xmpp = self.clear.proto == Some(Protocol::Xmpp)
+            || (self.clear.proto.is_none() && half.line.first().or(bytes.first()) == Some(&b'<'));
         let mut end = bytes.iter().position(|&b| b == b'\n' || (xmpp && b == b'>'));
         if !in_body {
             // A ClientHello right after text, with or without a line end
@@ -514,6 +527,10 @@ impl Conn {
                 );
                 if !half.line.is_empty() {
                     self.line_done(dir, ts);
+                }
+                // The client's own TLS answers any upgrade request still open.
+                if dir == Dir::Client {
+                    self.clear.awaiting = None;
                 }
                 let half = self.half(dir);
                 half.phase = Phase::Tls;
@@ -692,6 +709,7 @@ impl Conn {
             self.server.phase = Phase::Start;
             self.clear.proto = None;
             self.clear.server_proto = None;
+            self.clear.inner = true;
         } else {
             self.server.phase = Phase::Tls;
             self.client.phase = Phase::Tls;

@@ -796,3 +796,54 @@ fn alpn_and_sni_bytes_that_are_not_utf8_are_kept_as_hex_escapes() {
     assert!(json["client_certificates"].is_null());
     assert!(json["warnings"].is_array());
 }
+
+#[test]
+fn smtp_starttls_inside_a_socks5_tunnel_is_both() {
+    let mut p = Pcap::new();
+    let mut t = Tcp::new(40031, 1080);
+    t.open(&mut p);
+    t.data(&mut p, Who::C, &[5, 1, 0]);
+    t.data(&mut p, Who::S, &[5, 0]);
+    t.data(&mut p, Who::C, &[5, 1, 0, 1, 192, 0, 2, 25, 0, 25]);
+    // The reply and the tunnelled banner in one segment.
+    let mut reply = vec![5, 0, 0, 1, 192, 0, 2, 25, 0, 25];
+    reply.extend_from_slice(b"220 mx ESMTP\r\n");
+    t.data(&mut p, Who::S, &reply);
+    t.data(&mut p, Who::C, b"EHLO c\r\n");
+    t.data(&mut p, Who::S, b"250-mx\r\n250 STARTTLS\r\n");
+    t.data(&mut p, Who::C, b"STARTTLS\r\n");
+    t.data(&mut p, Who::S, b"220 go ahead\r\n");
+    t.data(&mut p, Who::C, &client_hello_record());
+    t.data(&mut p, Who::S, &server_flight_tls12());
+    t.data(&mut p, Who::C, &client_finish_tls12());
+    t.data(&mut p, Who::S, &server_finish_tls12());
+    t.fin(&mut p, Who::C);
+    let r = records(&p);
+    assert_eq!(verdict(&r[0]), ("established", None), "{}", r[0].verdict.message);
+    assert_eq!(r[0].starttls, "smtp");
+    let pre = r[0].preamble.as_ref().unwrap();
+    assert_eq!((pre.protocol, pre.client_bytes), ("socks5", 3 + 10 + 8 + 10));
+    assert_eq!(pre.server_bytes, 2 + 10 + 14 + 22 + 14);
+    assert_eq!(r[0].smtp.as_ref().unwrap().banner.as_deref(), Some("220 mx ESMTP"));
+}
+
+#[test]
+fn a_banner_then_a_client_hello_is_implicit_tls_not_starttls() {
+    let mut p = Pcap::new();
+    let mut t = Tcp::new(40032, 25);
+    t.open(&mut p);
+    t.data(&mut p, Who::S, b"220 mx ESMTP\r\n");
+    t.data(&mut p, Who::C, &client_hello_record());
+    t.data(&mut p, Who::S, b"500 5.5.2 Error: bad syntax\r\n");
+    t.fin(&mut p, Who::S);
+    let r = records(&p);
+    assert_eq!(
+        verdict(&r[0]).1,
+        Some(FailureKind::PlaintextReply),
+        "{}",
+        r[0].verdict.message
+    );
+    assert_eq!(r[0].starttls, "none");
+    let pre = r[0].preamble.as_ref().unwrap();
+    assert_eq!((pre.protocol, pre.client_bytes, pre.server_bytes), ("smtp", 0, 14));
+}

@@ -140,6 +140,16 @@ captures! {
     linux_sll2_link_type => "sll2.pcap",
     bsd_null_link_type => "null.pcap",
     ethernet_with_a_vlan_tag => "vlan.pcap",
+    imap_starttls_tagged_ok => "imap.pcap",
+    pop3_stls => "pop3.pcap",
+    ftp_auth_tls_234 => "ftp.pcap",
+    irc_starttls_670_after_another_numeric => "irc.pcap",
+    xmpp_starttls_proceed_without_a_newline => "xmpp.pcap",
+    ldap_starttls_extended_operation_in_ber => "ldap.pcap",
+    tls_through_a_socks4_proxy => "socks4.pcap",
+    tls_through_a_socks4a_proxy_naming_the_host => "socks4a.pcap",
+    tls_through_a_socks5_proxy_with_a_password => "socks5.pcap",
+    tls_through_an_http_connect_proxy => "http-connect.pcap",
 }
 
 /// SPEC §3b: every key of the contract is in every record, null or not,

@@ -250,6 +250,17 @@ pub enum Parse {
     No,
 }
 
+/// Whether bytes starting with `0` (0x30, BER's SEQUENCE) are an LDAP
+/// message rather than text: a BER length, then the messageID's INTEGER tag.
+pub fn looks_like_ldap(b: &[u8]) -> bool {
+    match b.get(1) {
+        Some(&l) if l < 0x80 => b.get(2).is_none_or(|&t| t == 2),
+        Some(&l) if (0x81..=0x84).contains(&l) => b.get(2 + usize::from(l & 0x7f)).is_none_or(|&t| t == 2),
+        Some(_) => false,
+        None => false,
+    }
+}
+
 /// The binary protocol a client's first byte suggests.
 pub fn binary_protocol(first: u8) -> Protocol {
     match first {
