@@ -847,3 +847,32 @@ fn a_banner_then_a_client_hello_is_implicit_tls_not_starttls() {
     let pre = r[0].preamble.as_ref().unwrap();
     assert_eq!((pre.protocol, pre.client_bytes, pre.server_bytes), ("smtp", 0, 14));
 }
+
+#[test]
+fn a_tls13_draft_server_hello_is_decoded_not_taken_for_not_tls() {
+    // Draft 18's ServerHello: version 0x7f12, random, suite, extensions
+    // (key_share as 40), then the encrypted flight.
+    let mut body = vec![0x7f, 0x12];
+    body.extend_from_slice(&[0x11; 32]);
+    body.extend_from_slice(&[0x13, 0x01, 0, 40, 0, 40, 0, 36, 0, 29, 0, 32]);
+    body.extend_from_slice(&[0x42; 32]);
+    let mut msg = vec![2, 0, 0, body.len() as u8];
+    msg.extend_from_slice(&body);
+    let mut flight = handshake_record(&msg);
+    flight.extend_from_slice(&[23, 3, 1, 0, 40]);
+    flight.extend_from_slice(&[0x55; 40]);
+    let mut p = Pcap::new();
+    let mut t = Tcp::new(40033, 443);
+    t.open(&mut p);
+    t.data(&mut p, Who::C, &client_hello_record());
+    t.data(&mut p, Who::S, &flight);
+    let mut fin = vec![23, 3, 1, 0, 53];
+    fin.extend_from_slice(&[0x66; 53]);
+    t.data(&mut p, Who::C, &fin);
+    t.fin(&mut p, Who::C);
+    let r = records(&p);
+    assert_eq!(verdict(&r[0]), ("established", None), "{}", r[0].verdict.message);
+    let h = r[0].server_hello.as_ref().unwrap();
+    assert_eq!(h.selected_version, ProtocolVersion(0x7f12));
+    assert_eq!(h.key_share_group, Some(hsscan_wire::NamedGroup(29)));
+}

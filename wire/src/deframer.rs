@@ -35,7 +35,7 @@ use crate::error::{DecodeError, Kind};
 use crate::handshake::{HandshakeHeader, HandshakeType, HANDSHAKE_HEADER_LEN};
 use crate::reader::Reader;
 use crate::record::{RecordHeader, RECORD_HEADER_LEN};
-use crate::server_hello::ServerHello;
+use crate::server_hello::{is_tls13, ServerHello, DRAFT_HELLO_RETRY_REQUEST};
 use crate::server_key_exchange::ServerKeyExchange;
 use crate::sslv2::{Sslv2ClientHello, Sslv2ServerHello};
 
@@ -405,7 +405,7 @@ impl State {
                 }
                 self.pending.push_back(Event::ChangeCipherSpec);
                 // TLS 1.3 middlebox-compatibility CCS changes nothing.
-                if self.version != Some(ProtocolVersion::TLS13) {
+                if !self.version.is_some_and(is_tls13) {
                     self.encrypted = true;
                 }
             }
@@ -468,7 +468,7 @@ impl State {
     }
 
     fn message(&mut self, typ: HandshakeType, body: &[u8], base: usize) -> Result<(), DecodeError> {
-        let tls13 = self.version == Some(ProtocolVersion::TLS13);
+        let tls13 = self.version.is_some_and(is_tls13);
         let event = match typ {
             HandshakeType::CLIENT_HELLO => Event::ClientHello(ClientHello::read_body(body, base)?),
             HandshakeType::SERVER_HELLO => {
@@ -478,12 +478,18 @@ impl State {
                 if hello.is_retry_request() {
                     Event::HelloRetryRequest(hello)
                 } else {
-                    if hello.selected_version() == ProtocolVersion::TLS13 {
-                        // Everything after a TLS 1.3 ServerHello is encrypted.
+                    if hello.is_tls13() {
+                        // Everything after a TLS 1.3 (or draft) ServerHello is encrypted.
                         self.encrypted = true;
                     }
                     Event::ServerHello(hello)
                 }
+            }
+            DRAFT_HELLO_RETRY_REQUEST => {
+                let hello = ServerHello::read_draft_retry_request(body, base)?;
+                self.version = Some(hello.selected_version());
+                self.suite = Some(hello.cipher_suite);
+                Event::HelloRetryRequest(hello)
             }
             HandshakeType::CERTIFICATE => Event::Certificate(Certificate::read_body(body, base, tls13)?),
             HandshakeType::SERVER_KEY_EXCHANGE => match (self.suite, self.version) {

@@ -141,6 +141,14 @@ prop_compose! {
             v.retain(|e| seen.insert(e.typ()));
             v
         });
+        // Before TLS 1.3 draft 22 a ServerHello has no session id, no
+        // compression method, and always an extensions block.
+        let draft = legacy_version.0 & 0xff00 == 0x7f00 && legacy_version.0 & 0xff < 22;
+        let (session_id, compression, extensions) = if draft {
+            (Vec::new(), CompressionMethod::NULL, Some(extensions.unwrap_or_default()))
+        } else {
+            (session_id, compression, extensions)
+        };
         ServerHello { legacy_version, random, session_id, cipher_suite, compression, extensions }
     }
 }

@@ -7,7 +7,7 @@ use crate::outcome::FailureKind;
 use crate::pcap::capture::Timestamp;
 use crate::pcap::report::Verdict;
 use crate::smtp::Reply;
-use hsscan_wire::{Alert, CipherSuite, ProtocolVersion};
+use hsscan_wire::{Alert, CipherSuite};
 
 impl Conn {
     /// The verdict; bytes missing from the capture turn a failure into `incomplete`.
@@ -248,7 +248,7 @@ impl Conn {
             );
         }
         let established = match &self.server_hello {
-            Some(h) if h.selected_version() == ProtocolVersion::TLS13 => match self.client.first_encrypted_len {
+            Some(h) if h.is_tls13() => match self.client.first_encrypted_len {
                 Some(len) if len == alert_record_len(h.cipher_suite) => {
                     return failed(
                             FailureKind::Alert,
