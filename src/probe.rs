@@ -57,6 +57,9 @@ pub struct Flight {
     pub server_hello_done: bool,
     pub alerts: Vec<Alert>,
     pub bytes: usize,
+    /// What a cap kept from being read (certificates past the chain caps,
+    /// bytes past [`MAX_FLIGHT_BYTES`]); `None` when the flight was read whole.
+    pub unread: Option<String>,
 }
 
 /// The result of one probe.
@@ -275,6 +278,12 @@ async fn read_flight(
             }
             if flight.bytes > MAX_FLIGHT_BYTES {
                 return if flight.server_hello.is_some() {
+                    if deframer.in_message() || !deframer.unconsumed().is_empty() {
+                        flight.unread = Some(format!(
+                            "the flight ran past {} KiB in a handshake message: its rest was not read",
+                            MAX_FLIGHT_BYTES / 1024
+                        ));
+                    }
                     Ok(())
                 } else {
                     Err(Failure::new(
@@ -391,7 +400,17 @@ fn take_event(event: Event, flight: &mut Flight) -> Option<Result<(), Failure>> 
             flight.retry_request = Some(h);
             return Some(Ok(()));
         }
-        Event::Certificate(c) => flight.certificates = c.entries.into_iter().map(|e| e.der).collect(),
+        Event::Certificate(c) => {
+            if !c.omitted.is_empty() {
+                flight.unread = Some(format!(
+                    "{} certificates ({} bytes) after the first {} of the chain were not kept",
+                    c.omitted.certificates,
+                    c.omitted.bytes,
+                    c.entries.len()
+                ));
+            }
+            flight.certificates = c.entries.into_iter().map(|e| e.der).collect();
+        }
         Event::ServerKeyExchange(s) => flight.server_key_exchange = Some(s),
         Event::CertificateStatus(s) => flight.certificate_status = Some(s),
         Event::CertificateRequest(_) => flight.certificate_request = true,

@@ -600,6 +600,15 @@ async fn scan_gated(
     for c in &certificates {
         findings.extend(c.verdicts.iter().cloned());
     }
+    // A chain over the reading caps is judged as far as it was read: say so.
+    if let Some(note) = results.iter().find_map(|r| r.flight.unread.clone()) {
+        findings.push(Finding::new(
+            "cert-chain-incomplete",
+            Severity::Info,
+            "the server's certificate flight is longer than hsscan reads; the certificate findings cover what was read",
+            note,
+        ));
+    }
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     EndpointRecord {
         record: "endpoint",

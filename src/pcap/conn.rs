@@ -10,7 +10,8 @@
 //! implicit-TLS client at an SMTP port, or TLS after another preamble). TLS
 //! goes through the wire crate's deframer, the same decoder the live scanner
 //! uses. Once a direction turns encrypted it is no longer analysed, and at
-//! most [`MAX_ANALYSED`] bytes of a direction ever are.
+//! most [`MAX_ANALYSED`] bytes of a direction ever are; what a direction
+//! holds in memory meanwhile is bounded by the deframer's caps, not by it.
 
 mod preamble;
 mod verdict;
@@ -33,9 +34,14 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-/// Bytes of one direction analysed at most: handshakes and SMTP dialogs
-/// are a few KiB, so this only cuts off floods and bulk data.
-pub const MAX_ANALYSED: usize = 256 * 1024;
+/// Bytes of one direction analysed at most: one handshake message may be
+/// 2^24−1 bytes (a Certificate, read as it streams in), so a direction is
+/// read as far as the longest one and the records around it; past that it
+/// is a flood or bulk data.
+pub const MAX_ANALYSED: usize = (1 << 24) + 64 * 1024;
+/// Certificate entries of one message described at most (the wire crate
+/// keeps as many; past them it counts).
+const MAX_CERTS: usize = hsscan_wire::certificate::MAX_CHAIN_CERTS;
 /// A longer text line is cut (RFC 5321 allows 512 bytes).
 const MAX_LINE: usize = 2048;
 /// Lines of one SMTP reply kept.
@@ -46,8 +52,6 @@ const MAX_HELD: usize = 64 * 1024;
 const MAX_COMMANDS: usize = 64;
 /// Bytes of a first hello kept for --replay.
 const MAX_KEPT_HELLO: usize = 64 * 1024;
-/// Certificates described per chain.
-const MAX_CERTS: usize = 16;
 
 /// Which end of the connection sent something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +116,8 @@ struct Half {
     text_bytes: u64,
     /// A binary preamble's bytes, until it is known where it ends.
     bin: Vec<u8>,
+    /// Analysis stopped at [`MAX_ANALYSED`] with bytes still coming.
+    cut: bool,
 }
 
 impl Half {
@@ -135,6 +141,7 @@ impl Half {
             tls_bytes: false,
             text_bytes: 0,
             bin: Vec::new(),
+            cut: false,
         }
     }
 
@@ -307,13 +314,14 @@ impl Conn {
         self.half_ref(dir).phase != Phase::Done || (dir == Dir::Client && self.clear.awaiting.is_some())
     }
 
-    /// Bytes held for analysis in this direction (for the memory budget).
-    pub fn analysed(&self, dir: Dir) -> usize {
+    /// Bytes held in memory for this direction's analysis (for the flow
+    /// table's budget).
+    pub fn held(&self, dir: Dir) -> usize {
         let h = self.half_ref(dir);
-        if h.phase == Phase::Done {
-            0
-        } else {
-            h.analysed
+        let own = h.line.len() + h.bin.len() + h.deframer.as_ref().map_or(0, Deframer::buffered);
+        match dir {
+            Dir::Client => own + self.clear.held.len(),
+            Dir::Server => own,
         }
     }
 
@@ -330,6 +338,7 @@ impl Conn {
         let take = bytes.get(..room.min(bytes.len())).unwrap_or(&[]);
         half.analysed += take.len();
         if take.len() < bytes.len() {
+            half.cut = true;
             half.finish_analysis();
             let what = dir.name();
             self.warnings.push(format!(
@@ -879,6 +888,16 @@ impl Conn {
             }
             Event::Certificate(c) => {
                 self.last_message = Some(Cow::Borrowed("certificate"));
+                if !c.omitted.is_empty() {
+                    self.warnings.push(format!(
+                        "the {}'s Certificate message holds {} more certificates ({} bytes) than are kept (at most {} certificates, {} KiB)",
+                        dir.name(),
+                        c.omitted.certificates,
+                        c.omitted.bytes,
+                        hsscan_wire::certificate::MAX_CHAIN_CERTS,
+                        hsscan_wire::certificate::MAX_CHAIN_BYTES / 1024
+                    ));
+                }
                 let infos: Vec<CertInfo> = c
                     .entries
                     .iter()

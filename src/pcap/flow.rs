@@ -217,8 +217,8 @@ impl<'o> Tracker<'o> {
         if seg.flags.rst {
             conn.end(dir, How::Rst, ts);
         }
-        let held_now = conn.analysed(Dir::Client)
-            + conn.analysed(Dir::Server)
+        let held_now = conn.held(Dir::Client)
+            + conn.held(Dir::Server)
             + flow.streams[0].pending_bytes()
             + flow.streams[1].pending_bytes();
         self.held = self.held.saturating_sub(flow.held) + held_now;

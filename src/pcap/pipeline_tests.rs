@@ -876,3 +876,76 @@ fn a_tls13_draft_server_hello_is_decoded_not_taken_for_not_tls() {
     assert_eq!(h.selected_version, ProtocolVersion(0x7f12));
     assert_eq!(h.key_share_group, Some(hsscan_wire::NamedGroup(29)));
 }
+
+/// A TLS 1.2 server flight with a Certificate message of `n` entries of
+/// `size` bytes, in records of at most 16 KiB.
+fn server_flight_with_chain(n: usize, size: usize) -> Vec<u8> {
+    let sh = ServerHello {
+        legacy_version: ProtocolVersion::TLS12,
+        random: [9; 32],
+        session_id: Vec::new(),
+        cipher_suite: CipherSuite(0xc02f),
+        compression: CompressionMethod::NULL,
+        extensions: None,
+    };
+    let mut w = Writer::new();
+    sh.write(&mut w).unwrap();
+    let mut hs = w.into_bytes();
+    let mut list = Vec::new();
+    for i in 0..n {
+        list.extend_from_slice(&(size as u32).to_be_bytes()[1..]);
+        list.extend(std::iter::repeat_n((i % 250) as u8, size));
+    }
+    hs.push(11);
+    hs.extend_from_slice(&((list.len() + 3) as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&(list.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&list);
+    hs.extend_from_slice(&[14, 0, 0, 0]);
+    let mut out = Vec::new();
+    for chunk in hs.chunks(16 * 1024) {
+        out.extend_from_slice(&[22, 3, 3]);
+        out.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
+fn handshake_with_chain(n: usize, size: usize) -> Vec<ConnectionRecord> {
+    let mut p = Pcap::new();
+    let mut t = Tcp::new(40034, 443);
+    t.open(&mut p);
+    t.data(&mut p, Who::C, &client_hello_record());
+    for seg in server_flight_with_chain(n, size).chunks(16_000) {
+        t.data(&mut p, Who::S, seg);
+    }
+    t.data(&mut p, Who::C, &client_finish_tls12());
+    t.data(&mut p, Who::S, &server_finish_tls12());
+    t.fin(&mut p, Who::C);
+    records(&p)
+}
+
+#[test]
+fn a_340_kb_certificate_message_is_reported_in_full() {
+    let r = handshake_with_chain(4, 85_000);
+    assert_eq!(verdict(&r[0]), ("established", None), "{}", r[0].verdict.message);
+    assert_eq!(r[0].server_certificates.as_ref().map(Vec::len), Some(4));
+    assert!(r[0].warnings.is_empty(), "{:?}", r[0].warnings);
+}
+
+#[test]
+fn a_300_certificate_chain_is_reported_in_full() {
+    let r = handshake_with_chain(300, 900);
+    assert_eq!(verdict(&r[0]), ("established", None), "{}", r[0].verdict.message);
+    assert_eq!(r[0].server_certificates.as_ref().map(Vec::len), Some(300));
+    assert!(r[0].warnings.is_empty(), "{:?}", r[0].warnings);
+}
+
+#[test]
+fn a_chain_over_the_caps_is_kept_as_far_as_they_go_and_named_in_warnings() {
+    // 600 certificates: 512 kept, 88 counted; the verdict is still the handshake's.
+    let r = handshake_with_chain(600, 200);
+    assert_eq!(verdict(&r[0]), ("established", None), "{}", r[0].verdict.message);
+    assert_eq!(r[0].server_certificates.as_ref().map(Vec::len), Some(512));
+    assert_eq!(r[0].warnings.len(), 1, "{:?}", r[0].warnings);
+    assert!(r[0].warnings[0].contains("88 more certificates"), "{:?}", r[0].warnings);
+}

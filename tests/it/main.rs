@@ -13,6 +13,7 @@ mod enum_postfix;
 mod enum_support;
 mod enum_tlslite;
 mod hostile;
+mod large_chains;
 mod pcap;
 mod postfix;
 mod scan_failures;

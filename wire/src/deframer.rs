@@ -12,7 +12,10 @@
 //!
 //! Every peer-controlled size is capped: a record by [`MAX_RECORD_LEN`](crate::record::MAX_RECORD_LEN), a
 //! handshake message by [`MAX_HANDSHAKE_LEN`], unread input by
-//! [`MAX_BUFFERED`]. After an error the deframer stays failed and repeats it.
+//! [`MAX_BUFFERED`]. A Certificate message, legal up to 2^24−1 bytes, is
+//! the exception: one over the cap is decoded entry by entry as it
+//! arrives, keeping what fits in the chain caps and counting the rest
+//! ([`Certificate::omitted`]). After an error the deframer stays failed and repeats it.
 //!
 //! ```
 //! use hsscan_wire::deframer::{Deframer, Event, Side};
@@ -28,7 +31,7 @@
 use std::collections::VecDeque;
 
 use crate::alert::Alert;
-use crate::certificate::{Certificate, CertificateRequest, CertificateStatus};
+use crate::certificate::{Certificate, CertificateReader, CertificateRequest, CertificateStatus};
 use crate::client_hello::ClientHello;
 use crate::codepoints::{CipherSuite, ContentType, ProtocolVersion, Sslv2MessageType};
 use crate::error::{DecodeError, Kind};
@@ -132,6 +135,9 @@ struct State {
     pending: VecDeque<Event>,
     first: Option<HelloFraming>,
     first_done: bool,
+    /// A Certificate message longer than [`MAX_HANDSHAKE_LEN`], read entry
+    /// by entry instead of buffered.
+    cert: Option<CertificateReader>,
 }
 
 /// Pushed bytes in, events out. See the module documentation.
@@ -163,6 +169,7 @@ impl Deframer {
                 pending: VecDeque::new(),
                 first: None,
                 first_done: false,
+                cert: None,
             },
         }
     }
@@ -194,9 +201,15 @@ impl Deframer {
         self.buf.get(self.start..).unwrap_or(&[])
     }
 
+    /// Bytes held in memory: unread input, a handshake message being
+    /// reassembled, a streamed Certificate's entries so far.
+    pub fn buffered(&self) -> usize {
+        self.buf.len().saturating_sub(self.start) + self.st.hs.len() + self.st.cert.as_ref().map_or(0, |c| c.held())
+    }
+
     /// Whether a handshake message is partly received.
     pub fn in_message(&self) -> bool {
-        !self.st.hs.is_empty()
+        !self.st.hs.is_empty() || self.st.cert.is_some()
     }
 
     /// The version negotiated so far (from a ServerHello or HelloRetryRequest).
@@ -301,6 +314,12 @@ impl Deframer {
         self.start += n;
         self.offset += n;
     }
+}
+
+/// Whether a message is read as it streams in rather than buffered: a
+/// Certificate message over the buffering cap (legal up to 2^24−1 bytes).
+fn streamed(header: HandshakeHeader) -> bool {
+    header.typ == HandshakeType::CERTIFICATE && header.length > MAX_HANDSHAKE_LEN
 }
 
 /// Checks the bytes of a record header received so far.
@@ -419,7 +438,20 @@ impl State {
     }
 
     /// Feeds one handshake fragment; decodes every message it completes.
-    fn handshake(&mut self, fragment: &[u8]) -> Result<(), DecodeError> {
+    fn handshake(&mut self, mut fragment: &[u8]) -> Result<(), DecodeError> {
+        if let Some(cert) = self.cert.as_mut() {
+            let used = cert.push(fragment)?;
+            self.hs_offset += used;
+            fragment = fragment.get(used..).unwrap_or(&[]);
+            if cert.remaining() == 0 {
+                if let Some(cert) = self.cert.take() {
+                    self.pending.push_back(Event::Certificate(cert.finish()?));
+                }
+            }
+            if fragment.is_empty() {
+                return Ok(());
+            }
+        }
         if self.hs.is_empty() {
             // Fast path: whole messages straight from the record.
             let used = self.messages(fragment, self.hs_offset)?;
@@ -440,8 +472,18 @@ impl State {
                 }
             }
         }
-        // A declared length over the cap fails at once, before buffering it.
         if let Some(header) = HandshakeHeader::peek(&self.hs) {
+            if streamed(header) {
+                // Read it as it comes: its bytes so far, then the next fragments.
+                let body = self.hs.split_off(HANDSHAKE_HEADER_LEN);
+                self.hs.clear();
+                self.hs_offset += HANDSHAKE_HEADER_LEN;
+                let tls13 = self.version.is_some_and(is_tls13);
+                self.cert = Some(CertificateReader::new(header.length, self.hs_offset, tls13));
+                self.first_done = true;
+                return self.handshake(&body);
+            }
+            // A declared length over the cap fails at once, before buffering it.
             header.check_length(self.hs_offset)?;
         }
         Ok(())
@@ -455,6 +497,9 @@ impl State {
             let Some(header) = HandshakeHeader::peek(rest) else {
                 return Ok(used);
             };
+            if streamed(header) {
+                return Ok(used);
+            }
             header.check_length(base + used)?;
             let Some(body) = rest.get(HANDSHAKE_HEADER_LEN..header.message_len()) else {
                 return Ok(used);

@@ -18,7 +18,28 @@ impl Conn {
             .filter(|(h, _)| h.gap)
             .map(|(_, n)| *n)
             .collect();
-        if v.outcome == "established" || missing.is_empty() {
+        let cut: Vec<&str> = [(&self.client, "client"), (&self.server, "server")]
+            .iter()
+            .filter(|(h, _)| h.cut && !h.gap)
+            .map(|(_, n)| *n)
+            .collect();
+        if v.outcome == "established" {
+            return v;
+        }
+        if missing.is_empty() && !cut.is_empty() {
+            // What was not read may be exactly what would settle it.
+            return Verdict {
+                outcome: "incomplete",
+                kind: None,
+                message: format!(
+                    "the {}'s bytes past {} MiB were not analysed; from what was: {}",
+                    cut.join(" and the "),
+                    super::MAX_ANALYSED >> 20,
+                    v.message
+                ),
+            };
+        }
+        if missing.is_empty() {
             return v;
         }
         // What the capture lacks may be exactly what would explain the failure.
