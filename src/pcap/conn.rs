@@ -259,10 +259,13 @@ pub struct Conn {
     /// Keep the first hello's bytes, as the client's segments carried them.
     keep_hello: bool,
     hello_writes: Vec<Vec<u8>>,
+    /// Only what a one-line summary shows: no fingerprints, no certificate
+    /// descriptions (their lists stay empty).
+    summary: bool,
 }
 
 impl Conn {
-    pub fn new(client: SocketAddr, server: SocketAddr, started: Timestamp, keep_hello: bool) -> Self {
+    pub fn new(client: SocketAddr, server: SocketAddr, started: Timestamp, keep_hello: bool, summary: bool) -> Self {
         Self {
             client_addr: client,
             server_addr: server,
@@ -292,6 +295,7 @@ impl Conn {
             tls_without_starttls: false,
             keep_hello,
             hello_writes: Vec::new(),
+            summary,
         }
     }
 
@@ -858,8 +862,10 @@ impl Conn {
                     self.trim_kept_hello(framing.map(|f| f.bytes));
                     self.hello_at = Some(ts);
                     self.hello = Some(describe_hello(&h, framing));
-                    self.ja3 = Some(fingerprint::ja3(&h));
-                    self.ja4 = Some(fingerprint::Ja4Input::from_hello(&h).fingerprint());
+                    if !self.summary {
+                        self.ja3 = Some(fingerprint::ja3(&h));
+                        self.ja4 = Some(fingerprint::Ja4Input::from_hello(&h).fingerprint());
+                    }
                 }
             }
             Event::Sslv2ClientHello(h) => {
@@ -898,12 +904,15 @@ impl Conn {
                         hsscan_wire::certificate::MAX_CHAIN_BYTES / 1024
                     ));
                 }
-                let infos: Vec<CertInfo> = c
-                    .entries
-                    .iter()
-                    .take(MAX_CERTS)
-                    .map(|e| describe_cert(&e.der))
-                    .collect();
+                let infos: Vec<CertInfo> = if self.summary {
+                    Vec::new()
+                } else {
+                    c.entries
+                        .iter()
+                        .take(MAX_CERTS)
+                        .map(|e| describe_cert(&e.der))
+                        .collect()
+                };
                 match dir {
                     Dir::Server => self.server_certs = Some(infos),
                     Dir::Client => self.client_certs = Some(infos),
@@ -947,7 +956,7 @@ impl Conn {
             Event::Heartbeat { .. } => {}
             Event::Sslv2ServerHello(h) => {
                 self.last_message = Some(Cow::Borrowed("sslv2_server_hello"));
-                if !h.certificate.is_empty() {
+                if !h.certificate.is_empty() && !self.summary {
                     self.server_certs = Some(vec![describe_cert(&h.certificate)]);
                 }
                 self.sslv2_server = Some(h);
@@ -1129,11 +1138,11 @@ impl Conn {
         let (ja3_string, ja3) = self.ja3.take().unzip();
         let (ja4, ja4_r) = self.ja4.take().unzip();
         let (ja3s_string, ja3s, ja4s) = match &self.server_hello {
-            Some(h) => {
+            Some(h) if !self.summary => {
                 let (s, m) = fingerprint::ja3s(h);
                 (Some(s), Some(m), Some(fingerprint::ja4s(h)))
             }
-            None => (None, None, None),
+            _ => (None, None, None),
         };
         let negotiated_version = match (&self.server_hello, &self.sslv2_server) {
             (Some(h), _) => Some(h.selected_version()),
@@ -1300,25 +1309,34 @@ fn describe_key_exchange(k: &ServerKeyExchange) -> KeyExchangeSeen {
 /// of its connection's analysis.
 const CERT_CACHE: usize = 1024;
 
+/// Remembered descriptions by a per-thread seeded hash of the DER, each
+/// with its DER to compare (a hash is no proof; the compare is cheap next
+/// to a SHA-256 of every certificate of every connection).
+type CertCache = (
+    foldhash::fast::RandomState,
+    std::collections::HashMap<u64, (Box<[u8]>, CertInfo), foldhash::fast::RandomState>,
+);
+
 thread_local! {
-    static CERTS: std::cell::RefCell<std::collections::HashMap<[u8; 32], CertInfo>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    static CERTS: std::cell::RefCell<CertCache> = std::cell::RefCell::default();
 }
 
-/// [`CertInfo::from_der`], remembered by the certificate's SHA-256.
+/// [`CertInfo::from_der`], remembered.
 fn describe_cert(der: &[u8]) -> CertInfo {
-    use sha2::Digest as _;
-    let key: [u8; 32] = sha2::Sha256::digest(der).into();
+    use std::hash::BuildHasher as _;
     CERTS.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(info) = cache.get(&key) {
-            return info.clone();
+        let (seed, cache) = &mut *cache.borrow_mut();
+        let key = seed.hash_one(der);
+        if let Some((known, info)) = cache.get(&key) {
+            if **known == *der {
+                return info.clone();
+            }
         }
         let info = CertInfo::from_der(der);
         if cache.len() >= CERT_CACHE {
             cache.clear();
         }
-        cache.insert(key, info.clone());
+        cache.insert(key, (der.into(), info.clone()));
         info
     })
 }

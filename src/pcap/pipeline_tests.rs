@@ -949,3 +949,66 @@ fn a_chain_over_the_caps_is_kept_as_far_as_they_go_and_named_in_warnings() {
     assert_eq!(r[0].warnings.len(), 1, "{:?}", r[0].warnings);
     assert!(r[0].warnings[0].contains("88 more certificates"), "{:?}", r[0].warnings);
 }
+
+/// The records of `capture` as JSON lines, from the sequential pipeline.
+fn sequential_json(capture: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut write = |r: ConnectionRecord| {
+        serde_json::to_writer(&mut out, &r).unwrap();
+        out.push(b'\n');
+    };
+    super::analyse(capture, &super::Options::default(), &mut write).unwrap();
+    out
+}
+
+fn sharded_json(capture: &[u8], workers: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let render = |r: &mut ConnectionRecord| {
+        let mut bytes = serde_json::to_vec(r).unwrap();
+        bytes.push(b'\n');
+        bytes
+    };
+    super::shard::analyse(capture, &super::Options::default(), workers, &render, &mut |b| {
+        out.extend_from_slice(b)
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn sharded_analysis_writes_what_the_sequential_one_does_in_the_same_order() {
+    // 60 connections, interleaved frame by frame, some reusing a port pair,
+    // some never closed; then the real captures one after another.
+    let mut p = Pcap::new();
+    let mut conns: Vec<Tcp> = (0..60)
+        .map(|i| Tcp::new(41000 + (i % 50) as u16, 25 + (i % 3) as u16))
+        .collect();
+    for t in conns.iter_mut() {
+        t.open(&mut p);
+    }
+    for t in conns.iter_mut() {
+        t.data(&mut p, Who::C, &client_hello_record());
+    }
+    for (i, t) in conns.iter_mut().enumerate() {
+        t.data(&mut p, Who::S, &server_flight_tls12());
+        if i % 4 != 0 {
+            t.data(&mut p, Who::C, &client_finish_tls12());
+            t.data(&mut p, Who::S, &server_finish_tls12());
+            t.fin(&mut p, Who::C);
+            t.fin(&mut p, Who::S);
+        }
+    }
+    let expected = sequential_json(&p.bytes);
+    assert_eq!(expected.iter().filter(|&&b| b == b'\n').count(), 60);
+    for workers in [1, 2, 3, 7] {
+        assert_eq!(
+            String::from_utf8_lossy(&sharded_json(&p.bytes, workers)),
+            String::from_utf8_lossy(&expected),
+            "{workers} workers"
+        );
+    }
+    for capture in real_captures() {
+        let expected = sequential_json(capture);
+        assert_eq!(sharded_json(capture, 2), expected);
+    }
+}

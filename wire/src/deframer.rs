@@ -187,12 +187,52 @@ impl Deframer {
                 },
             });
         }
+        let mut bytes = bytes;
+        if unread == 0 && self.failed.is_none() && self.st.framing == Framing::Tls {
+            // Whole records are decoded straight from the caller's bytes;
+            // only a record's unfinished tail is copied in. The events wait
+            // in order as if decoded on demand.
+            bytes = bytes.get(self.records_from(bytes)..).unwrap_or(&[]);
+            self.buf.clear();
+            self.start = 0;
+        }
         if self.start > 0 && self.start >= self.buf.len() / 2 {
             self.buf.drain(..self.start);
             self.start = 0;
         }
         self.buf.extend_from_slice(bytes);
         Ok(())
+    }
+
+    /// Decodes the whole TLS records at the front of `data`; returns the
+    /// bytes used. An error is kept, to be returned after the events before it.
+    fn records_from(&mut self, data: &[u8]) -> usize {
+        let mut used = 0;
+        while self.failed.is_none() {
+            let rest = data.get(used..).unwrap_or(&[]);
+            if rest.len() < RECORD_HEADER_LEN {
+                break;
+            }
+            let mut r = Reader::at(rest, self.offset);
+            let header = match RecordHeader::read(&mut r) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.failed = Some(e);
+                    break;
+                }
+            };
+            let len = usize::from(header.length);
+            let Ok(fragment) = r.bytes(len, "record.fragment") else {
+                break;
+            };
+            if let Err(e) = self.st.record(header, fragment, self.offset) {
+                self.failed = Some(e);
+                break;
+            }
+            used += RECORD_HEADER_LEN + len;
+            self.offset += RECORD_HEADER_LEN + len;
+        }
+        used
     }
 
     /// Bytes pushed but not yet part of a whole record: at end of stream, a
