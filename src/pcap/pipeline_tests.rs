@@ -1012,3 +1012,34 @@ fn sharded_analysis_writes_what_the_sequential_one_does_in_the_same_order() {
         assert_eq!(sharded_json(capture, 2), expected);
     }
 }
+
+#[test]
+fn tls_after_an_unknown_preamble_is_found_by_its_record_header() {
+    // A binary request answered by one byte (PostgreSQL's SSLRequest and
+    // 'S'), then a text one that no rule knows; each followed by TLS.
+    let cases: [(&[u8], &[u8]); 2] = [
+        (&[0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f], b"S"),
+        (b"HELLO TLS PLEASE\r\n", b"OK go\r\n"),
+    ];
+    for (i, (client, server)) in cases.into_iter().enumerate() {
+        let mut p = Pcap::new();
+        let mut t = Tcp::new(40040 + i as u16, 5432);
+        t.open(&mut p);
+        t.data(&mut p, Who::C, client);
+        t.data(&mut p, Who::S, server);
+        t.data(&mut p, Who::C, &client_hello_record());
+        t.data(&mut p, Who::S, &server_flight_tls12());
+        t.data(&mut p, Who::C, &client_finish_tls12());
+        t.data(&mut p, Who::S, &server_finish_tls12());
+        t.fin(&mut p, Who::C);
+        let r = records(&p);
+        assert_eq!(verdict(&r[0]), ("established", None), "{}", r[0].verdict.message);
+        let pre = r[0].preamble.as_ref().unwrap();
+        assert_eq!(
+            (pre.protocol, pre.client_bytes, pre.server_bytes),
+            ("other", client.len() as u64, server.len() as u64)
+        );
+        assert_eq!(r[0].starttls, "none");
+        assert!(r[0].smtp.is_none());
+    }
+}
