@@ -33,6 +33,7 @@ use preamble::Protocol;
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Bytes of one direction analysed at most: one handshake message may be
 /// 2^24−1 bytes (a Certificate, read as it streams in), so a direction is
@@ -243,8 +244,8 @@ pub struct Conn {
     sslv2_server: Option<Sslv2ServerHello>,
     sslv2_error: Option<u16>,
     key_exchange: Option<KeyExchangeSeen>,
-    server_certs: Option<Vec<CertInfo>>,
-    client_certs: Option<Vec<CertInfo>>,
+    server_certs: Option<Vec<Arc<CertInfo>>>,
+    client_certs: Option<Vec<Arc<CertInfo>>>,
     alerts: Vec<AlertSeen>,
     /// The first fatal alert and who sent it, with whether a ServerHello
     /// preceded it and whether the server had already closed.
@@ -904,7 +905,7 @@ impl Conn {
                         hsscan_wire::certificate::MAX_CHAIN_BYTES / 1024
                     ));
                 }
-                let infos: Vec<CertInfo> = if self.summary {
+                let infos: Vec<Arc<CertInfo>> = if self.summary {
                     Vec::new()
                 } else {
                     c.entries
@@ -1314,7 +1315,7 @@ const CERT_CACHE: usize = 1024;
 /// to a SHA-256 of every certificate of every connection).
 type CertCache = (
     foldhash::fast::RandomState,
-    std::collections::HashMap<u64, (Box<[u8]>, CertInfo), foldhash::fast::RandomState>,
+    std::collections::HashMap<u64, (Box<[u8]>, Arc<CertInfo>), foldhash::fast::RandomState>,
 );
 
 thread_local! {
@@ -1322,7 +1323,7 @@ thread_local! {
 }
 
 /// [`CertInfo::from_der`], remembered.
-fn describe_cert(der: &[u8]) -> CertInfo {
+fn describe_cert(der: &[u8]) -> Arc<CertInfo> {
     use std::hash::BuildHasher as _;
     CERTS.with(|cache| {
         let (seed, cache) = &mut *cache.borrow_mut();
@@ -1332,7 +1333,7 @@ fn describe_cert(der: &[u8]) -> CertInfo {
                 return info.clone();
             }
         }
-        let info = CertInfo::from_der(der);
+        let info = Arc::new(CertInfo::from_der(der));
         if cache.len() >= CERT_CACHE {
             cache.clear();
         }

@@ -221,11 +221,11 @@ pub fn run(args: &PcapArgs) -> anyhow::Result<ExitCode> {
                 match format {
                     Format::Json => {
                         // A record is a few KiB: one allocation, not a doubling series.
-                        let mut bytes = Vec::with_capacity(6 * 1024);
+                        let mut bytes = JsonBytes(Vec::with_capacity(6 * 1024));
                         // A record always serialises; the write is to memory.
                         let _ = serde_json::to_writer(&mut bytes, r);
-                        bytes.push(b'\n');
-                        bytes
+                        bytes.0.push(b'\n');
+                        bytes.0
                     }
                     Format::Brief => report::brief(r).into_bytes(),
                     Format::Block => report::block(r).into_bytes(),
@@ -315,6 +315,28 @@ pub fn run(args: &PcapArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush().context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A record's JSON in memory. serde_json writes quotes, colons and commas
+/// one byte at a time: a push each, not a call to copy one byte.
+struct JsonBytes(Vec<u8>);
+
+impl std::io::Write for JsonBytes {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match buf {
+            [b] => self.0.push(*b),
+            _ => self.0.extend_from_slice(buf),
+        }
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.write(buf).map(|_| ())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn write_record(

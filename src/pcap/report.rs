@@ -10,6 +10,75 @@ use hsscan_wire::{
 };
 use serde::Serialize;
 use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// Codepoints in a record, written as JSON: each value's `{"id": …,
+/// "name": …}` is rendered once per thread and copied after that. A
+/// record is mostly codepoints, and serde_json escapes every string (keys
+/// too) as it writes it: this was the largest part of writing `--json`.
+mod cp {
+    use serde::{Serialize, Serializer};
+    use serde_json::value::RawValue;
+    use std::any::{Any, TypeId};
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::hash::Hash;
+
+    /// Values rendered per codepoint type at most (a damaged capture could
+    /// show every u16); past that a value is written directly.
+    const MAX_PER_TYPE: usize = 4096;
+
+    thread_local! {
+        static RENDERED: RefCell<HashMap<TypeId, Box<dyn Any>>> = RefCell::default();
+    }
+
+    /// One codepoint, written from the rendered copy.
+    struct Cp<T>(T);
+
+    impl<T: Serialize + Copy + Eq + Hash + 'static> Serialize for Cp<T> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let v = self.0;
+            // Written while the cache is borrowed: a raw value is copied out
+            // as it is, without reaching the cache again.
+            RENDERED.with(|cell| {
+                let mut all = cell.borrow_mut();
+                let map = all
+                    .entry(TypeId::of::<T>())
+                    .or_insert_with(|| Box::new(HashMap::<T, Box<RawValue>>::new()));
+                let Some(map) = map.downcast_mut::<HashMap<T, Box<RawValue>>>() else {
+                    return v.serialize(s);
+                };
+                if !map.contains_key(&v) && map.len() < MAX_PER_TYPE {
+                    let rendered = serde_json::to_string(&v)
+                        .ok()
+                        .and_then(|j| RawValue::from_string(j).ok());
+                    if let Some(r) = rendered {
+                        map.insert(v, r);
+                    }
+                }
+                match map.get(&v) {
+                    Some(r) => r.serialize(s),
+                    None => v.serialize(s),
+                }
+            })
+        }
+    }
+
+    pub fn one<T: Serialize + Copy + Eq + Hash + 'static, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        Cp(*v).serialize(s)
+    }
+
+    pub fn opt<T: Serialize + Copy + Eq + Hash + 'static, S: Serializer>(
+        v: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        v.map(Cp).serialize(s)
+    }
+
+    pub fn list<T: Serialize + Copy + Eq + Hash + 'static, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|x| Cp(*x)))
+    }
+}
 
 /// One connection (SPEC §3b).
 #[derive(Debug, Clone, Serialize)]
@@ -35,14 +104,18 @@ pub struct ConnectionRecord {
     pub client_hellos: u32,
     pub hello_retry_request: bool,
     /// The group a HelloRetryRequest asked for.
+    #[serde(serialize_with = "cp::opt")]
     pub retry_group: Option<NamedGroup>,
     pub server_hello: Option<ServerHelloSeen>,
+    #[serde(serialize_with = "cp::opt")]
     pub negotiated_version: Option<ProtocolVersion>,
     pub server_key_exchange: Option<KeyExchangeSeen>,
     pub alerts: Vec<AlertSeen>,
     /// Null: no Certificate message seen in the clear; `[]`: an empty one.
-    pub server_certificates: Option<Vec<CertInfo>>,
-    pub client_certificates: Option<Vec<CertInfo>>,
+    /// Shared with the analysis's certificate cache: a capture shows the
+    /// same few certificates over and over.
+    pub server_certificates: Option<Vec<Arc<CertInfo>>>,
+    pub client_certificates: Option<Vec<Arc<CertInfo>>>,
     pub ja3: Option<String>,
     pub ja3_string: Option<String>,
     pub ja3s: Option<String>,
@@ -103,20 +176,30 @@ pub struct Preamble {
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientHelloSeen {
     /// The record-layer version of its first record (SSLv2 for an SSLv2-format hello).
+    #[serde(serialize_with = "cp::one")]
     pub record_version: ProtocolVersion,
+    #[serde(serialize_with = "cp::one")]
     pub legacy_version: ProtocolVersion,
+    #[serde(serialize_with = "cp::list")]
     pub supported_versions: Vec<ProtocolVersion>,
+    #[serde(serialize_with = "cp::list")]
     pub cipher_suites: Vec<CipherSuite>,
     /// SSLv2-format hellos: every cipher spec, SSLv2 kinds included.
     pub sslv2_cipher_specs: Option<Vec<Sslv2CipherSpec>>,
+    #[serde(serialize_with = "cp::list")]
     pub extensions: Vec<ExtensionType>,
     /// Byte-exact (`\xNN` for bytes that are not UTF-8), as is each ALPN name.
     pub sni: Option<String>,
     pub alpn: Vec<String>,
+    #[serde(serialize_with = "cp::list")]
     pub supported_groups: Vec<NamedGroup>,
+    #[serde(serialize_with = "cp::list")]
     pub ec_point_formats: Vec<EcPointFormat>,
+    #[serde(serialize_with = "cp::list")]
     pub signature_algorithms: Vec<SignatureScheme>,
+    #[serde(serialize_with = "cp::list")]
     pub key_share_groups: Vec<NamedGroup>,
+    #[serde(serialize_with = "cp::list")]
     pub compression_methods: Vec<CompressionMethod>,
     /// On the wire, record headers included.
     pub bytes: usize,
@@ -129,17 +212,23 @@ pub struct ClientHelloSeen {
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerHelloSeen {
     /// 0x0002 for an SSLv2 SERVER-HELLO.
+    #[serde(serialize_with = "cp::one")]
     pub legacy_version: ProtocolVersion,
+    #[serde(serialize_with = "cp::one")]
     pub selected_version: ProtocolVersion,
     /// Null for an SSLv2 SERVER-HELLO, which lists cipher specs instead.
+    #[serde(serialize_with = "cp::opt")]
     pub cipher_suite: Option<CipherSuite>,
     /// An SSLv2 SERVER-HELLO's cipher specs; null for a TLS ServerHello.
     pub sslv2_cipher_specs: Option<Vec<Sslv2CipherSpec>>,
+    #[serde(serialize_with = "cp::list")]
     pub extensions: Vec<ExtensionType>,
     /// Byte-exact (`\xNN` for bytes that are not UTF-8).
     pub alpn: Option<String>,
+    #[serde(serialize_with = "cp::opt")]
     pub key_share_group: Option<NamedGroup>,
     /// Null for an SSLv2 SERVER-HELLO.
+    #[serde(serialize_with = "cp::opt")]
     pub compression: Option<CompressionMethod>,
     /// The TLS 1.3 downgrade sentinel, when the random carries one.
     pub downgrade: Option<&'static str>,
@@ -150,8 +239,10 @@ pub struct ServerHelloSeen {
 pub struct KeyExchangeSeen {
     /// `ecdhe`, `dhe`, `rsa-export`, `psk` or `opaque`.
     pub kind: &'static str,
+    #[serde(serialize_with = "cp::opt")]
     pub group: Option<NamedGroup>,
     pub dh_bits: Option<usize>,
+    #[serde(serialize_with = "cp::opt")]
     pub signature_scheme: Option<SignatureScheme>,
 }
 
@@ -159,7 +250,9 @@ pub struct KeyExchangeSeen {
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertSeen {
     pub from: &'static str,
+    #[serde(serialize_with = "cp::one")]
     pub level: AlertLevel,
+    #[serde(serialize_with = "cp::one")]
     pub description: AlertDescription,
 }
 

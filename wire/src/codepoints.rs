@@ -84,7 +84,7 @@ macro_rules! codepoints {
                 let mut buf = [0u8; 18];
                 let width = 2 * std::mem::size_of::<$repr>().max(2);
                 let width = if width > 6 && u64::from(self.0) <= 0xff_ffff { 6 } else { width };
-                st.serialize_field("id", crate::codepoints::hex_into(u64::from(self.0), width, &mut buf))?;
+                st.serialize_field("id", crate::codepoints::hex_id(u64::from(self.0), width, &mut buf))?;
                 st.serialize_field("name", &self.name())?;
                 st.end()
             }
@@ -95,6 +95,23 @@ macro_rules! codepoints {
 /// `value` as `0x` and at least `width` lowercase hex digits, written
 /// into `buf` (what [`format!`] with `{:#0w$x}`-style padding gives, without
 /// allocating).
+/// Every four-digit id, made once: most codepoints are u8 or u16, and a
+/// record holds hundreds of them.
+#[cfg(feature = "serde")]
+static HEX4: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| (0..=0xffffu32).map(|v| format!("0x{v:04x}")).collect());
+
+/// The id of a codepoint: from [`HEX4`] when it has four digits.
+#[cfg(feature = "serde")]
+pub(crate) fn hex_id(value: u64, width: usize, buf: &mut [u8; 18]) -> &str {
+    if width == 4 {
+        if let Some(s) = usize::try_from(value).ok().and_then(|i| HEX4.get(i)) {
+            return s;
+        }
+    }
+    hex_into(value, width, buf)
+}
+
 #[cfg(feature = "serde")]
 pub(crate) fn hex_into(value: u64, width: usize, buf: &mut [u8; 18]) -> &str {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -235,6 +252,7 @@ mod tests {
         for v in [0u64, 1, 0x2f, 0x1301, 0xc02f, 0xffff, 0x0700c0, 0x1234_5678_9abc] {
             for width in [4, 6] {
                 assert_eq!(super::hex_into(v, width, &mut buf), format!("0x{v:0width$x}"));
+                assert_eq!(super::hex_id(v, width, &mut buf), format!("0x{v:0width$x}"));
             }
         }
     }
