@@ -384,8 +384,66 @@ make_postfix() {
     { cat "$WORK/postfix.log" >&2; return 1; }
 }
 
+# peer ROLE PORT [ARGS…]: one of pcaps/peers.py's servers (STARTTLS
+# servers that hand the socket to Python's ssl module, SOCKS and HTTP
+# CONNECT proxies), started in the background once it listens.
+peer() {
+  local role=$1 p=$2
+  shift 2
+  : >"$WORK/peer.log"
+  python3 peers.py "$role" "$p" "$@" >"$WORK/peer.log" 2>&1 &
+  PIDS="$PIDS $!"
+  LAST=$!
+  for _ in $(seq 100); do grep -q listening "$WORK/peer.log" && break; sleep 0.05; done
+}
+
+# starttls_capture NAME PROTO PORT [s_client options…]: openssl s_client
+# -starttls PROTO against peers.py's PROTO server, which presents the RSA
+# leaf and intermediate.
+starttls_capture() {
+  local name=$1 proto=$2 p=$3
+  shift 3
+  cat "$CERTS/rsa.pem" "$CERTS/int.pem" >"$WORK/chain.pem"
+  start_capture "$name.pcap" "$p"
+  peer "$proto" "$p" "$WORK/chain.pem" "$CERTS/rsa.key"
+  s_client "$p" -starttls "$proto" "$@"
+  stop_capture
+  stop_last
+}
+
+make_imap() { starttls_capture imap imap "$1" -servername imap.test; }
+make_pop3() { starttls_capture pop3 pop3 "$1" -servername pop3.test; }
+make_ftp() { starttls_capture ftp ftp "$1" -servername ftp.test; }
+make_irc() { starttls_capture irc irc "$1" -servername irc.test; }
+make_xmpp() { starttls_capture xmpp xmpp "$1" -xmpphost xmpp.test; }
+make_ldap() { starttls_capture ldap ldap "$1" -servername ldap.test; }
+
+# proxy_capture NAME ROLE PORT curl-options… : curl through peers.py's
+# proxy to an s_server -www behind it; the client-proxy leg is captured.
+proxy_capture() {
+  local name=$1 role=$2 p=$3 t
+  shift 3
+  t=$(free_port)
+  start_capture "$name.pcap" "$p"
+  s_server "$t" -www
+  local tls_server=$LAST
+  peer "$role" "$p"
+  timeout 15 curl -sk --max-time 10 "${@//TARGET/$t}" >>"$WORK/clients.log" 2>&1 || true
+  stop_capture
+  stop_last
+  kill "$tls_server" 2>/dev/null || true
+}
+
+make_socks4() { proxy_capture socks4 socks "$1" --socks4 "127.0.0.1:$1" https://127.0.0.1:TARGET/; }
+make_socks4a() { proxy_capture socks4a socks "$1" --socks4a "127.0.0.1:$1" https://localhost:TARGET/; }
+make_socks5() {
+  proxy_capture socks5 socks "$1" -x "socks5h://mail:secret@127.0.0.1:$1" https://localhost:TARGET/
+}
+make_http_connect() { proxy_capture http-connect connect "$1" -p -x "http://127.0.0.1:$1" https://127.0.0.1:TARGET/; }
+
 ALL="tls13 tls12 tls10 starttls gnutls implicit_to_starttls ehlo_to_tls no_shared_cipher lb_drop reset
-starttls_rejected sslv2 hrr split_hello grease client_rejects_tls12 client_rejects_tls13 nano pcapng link_types postfix"
+starttls_rejected sslv2 hrr split_hello grease client_rejects_tls12 client_rejects_tls13 nano pcapng link_types postfix
+imap pop3 ftp irc xmpp ldap socks4 socks4a socks5 http_connect"
 for name in ${*:-$ALL}; do
   capture "${name//-/_}"
 done

@@ -57,6 +57,9 @@ pub struct Flight {
     pub server_hello_done: bool,
     pub alerts: Vec<Alert>,
     pub bytes: usize,
+    /// What a cap kept from being read (certificates past the chain caps,
+    /// bytes past [`MAX_FLIGHT_BYTES`]); `None` when the flight was read whole.
+    pub unread: Option<String>,
 }
 
 /// The result of one probe.
@@ -221,8 +224,11 @@ pub async fn close(stream: &mut TcpStream) {
     }
 }
 
-/// How long to wait for the server's close after ours.
-const CLOSE_WAIT: Duration = Duration::from_millis(300);
+/// How long to wait for the server's close after ours. Servers close at
+/// once on our FIN, so this only costs time with one that does not; a
+/// busy server that is slow to close must not see the next connection
+/// before it has let go of this one (its per-client count, SPEC §7).
+const CLOSE_WAIT: Duration = Duration::from_millis(1000);
 /// What may still arrive after the flight and is discarded.
 const MAX_DRAIN: usize = 64 * 1024;
 
@@ -384,6 +390,12 @@ async fn read_flight(
             }
             if flight.bytes > MAX_FLIGHT_BYTES {
                 return if flight.server_hello.is_some() {
+                    if deframer.in_message() || !deframer.unconsumed().is_empty() {
+                        flight.unread = Some(format!(
+                            "the flight ran past {} KiB in a handshake message: its rest was not read",
+                            MAX_FLIGHT_BYTES / 1024
+                        ));
+                    }
                     Ok(())
                 } else {
                     Err(Failure::new(
@@ -500,7 +512,17 @@ fn take_event(event: Event, flight: &mut Flight) -> Option<Result<(), Failure>> 
             flight.retry_request = Some(h);
             return Some(Ok(()));
         }
-        Event::Certificate(c) => flight.certificates = c.entries.into_iter().map(|e| e.der).collect(),
+        Event::Certificate(c) => {
+            if !c.omitted.is_empty() {
+                flight.unread = Some(format!(
+                    "{} certificates ({} bytes) after the first {} of the chain were not kept",
+                    c.omitted.certificates,
+                    c.omitted.bytes,
+                    c.entries.len()
+                ));
+            }
+            flight.certificates = c.entries.into_iter().map(|e| e.der).collect();
+        }
         Event::ServerKeyExchange(s) => flight.server_key_exchange = Some(s),
         Event::CertificateStatus(s) => flight.certificate_status = Some(s),
         Event::CertificateRequest(_) => flight.certificate_request = true,

@@ -700,6 +700,15 @@ async fn scan_gated(
     // A chain seen twice (TLS 1.2 and TLS 1.3) gives its verdicts once.
     let mut seen = std::collections::HashSet::new();
     findings.retain(|f| seen.insert((f.id, f.message.clone(), f.evidence.clone())));
+    // A chain over the reading caps is judged as far as it was read: say so.
+    if let Some(note) = results.iter().find_map(|r| r.flight.unread.clone()) {
+        findings.push(Finding::new(
+            "cert-chain-incomplete",
+            Severity::Info,
+            "the server's certificate flight is longer than hsscan reads; the certificate findings cover what was read",
+            note,
+        ));
+    }
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     EndpointRecord {
         record: "endpoint",

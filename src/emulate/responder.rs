@@ -612,6 +612,7 @@ impl Responder<'_> {
                         extensions: Vec::new(),
                     })
                     .collect(),
+                omitted: Default::default(),
             };
             ok &= cert.write(&mut w).is_ok();
         }

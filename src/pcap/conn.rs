@@ -10,8 +10,10 @@
 //! implicit-TLS client at an SMTP port, or TLS after another preamble). TLS
 //! goes through the wire crate's deframer, the same decoder the live scanner
 //! uses. Once a direction turns encrypted it is no longer analysed, and at
-//! most [`MAX_ANALYSED`] bytes of a direction ever are.
+//! most [`MAX_ANALYSED`] bytes of a direction ever are; what a direction
+//! holds in memory meanwhile is bounded by the deframer's caps, not by it.
 
+mod preamble;
 mod verdict;
 
 use super::capture::Timestamp;
@@ -25,15 +27,22 @@ use hsscan_wire::deframer::HelloFraming;
 use hsscan_wire::server_hello::Downgrade;
 use hsscan_wire::{
     Alert, AlertLevel, ClientExtension, ClientHello, Deframer, Event, ProtocolVersion, ServerHello, ServerKeyExchange,
-    Side, Sslv2ClientHello,
+    Side, Sslv2ClientHello, Sslv2ServerHello,
 };
+use preamble::Protocol;
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-/// Bytes of one direction analysed at most: handshakes and SMTP dialogs
-/// are a few KiB, so this only cuts off floods and bulk data.
-pub const MAX_ANALYSED: usize = 256 * 1024;
+/// Bytes of one direction analysed at most: one handshake message may be
+/// 2^24−1 bytes (a Certificate, read as it streams in), so a direction is
+/// read as far as the longest one and the records around it; past that it
+/// is a flood or bulk data.
+pub const MAX_ANALYSED: usize = (1 << 24) + 64 * 1024;
+/// Certificate entries of one message described at most (the wire crate
+/// keeps as many; past them it counts).
+const MAX_CERTS: usize = hsscan_wire::certificate::MAX_CHAIN_CERTS;
 /// A longer text line is cut (RFC 5321 allows 512 bytes).
 const MAX_LINE: usize = 2048;
 /// Lines of one SMTP reply kept.
@@ -44,8 +53,6 @@ const MAX_HELD: usize = 64 * 1024;
 const MAX_COMMANDS: usize = 64;
 /// Bytes of a first hello kept for --replay.
 const MAX_KEPT_HELLO: usize = 64 * 1024;
-/// Certificates described per chain.
-const MAX_CERTS: usize = 16;
 
 /// Which end of the connection sent something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,10 +79,12 @@ pub enum How {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Nothing received yet.
+    /// Nothing received yet (or a tunnel just opened).
     Start,
     /// Cleartext lines.
     Text,
+    /// A binary preamble (SOCKS, LDAP), or bytes searched for a ClientHello.
+    Binary,
     /// TLS records (through the deframer).
     Tls,
     /// No longer analysed: encrypted, over the cap, undecodable or after a gap.
@@ -104,6 +113,12 @@ struct Half {
     plaintext: Option<Vec<u8>>,
     /// Whether this direction sent any TLS bytes.
     tls_bytes: bool,
+    /// Cleartext bytes before the TLS (the preamble's share of this direction).
+    text_bytes: u64,
+    /// A binary preamble's bytes, until it is known where it ends.
+    bin: Vec<u8>,
+    /// Analysis stopped at [`MAX_ANALYSED`] with bytes still coming.
+    cut: bool,
 }
 
 impl Half {
@@ -125,6 +140,9 @@ impl Half {
             error: None,
             plaintext: None,
             tls_bytes: false,
+            text_bytes: 0,
+            bin: Vec::new(),
+            cut: false,
         }
     }
 
@@ -132,6 +150,7 @@ impl Half {
         self.phase = Phase::Done;
         self.deframer = None;
         self.line = Vec::new();
+        self.bin = Vec::new();
     }
 }
 
@@ -154,9 +173,8 @@ struct Smtp {
     ehlo_reply: Option<Reply>,
     starttls_sent: bool,
     starttls_reply: Option<Reply>,
-    /// Client bytes after STARTTLS, until its reply says what they are.
-    held: Vec<u8>,
-    awaiting_starttls: bool,
+    /// STARTTLS was granted (2xx).
+    upgraded: bool,
     /// The client is sending a message body (after 354).
     in_data: bool,
     /// The client sent an SMTP command (EHLO, HELO, STARTTLS, …).
@@ -169,6 +187,43 @@ struct Smtp {
     unsolicited: Option<Reply>,
 }
 
+/// The cleartext before TLS, whatever its protocol ([`preamble`]).
+#[derive(Debug, Default)]
+struct Clear {
+    /// The first protocol named (reported as `preamble.protocol`).
+    outer: Option<Protocol>,
+    /// The protocol of the current layer (inside a tunnel, the tunnel's payload).
+    proto: Option<Protocol>,
+    /// What the server's first line of this layer says it speaks.
+    server_proto: Option<Protocol>,
+    /// An upgrade command awaits its answer (the IMAP tag, else empty).
+    awaiting: Option<String>,
+    /// Client bytes after the upgrade command, until its answer says what they are.
+    held: Vec<u8>,
+    /// HTTP: a CONNECT line was sent, its headers end at an empty line.
+    http_request: bool,
+    /// HTTP: a 2xx status came, its headers end at an empty line.
+    http_granted: bool,
+    /// A tunnel opened: the current layer is its payload.
+    inner: bool,
+}
+
+impl Clear {
+    /// Names the current layer; the first layer's name (refined as its
+    /// dialog goes on: a 220 greeting is SMTP until an AUTH TLS says FTP)
+    /// is the one reported.
+    fn name(&mut self, p: Protocol) {
+        self.proto = Some(p);
+        if !self.inner {
+            self.outer = Some(p);
+        }
+    }
+}
+
+/// Bytes of a binary preamble held at most in each direction until its
+/// end is known; a ClientHello further in is not looked for.
+const MAX_PREAMBLE: usize = 64 * 1024;
+
 /// Everything learnt about one connection.
 #[derive(Debug)]
 pub struct Conn {
@@ -178,6 +233,7 @@ pub struct Conn {
     client: Half,
     server: Half,
     smtp: Smtp,
+    clear: Clear,
     hellos: u32,
     hello_at: Option<Timestamp>,
     hello: Option<ClientHelloSeen>,
@@ -185,11 +241,11 @@ pub struct Conn {
     ja4: Option<(String, String)>,
     retry: Option<ServerHello>,
     server_hello: Option<ServerHello>,
-    sslv2_server: bool,
+    sslv2_server: Option<Sslv2ServerHello>,
     sslv2_error: Option<u16>,
     key_exchange: Option<KeyExchangeSeen>,
-    server_certs: Vec<CertInfo>,
-    client_certs: Vec<CertInfo>,
+    server_certs: Option<Vec<Arc<CertInfo>>>,
+    client_certs: Option<Vec<Arc<CertInfo>>>,
     alerts: Vec<AlertSeen>,
     /// The first fatal alert and who sent it, with whether a ServerHello
     /// preceded it and whether the server had already closed.
@@ -204,10 +260,13 @@ pub struct Conn {
     /// Keep the first hello's bytes, as the client's segments carried them.
     keep_hello: bool,
     hello_writes: Vec<Vec<u8>>,
+    /// Only what a one-line summary shows: no fingerprints, no certificate
+    /// descriptions (their lists stay empty).
+    summary: bool,
 }
 
 impl Conn {
-    pub fn new(client: SocketAddr, server: SocketAddr, started: Timestamp, keep_hello: bool) -> Self {
+    pub fn new(client: SocketAddr, server: SocketAddr, started: Timestamp, keep_hello: bool, summary: bool) -> Self {
         Self {
             client_addr: client,
             server_addr: server,
@@ -215,6 +274,7 @@ impl Conn {
             client: Half::new(),
             server: Half::new(),
             smtp: Smtp::default(),
+            clear: Clear::default(),
             hellos: 0,
             hello_at: None,
             hello: None,
@@ -222,11 +282,11 @@ impl Conn {
             ja4: None,
             retry: None,
             server_hello: None,
-            sslv2_server: false,
+            sslv2_server: None,
             sslv2_error: None,
             key_exchange: None,
-            server_certs: Vec::new(),
-            client_certs: Vec::new(),
+            server_certs: None,
+            client_certs: None,
             alerts: Vec::new(),
             fatal: None,
             last_message: None,
@@ -236,6 +296,7 @@ impl Conn {
             tls_without_starttls: false,
             keep_hello,
             hello_writes: Vec::new(),
+            summary,
         }
     }
 
@@ -255,16 +316,17 @@ impl Conn {
 
     /// Whether bytes of this direction are still analysed.
     pub fn wants(&self, dir: Dir) -> bool {
-        self.half_ref(dir).phase != Phase::Done || (dir == Dir::Client && self.smtp.awaiting_starttls)
+        self.half_ref(dir).phase != Phase::Done || (dir == Dir::Client && self.clear.awaiting.is_some())
     }
 
-    /// Bytes held for analysis in this direction (for the memory budget).
-    pub fn analysed(&self, dir: Dir) -> usize {
+    /// Bytes held in memory for this direction's analysis (for the flow
+    /// table's budget).
+    pub fn held(&self, dir: Dir) -> usize {
         let h = self.half_ref(dir);
-        if h.phase == Phase::Done {
-            0
-        } else {
-            h.analysed
+        let own = h.line.len() + h.bin.len() + h.deframer.as_ref().map_or(0, Deframer::buffered);
+        match dir {
+            Dir::Client => own + self.clear.held.len(),
+            Dir::Server => own,
         }
     }
 
@@ -273,7 +335,7 @@ impl Conn {
         self.last_ts = ts;
         let half = self.half(dir);
         half.total += bytes.len() as u64;
-        if half.phase == Phase::Done && !(dir == Dir::Client && self.smtp.awaiting_starttls) {
+        if half.phase == Phase::Done && !(dir == Dir::Client && self.clear.awaiting.is_some()) {
             return;
         }
         let half = self.half(dir);
@@ -281,6 +343,7 @@ impl Conn {
         let take = bytes.get(..room.min(bytes.len())).unwrap_or(&[]);
         half.analysed += take.len();
         if take.len() < bytes.len() {
+            half.cut = true;
             half.finish_analysis();
             let what = dir.name();
             self.warnings.push(format!(
@@ -292,9 +355,9 @@ impl Conn {
     }
 
     fn feed(&mut self, dir: Dir, mut bytes: &[u8], ts: Timestamp) {
-        if dir == Dir::Client && self.smtp.awaiting_starttls {
-            let room = MAX_HELD.saturating_sub(self.smtp.held.len());
-            self.smtp
+        if dir == Dir::Client && self.clear.awaiting.is_some() {
+            let room = MAX_HELD.saturating_sub(self.clear.held.len());
+            self.clear
                 .held
                 .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or(&[]));
             return;
@@ -302,21 +365,54 @@ impl Conn {
         while !bytes.is_empty() {
             match self.half_ref(dir).phase {
                 Phase::Done => return,
-                Phase::Start => {
-                    let text = bytes.first().is_some_and(|&b| is_text(b));
-                    let half = self.half(dir);
-                    half.began_with_text = Some(text);
-                    half.phase = if text { Phase::Text } else { Phase::Tls };
-                    if !text && dir == Dir::Client {
-                        self.client_starts_tls();
-                    }
-                }
+                Phase::Start => self.start(dir, bytes),
                 Phase::Tls => {
                     self.tls(dir, bytes, ts);
                     return;
                 }
+                Phase::Binary => {
+                    self.binary(dir, bytes, ts);
+                    return;
+                }
                 Phase::Text => bytes = self.text(dir, bytes, ts),
             }
+        }
+    }
+
+    /// Chooses the phase a direction's first bytes (of the connection, or
+    /// of a tunnel's payload) begin.
+    fn start(&mut self, dir: Dir, bytes: &[u8]) {
+        let Some(&first) = bytes.first() else { return };
+        let text = is_text(first);
+        let client_tls = self.client.phase == Phase::Tls;
+        let half = self.half(dir);
+        half.began_with_text.get_or_insert(text);
+        match dir {
+            // '0' is also BER's SEQUENCE: an LDAP message is binary.
+            Dir::Client if first == 0x30 && preamble::looks_like_ldap(bytes) => {
+                half.phase = Phase::Binary;
+                self.clear.name(Protocol::Ldap);
+            }
+            Dir::Client if text => half.phase = Phase::Text,
+            Dir::Client if preamble::plausible_hello(bytes) => {
+                half.phase = Phase::Tls;
+                self.client_starts_tls();
+            }
+            Dir::Client => {
+                half.phase = Phase::Binary;
+                let p = preamble::binary_protocol(first);
+                self.clear.name(p);
+            }
+            // A TLS server speaks after the ClientHello: what it sends
+            // before is cleartext, unless it looks like a record (an alert
+            // to a plaintext client, or a hello whose ClientHello the
+            // capture missed).
+            Dir::Server if client_tls => half.phase = Phase::Tls,
+            Dir::Server if text => half.phase = Phase::Text,
+            Dir::Server if (20..=24).contains(&first) && bytes.get(1).is_none_or(|&b| b == 3) => {
+                half.phase = Phase::Tls;
+            }
+            Dir::Server => half.phase = Phase::Binary,
         }
     }
 
@@ -326,10 +422,89 @@ impl Conn {
         if self.smtp.banner.is_some() || self.smtp.client_commands {
             self.tls_without_starttls = true;
         }
-        if matches!(self.server.phase, Phase::Start | Phase::Text) {
+        if matches!(self.server.phase, Phase::Start | Phase::Text | Phase::Binary) {
+            self.server.text_bytes += self.server.bin.len() as u64;
+            self.server.bin = Vec::new();
             self.server.phase = Phase::Tls;
             self.server.line.clear();
         }
+    }
+
+    /// Bytes of a binary preamble: held until the protocol's messages say
+    /// where it ends (or a ClientHello is found in them).
+    fn binary(&mut self, dir: Dir, bytes: &[u8], ts: Timestamp) {
+        let half = self.half(dir);
+        let room = MAX_PREAMBLE.saturating_sub(half.bin.len());
+        half.bin
+            .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or(&[]));
+        if bytes.len() > room {
+            half.text_bytes += (bytes.len() - room) as u64;
+            if dir == Dir::Client {
+                // No end in sight: read it as TLS, which says what it is not.
+                self.give_up_binary(ts);
+                return;
+            }
+        }
+        self.advance_binary(ts);
+    }
+
+    /// The client's binary bytes never showed where a ClientHello starts:
+    /// they go to the deframer, whose error names what they are not.
+    fn give_up_binary(&mut self, ts: Timestamp) {
+        let bin = std::mem::take(&mut self.client.bin);
+        self.client.phase = Phase::Tls;
+        self.client_starts_tls();
+        self.tls(Dir::Client, &bin, ts);
+    }
+
+    fn advance_binary(&mut self, ts: Timestamp) {
+        if self.client.phase != Phase::Binary {
+            // The server's binary bytes wait for the client's TLS (or its end).
+            return;
+        }
+        let mut proto = self.clear.proto.unwrap_or(Protocol::Other);
+        let mut client_end = None;
+        if proto != Protocol::Other {
+            match preamble::client_binary_end(proto, &self.client.bin) {
+                preamble::Parse::End(n) => client_end = Some(n),
+                preamble::Parse::More => return,
+                preamble::Parse::No => {
+                    proto = Protocol::Other;
+                    self.clear.name(proto);
+                }
+            }
+        }
+        if proto == Protocol::Other {
+            client_end = preamble::tls_start(&self.client.bin);
+        }
+        let Some(client_end) = client_end else { return };
+        let server_end = if proto == Protocol::Other {
+            Some(self.server.bin.len())
+        } else {
+            match preamble::server_binary_end(proto, &self.server.bin) {
+                preamble::Parse::End(n) => Some(n),
+                _ => None,
+            }
+        };
+        if server_end.is_none() && self.client.bin.len() <= client_end {
+            return; // the server's answer decides; the client waits for it too
+        }
+        let server_end = server_end.unwrap_or(self.server.bin.len());
+        let client_bin = std::mem::take(&mut self.client.bin);
+        let server_bin = std::mem::take(&mut self.server.bin);
+        self.client.text_bytes += client_end as u64;
+        self.server.text_bytes += server_end as u64;
+        self.client.phase = Phase::Start;
+        if matches!(self.server.phase, Phase::Start | Phase::Binary) {
+            self.server.phase = Phase::Start;
+        }
+        self.last_message = Some(Cow::Owned(format!("{} preamble", proto.name())));
+        // The next layer (a tunnel's payload, or the TLS) names itself.
+        self.clear.proto = None;
+        self.clear.server_proto = None;
+        self.clear.inner = true;
+        self.feed(Dir::Server, server_bin.get(server_end..).unwrap_or(&[]), ts);
+        self.feed(Dir::Client, client_bin.get(client_end..).unwrap_or(&[]), ts);
     }
 
     /// Consumes text up to and including one line (or all of `bytes`);
@@ -337,16 +512,52 @@ impl Conn {
     fn text<'b>(&mut self, dir: Dir, bytes: &'b [u8], ts: Timestamp) -> &'b [u8] {
         // Inside a DATA body, 8-bit lines are mail, not the start of TLS.
         let in_body = dir == Dir::Client && self.smtp.in_data;
-        let half = self.half(dir);
-        if !in_body && half.line.is_empty() && bytes.first().is_some_and(|&b| !is_text(b)) {
-            // Binary at a line start: TLS begins here.
-            half.phase = Phase::Tls;
-            if dir == Dir::Client {
-                self.client_starts_tls();
+        // XMPP's elements need no line end: one ends at its '>'.
+        let half = self.half_ref(dir);
+        let xmpp = self.clear.proto == Some(Protocol::Xmpp)
+            || (self.clear.proto.is_none() && half.line.first().or(bytes.first()) == Some(&b'<'));
+        let mut end = bytes.iter().position(|&b| b == b'\n' || (xmpp && b == b'>'));
+        if !in_body {
+            // A ClientHello right after text, with or without a line end
+            // before it (an XMPP <starttls/> exchange has none).
+            let upto = end.map_or(bytes.len(), |e| e + 1);
+            let found = bytes.get(..upto).and_then(|b| {
+                b.iter().enumerate().position(|(i, &c)| {
+                    !is_text(c)
+                        && match dir {
+                            Dir::Client => preamble::plausible_hello(bytes.get(i..).unwrap_or(&[])),
+                            Dir::Server => i == 0 && self.half_ref(dir).line.is_empty() && (20..=24).contains(&c),
+                        }
+                })
+            });
+            if let Some(at) = found {
+                let (before, tls) = bytes.split_at(at);
+                let half = self.half(dir);
+                half.text_bytes += before.len() as u64;
+                half.line.extend_from_slice(
+                    before
+                        .get(..MAX_LINE.saturating_sub(half.line.len()).min(before.len()))
+                        .unwrap_or(&[]),
+                );
+                if !half.line.is_empty() {
+                    self.line_done(dir, ts);
+                }
+                // The client's own TLS answers any upgrade request still open.
+                if dir == Dir::Client {
+                    self.clear.awaiting = None;
+                }
+                let half = self.half(dir);
+                half.phase = Phase::Tls;
+                if dir == Dir::Client {
+                    self.client_starts_tls();
+                }
+                return tls;
             }
-            return bytes;
         }
-        let (chunk, rest, complete) = match bytes.iter().position(|&b| b == b'\n') {
+        if in_body {
+            end = bytes.iter().position(|&b| b == b'\n');
+        }
+        let (chunk, rest, complete) = match end {
             Some(i) => (
                 bytes.get(..=i).unwrap_or(bytes),
                 bytes.get(i + 1..).unwrap_or(&[]),
@@ -354,6 +565,8 @@ impl Conn {
             ),
             None => (bytes, &[][..], false),
         };
+        let half = self.half(dir);
+        half.text_bytes += chunk.len() as u64;
         let room = MAX_LINE.saturating_sub(half.line.len());
         if chunk.len() > room {
             half.line_cut = true;
@@ -361,17 +574,8 @@ impl Conn {
         half.line
             .extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or(&[]));
         if complete {
-            let raw = std::mem::take(&mut half.line);
-            half.line_cut = false;
-            let line = String::from_utf8_lossy(&raw).trim_end_matches(['\r', '\n']).to_owned();
-            if half.first_line.is_none() {
-                half.first_line = Some(line.chars().take(200).collect());
-            }
-            match dir {
-                Dir::Client => self.client_line(&line),
-                Dir::Server => self.server_line(&line, ts),
-            }
-            if dir == Dir::Client && self.smtp.awaiting_starttls && !rest.is_empty() {
+            self.line_done(dir, ts);
+            if dir == Dir::Client && self.clear.awaiting.is_some() && !rest.is_empty() {
                 self.feed(Dir::Client, rest, ts);
                 return &[];
             }
@@ -379,7 +583,61 @@ impl Conn {
         rest
     }
 
+    /// One whole line (or XMPP element) of text.
+    fn line_done(&mut self, dir: Dir, ts: Timestamp) {
+        let half = self.half(dir);
+        let raw = std::mem::take(&mut half.line);
+        half.line_cut = false;
+        let line = super::report::text_of(&raw).trim_end_matches(['\r', '\n']).to_owned();
+        let half = self.half(dir);
+        if half.first_line.is_none() {
+            half.first_line = Some(line.chars().take(200).collect());
+        }
+        match dir {
+            Dir::Client => self.client_line(&line),
+            Dir::Server => self.server_line(&line, ts),
+        }
+    }
+
+    /// Names the protocol from a client line where the server has not, or
+    /// has said only `220` (SMTP and FTP greet alike).
     fn client_line(&mut self, line: &str) {
+        let c = &mut self.clear;
+        let undecided = match c.proto {
+            None | Some(Protocol::Other) => true,
+            Some(Protocol::Smtp) => !self.smtp.client_commands,
+            Some(_) => false,
+        };
+        if undecided && !line.trim().is_empty() {
+            match preamble::from_client_line(line, c.server_proto) {
+                Some(p) => c.name(p),
+                None if c.proto.is_none() => c.name(Protocol::Other),
+                None => {}
+            }
+        }
+        match self.clear.proto {
+            Some(Protocol::Smtp) => self.smtp_client_line(line),
+            Some(Protocol::HttpConnect) => {
+                if preamble::upgrade_command(Protocol::HttpConnect, line).is_some() {
+                    self.clear.http_request = true;
+                    self.last_message = Some(Cow::Borrowed("CONNECT"));
+                } else if line.trim().is_empty() && self.clear.http_request {
+                    // The request's headers end here: the tunnel opens on a 2xx.
+                    self.clear.http_request = false;
+                    self.clear.awaiting = Some(String::new());
+                }
+            }
+            Some(p) => {
+                if let Some(tag) = preamble::upgrade_command(p, line) {
+                    self.clear.awaiting = Some(tag);
+                    self.last_message = Some(Cow::Borrowed("STARTTLS"));
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn smtp_client_line(&mut self, line: &str) {
         let s = &mut self.smtp;
         if s.in_data {
             if line == "." {
@@ -398,7 +656,7 @@ impl Conn {
             }
             "STARTTLS" => {
                 s.starttls_sent = true;
-                s.awaiting_starttls = true;
+                self.clear.awaiting = Some(String::new());
                 Command::StartTls
             }
             "DATA" => Command::Data,
@@ -424,6 +682,65 @@ impl Conn {
     }
 
     fn server_line(&mut self, line: &str, ts: Timestamp) {
+        let c = &mut self.clear;
+        if c.server_proto.is_none() && !line.trim().is_empty() {
+            let p = preamble::from_server_line(line);
+            c.server_proto = Some(p);
+            if c.proto.is_none() || (c.proto == Some(Protocol::Other) && p != Protocol::Other) {
+                c.name(p);
+            }
+        }
+        match self.clear.proto {
+            Some(Protocol::Smtp) | None => self.smtp_server_line(line, ts),
+            Some(Protocol::HttpConnect) if self.clear.http_granted => {
+                if line.trim().is_empty() {
+                    self.clear.http_granted = false;
+                    self.grant(ts);
+                }
+            }
+            Some(p) => {
+                let Some(tag) = self.clear.awaiting.clone() else { return };
+                match preamble::upgrade_answer(p, &tag, line) {
+                    preamble::Answer::Granted if p == Protocol::HttpConnect => self.clear.http_granted = true,
+                    preamble::Answer::Granted => self.grant(ts),
+                    preamble::Answer::Refused => self.refuse(ts),
+                    preamble::Answer::Other => {}
+                }
+            }
+        }
+    }
+
+    /// The server granted the upgrade: TLS (or the tunnel's payload) from
+    /// the next byte on, both ways.
+    fn grant(&mut self, ts: Timestamp) {
+        let proto = self.clear.proto.unwrap_or(Protocol::Other);
+        self.clear.awaiting = None;
+        self.last_message = Some(Cow::Owned(format!("{} upgrade reply", proto.name())));
+        let held = std::mem::take(&mut self.clear.held);
+        self.client.began_with_text = Some(true);
+        if proto.is_tunnel() {
+            self.client.phase = Phase::Start;
+            self.server.phase = Phase::Start;
+            self.clear.proto = None;
+            self.clear.server_proto = None;
+            self.clear.inner = true;
+        } else {
+            self.server.phase = Phase::Tls;
+            self.client.phase = Phase::Tls;
+        }
+        self.client.line.clear();
+        self.server.line.clear();
+        self.feed(Dir::Client, &held, ts);
+    }
+
+    /// The server refused the upgrade: the client's held bytes are text again.
+    fn refuse(&mut self, ts: Timestamp) {
+        self.clear.awaiting = None;
+        let held = std::mem::take(&mut self.clear.held);
+        self.feed(Dir::Client, &held, ts);
+    }
+
+    fn smtp_server_line(&mut self, line: &str, ts: Timestamp) {
         let bytes = line.as_bytes();
         let code = bytes
             .get(..3)
@@ -460,18 +777,13 @@ impl Conn {
             Some(Command::StartTls) => {
                 let accepted = (200..300).contains(&code);
                 s.starttls_reply = Some(reply);
-                s.awaiting_starttls = false;
-                self.last_message = Some(Cow::Borrowed("STARTTLS reply"));
-                let held = std::mem::take(&mut self.smtp.held);
                 if accepted {
-                    // Both directions speak TLS from the next byte on.
-                    self.server.phase = Phase::Tls;
-                    self.client.phase = Phase::Tls;
-                    self.client.began_with_text = Some(true);
-                    self.feed(Dir::Client, &held, ts);
-                } else if !held.is_empty() {
-                    self.feed(Dir::Client, &held, ts);
+                    s.upgraded = true;
+                    self.grant(ts);
+                } else {
+                    self.refuse(ts);
                 }
+                self.last_message = Some(Cow::Borrowed("STARTTLS reply"));
             }
             Some(Command::Data) => {
                 if code == 354 {
@@ -551,8 +863,10 @@ impl Conn {
                     self.trim_kept_hello(framing.map(|f| f.bytes));
                     self.hello_at = Some(ts);
                     self.hello = Some(describe_hello(&h, framing));
-                    self.ja3 = Some(fingerprint::ja3(&h));
-                    self.ja4 = Some(fingerprint::Ja4Input::from_hello(&h).fingerprint());
+                    if !self.summary {
+                        self.ja3 = Some(fingerprint::ja3(&h));
+                        self.ja4 = Some(fingerprint::Ja4Input::from_hello(&h).fingerprint());
+                    }
                 }
             }
             Event::Sslv2ClientHello(h) => {
@@ -581,15 +895,28 @@ impl Conn {
             }
             Event::Certificate(c) => {
                 self.last_message = Some(Cow::Borrowed("certificate"));
-                let infos: Vec<CertInfo> = c
-                    .entries
-                    .iter()
-                    .take(MAX_CERTS)
-                    .map(|e| describe_cert(&e.der))
-                    .collect();
+                if !c.omitted.is_empty() {
+                    self.warnings.push(format!(
+                        "the {}'s Certificate message holds {} more certificates ({} bytes) than are kept (at most {} certificates, {} KiB)",
+                        dir.name(),
+                        c.omitted.certificates,
+                        c.omitted.bytes,
+                        hsscan_wire::certificate::MAX_CHAIN_CERTS,
+                        hsscan_wire::certificate::MAX_CHAIN_BYTES / 1024
+                    ));
+                }
+                let infos: Vec<Arc<CertInfo>> = if self.summary {
+                    Vec::new()
+                } else {
+                    c.entries
+                        .iter()
+                        .take(MAX_CERTS)
+                        .map(|e| describe_cert(&e.der))
+                        .collect()
+                };
                 match dir {
-                    Dir::Server => self.server_certs = infos,
-                    Dir::Client => self.client_certs = infos,
+                    Dir::Server => self.server_certs = Some(infos),
+                    Dir::Client => self.client_certs = Some(infos),
                 }
             }
             Event::ServerKeyExchange(k) => {
@@ -613,7 +940,7 @@ impl Conn {
                 });
                 self.last_message = Some(Cow::Owned(format!("{} alert {a}", dir.name())));
                 if a.level != AlertLevel::WARNING && self.fatal.is_none() {
-                    let answered = self.server_hello.is_some() || self.sslv2_server;
+                    let answered = self.server_hello.is_some() || self.sslv2_server.is_some();
                     self.fatal = Some((dir, a, answered, self.server.ended.is_some()));
                 }
             }
@@ -630,10 +957,10 @@ impl Conn {
             Event::Heartbeat { .. } => {}
             Event::Sslv2ServerHello(h) => {
                 self.last_message = Some(Cow::Borrowed("sslv2_server_hello"));
-                self.sslv2_server = true;
-                if !h.certificate.is_empty() {
-                    self.server_certs = vec![describe_cert(&h.certificate)];
+                if !h.certificate.is_empty() && !self.summary {
+                    self.server_certs = Some(vec![describe_cert(&h.certificate)]);
                 }
+                self.sslv2_server = Some(h);
             }
             Event::Sslv2Error(code) => {
                 self.last_message = Some(Cow::Borrowed("sslv2_error"));
@@ -648,6 +975,9 @@ impl Conn {
                 // An SMTP greeting where a TLS answer was due is still the banner.
                 if dir == Dir::Server && self.smtp.banner.is_none() {
                     self.smtp.banner = smtp_reply(&bytes);
+                    if self.smtp.banner.is_some() && self.clear.proto.is_none() {
+                        self.clear.name(Protocol::Smtp);
+                    }
                 }
                 self.half(dir).plaintext = Some(bytes);
             }
@@ -722,7 +1052,7 @@ impl Conn {
         self.client.tls_bytes && (self.hello.is_some() || self.client.error.is_some())
             || self.server_hello.is_some()
             || self.retry.is_some()
-            || self.sslv2_server
+            || self.sslv2_server.is_some()
             || self.is_smtp()
             || self.client_spoke_smtp_to_tls()
     }
@@ -730,7 +1060,9 @@ impl Conn {
     fn is_smtp(&self) -> bool {
         let s = &self.smtp;
         let banner = s.banner.is_some() && !s.server_other && !s.client_other;
-        (s.ehlo.is_some() || s.starttls_sent || banner) && !self.client_spoke_smtp_to_tls()
+        self.clear.proto == Some(Protocol::Smtp)
+            && (s.ehlo.is_some() || s.starttls_sent || banner)
+            && !self.client_spoke_smtp_to_tls()
     }
 
     /// The client spoke SMTP first, with no banner, and the server answered
@@ -758,6 +1090,11 @@ impl Conn {
         if missing[1] && !self.server.gap {
             self.gap(Dir::Server);
         }
+        if self.client.phase == Phase::Binary {
+            // The capture ends inside a preamble whose end never showed.
+            self.give_up_binary(capture_end);
+        }
+        self.server.text_bytes += self.server.bin.len() as u64;
         if !self.reportable() {
             return None;
         }
@@ -792,26 +1129,31 @@ impl Conn {
             starttls_sent: self.smtp.starttls_sent,
             starttls_reply: self.smtp.starttls_reply.as_ref().map(Reply::text),
         });
-        let preamble = (!smtp
-            && !self.client_spoke_smtp_to_tls()
-            && (self.client.began_with_text == Some(true) || self.server.began_with_text == Some(true)))
-        .then(|| Preamble {
+        let preamble = (self.client.text_bytes > 0 || self.server.text_bytes > 0).then(|| Preamble {
+            protocol: self.clear.outer.unwrap_or(Protocol::Other).name(),
+            client_bytes: self.client.text_bytes,
+            server_bytes: self.server.text_bytes,
             client: self.client.first_line.clone(),
             server: self.server.first_line.clone(),
         });
         let (ja3_string, ja3) = self.ja3.take().unzip();
         let (ja4, ja4_r) = self.ja4.take().unzip();
         let (ja3s_string, ja3s, ja4s) = match &self.server_hello {
-            Some(h) => {
+            Some(h) if !self.summary => {
                 let (s, m) = fingerprint::ja3s(h);
                 (Some(s), Some(m), Some(fingerprint::ja4s(h)))
             }
-            None => (None, None, None),
+            _ => (None, None, None),
         };
-        let negotiated_version = match (&self.server_hello, self.sslv2_server) {
+        let negotiated_version = match (&self.server_hello, &self.sslv2_server) {
             (Some(h), _) => Some(h.selected_version()),
-            (None, true) => Some(ProtocolVersion::SSL2),
+            (None, Some(_)) => Some(ProtocolVersion::SSL2),
             _ => None,
+        };
+        let server_hello = match (&self.server_hello, &self.sslv2_server) {
+            (Some(h), _) => Some(describe_server_hello(h)),
+            (None, Some(h)) => Some(describe_sslv2_server_hello(h)),
+            (None, None) => None,
         };
         Some(ConnectionRecord {
             record: "connection",
@@ -821,19 +1163,23 @@ impl Conn {
             server_ip: self.server_addr.ip().to_string(),
             server_port: self.server_addr.port(),
             started: self.started.rfc3339(),
-            starttls: if smtp { "smtp" } else { "none" },
+            starttls: if self.smtp.upgraded && self.client.tls_bytes {
+                "smtp"
+            } else {
+                "none"
+            },
             smtp: smtp_seen,
             preamble,
             client_hello: self.hello.take(),
             client_hellos: self.hellos,
             hello_retry_request: self.retry.is_some(),
             retry_group: self.retry.as_ref().and_then(ServerHello::key_share_group),
-            server_hello: self.server_hello.as_ref().map(describe_server_hello),
+            server_hello,
             negotiated_version,
             server_key_exchange: self.key_exchange.take(),
             alerts: std::mem::take(&mut self.alerts),
-            server_certificates: std::mem::take(&mut self.server_certs),
-            client_certificates: std::mem::take(&mut self.client_certs),
+            server_certificates: self.server_certs.take(),
+            client_certificates: self.client_certs.take(),
             ja3,
             ja3_string,
             ja3s,
@@ -861,7 +1207,7 @@ fn describe_hello(h: &ClientHello, framing: Option<HelloFraming>) -> ClientHello
         cipher_suites: h.cipher_suites.clone(),
         sslv2_cipher_specs: None,
         extensions: h.extensions.iter().flatten().map(ClientExtension::typ).collect(),
-        sni: h.sni().map(str::to_owned),
+        sni: h.sni_bytes().map(super::report::text_of),
         alpn: Vec::new(),
         supported_groups: Vec::new(),
         ec_point_formats: Vec::new(),
@@ -876,7 +1222,7 @@ fn describe_hello(h: &ClientHello, framing: Option<HelloFraming>) -> ClientHello
         match e {
             ClientExtension::SupportedVersions(v) => seen.supported_versions = v.clone(),
             ClientExtension::Alpn(list) => {
-                seen.alpn = list.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+                seen.alpn = list.iter().map(|p| super::report::text_of(p)).collect();
             }
             ClientExtension::SupportedGroups(g) => seen.supported_groups = g.clone(),
             ClientExtension::EcPointFormats(f) => seen.ec_point_formats = f.clone(),
@@ -914,15 +1260,32 @@ fn describe_server_hello(h: &ServerHello) -> ServerHelloSeen {
     ServerHelloSeen {
         legacy_version: h.legacy_version,
         selected_version: h.selected_version(),
-        cipher_suite: h.cipher_suite,
+        cipher_suite: Some(h.cipher_suite),
+        sslv2_cipher_specs: None,
         extensions: h.extensions.iter().flatten().map(|e| e.typ()).collect(),
-        alpn: h.alpn().map(|p| String::from_utf8_lossy(p).into_owned()),
+        alpn: h.alpn().map(super::report::text_of),
         key_share_group: h.key_share_group(),
-        compression: h.compression,
+        compression: Some(h.compression),
         downgrade: h.downgrade().map(|d| match d {
             Downgrade::Tls12 => "tls12",
             Downgrade::Tls11OrBelow => "tls11-or-below",
         }),
+    }
+}
+
+/// An SSLv2 SERVER-HELLO in the ServerHello's shape (SPEC §3b): version
+/// 0x0002, its cipher specs in place of a suite, no extensions.
+fn describe_sslv2_server_hello(h: &Sslv2ServerHello) -> ServerHelloSeen {
+    ServerHelloSeen {
+        legacy_version: ProtocolVersion::SSL2,
+        selected_version: ProtocolVersion::SSL2,
+        cipher_suite: None,
+        sslv2_cipher_specs: Some(h.cipher_specs.clone()),
+        extensions: Vec::new(),
+        alpn: None,
+        key_share_group: None,
+        compression: None,
+        downgrade: None,
     }
 }
 
@@ -947,25 +1310,34 @@ fn describe_key_exchange(k: &ServerKeyExchange) -> KeyExchangeSeen {
 /// of its connection's analysis.
 const CERT_CACHE: usize = 1024;
 
+/// Remembered descriptions by a per-thread seeded hash of the DER, each
+/// with its DER to compare (a hash is no proof; the compare is cheap next
+/// to a SHA-256 of every certificate of every connection).
+type CertCache = (
+    foldhash::fast::RandomState,
+    std::collections::HashMap<u64, (Box<[u8]>, Arc<CertInfo>), foldhash::fast::RandomState>,
+);
+
 thread_local! {
-    static CERTS: std::cell::RefCell<std::collections::HashMap<[u8; 32], CertInfo>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    static CERTS: std::cell::RefCell<CertCache> = std::cell::RefCell::default();
 }
 
-/// [`CertInfo::from_der`], remembered by the certificate's SHA-256.
-fn describe_cert(der: &[u8]) -> CertInfo {
-    use sha2::Digest as _;
-    let key: [u8; 32] = sha2::Sha256::digest(der).into();
+/// [`CertInfo::from_der`], remembered.
+fn describe_cert(der: &[u8]) -> Arc<CertInfo> {
+    use std::hash::BuildHasher as _;
     CERTS.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(info) = cache.get(&key) {
-            return info.clone();
+        let (seed, cache) = &mut *cache.borrow_mut();
+        let key = seed.hash_one(der);
+        if let Some((known, info)) = cache.get(&key) {
+            if **known == *der {
+                return info.clone();
+            }
         }
-        let info = CertInfo::from_der(der);
+        let info = Arc::new(CertInfo::from_der(der));
         if cache.len() >= CERT_CACHE {
             cache.clear();
         }
-        cache.insert(key, info.clone());
+        cache.insert(key, (der.into(), info.clone()));
         info
     })
 }

@@ -37,19 +37,24 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn admits(&self, a: SocketAddr, b: SocketAddr) -> bool {
+    pub fn admits(&self, a: SocketAddr, b: SocketAddr) -> bool {
         self.host.is_none_or(|h| a.ip() == h || b.ip() == h) && self.port.is_none_or(|p| a.port() == p || b.port() == p)
     }
 }
 
 type Key = (SocketAddr, SocketAddr);
 
+/// Where a connection's record goes in the output: its start, then the
+/// order connections were seen in.
+pub type OrderKey = (Timestamp, u64);
+
 /// The flow table's hash: foldhash, seeded per process. SipHash showed as
 /// 6% of a capture's analysis; the table is capped at [`MAX_FLOWS`], which
 /// bounds what a crafted capture can make collisions cost.
 type FlowHash = foldhash::fast::RandomState;
 
-fn key_of(a: SocketAddr, b: SocketAddr) -> Key {
+/// The connection's key, the same whichever side sent the segment.
+pub fn key_of(a: SocketAddr, b: SocketAddr) -> Key {
     if a <= b {
         (a, b)
     } else {
@@ -97,11 +102,16 @@ pub struct Tracker<'o> {
     last_sweep: i64,
     pub counters: Counters,
     keep_hellos: bool,
-    out: &'o mut dyn FnMut(ConnectionRecord),
+    /// Records for a one-line summary only (see [`Tracker::summary_only`]).
+    summary: bool,
+    /// This table's share of [`MAX_FLOWS`] and [`MAX_HELD_BYTES`] (1 of
+    /// `shares` tables that split the connections between them).
+    shares: usize,
+    out: &'o mut dyn FnMut(OrderKey, ConnectionRecord),
 }
 
 impl<'o> Tracker<'o> {
-    pub fn new(filter: Filter, keep_hellos: bool, out: &'o mut dyn FnMut(ConnectionRecord)) -> Self {
+    pub fn new(filter: Filter, keep_hellos: bool, out: &'o mut dyn FnMut(OrderKey, ConnectionRecord)) -> Self {
         Self {
             filter,
             flows: HashMap::default(),
@@ -113,8 +123,46 @@ impl<'o> Tracker<'o> {
             last_sweep: i64::MIN,
             counters: Counters::default(),
             keep_hellos,
+            summary: false,
+            shares: 1,
             out,
         }
+    }
+
+    /// A table holding one of `shares` parts of the connections: its caps
+    /// are that part of the whole's.
+    pub fn with_shares(mut self, shares: usize) -> Self {
+        self.shares = shares.max(1);
+        self
+    }
+
+    /// Records hold only what `--brief` prints: no fingerprints and no
+    /// certificate descriptions, which are most of a connection's cost.
+    pub fn summary_only(mut self, summary: bool) -> Self {
+        self.summary = summary;
+        self
+    }
+
+    fn max_flows(&self) -> usize {
+        (MAX_FLOWS / self.shares).max(1)
+    }
+
+    /// Capture time went on (in another table's connections): idle ones
+    /// here are reported on time too.
+    pub fn advance(&mut self, now: Timestamp) {
+        if now > self.now {
+            self.now = now;
+        }
+        if self.now.secs.saturating_sub(self.last_sweep) >= SWEEP_EVERY {
+            self.last_sweep = self.now.secs;
+            self.sweep();
+        }
+    }
+
+    /// No record to come from this table sorts before this key: the
+    /// earliest connection still open (records wait for it).
+    pub fn watermark(&self) -> Option<OrderKey> {
+        self.active.first().copied()
     }
 
     /// One TCP segment.
@@ -144,12 +192,13 @@ impl<'o> Tracker<'o> {
                 self.finish(key);
             }
         }
-        if !self.flows.contains_key(&key) {
+        let known = self.flows.contains_key(&key);
+        if !known {
             if !seg.flags.syn && seg.payload.is_empty() {
                 return; // a stray ACK, FIN or RST of a connection not seen
             }
-            if self.flows.len() >= MAX_FLOWS {
-                self.evict(MAX_FLOWS / 10);
+            if self.flows.len() >= self.max_flows() {
+                self.evict((self.max_flows() / 10).max(1));
             }
             self.next_id += 1;
             self.counters.flows += 1;
@@ -180,7 +229,7 @@ impl<'o> Tracker<'o> {
             flow.client = Some(if sends_first_as_client(seg) { from } else { 1 - from });
         }
         let Some(client) = flow.client else { return };
-        let keep_hellos = self.keep_hellos;
+        let (keep_hellos, summary) = (self.keep_hellos, self.summary);
         let dir = if from == client { Dir::Client } else { Dir::Server };
         let conn = flow.conn.get_or_insert_with(|| {
             let (c, s) = if from == client {
@@ -188,7 +237,7 @@ impl<'o> Tracker<'o> {
             } else {
                 (seg.dst, seg.src)
             };
-            Box::new(Conn::new(c, s, flow.started, keep_hellos))
+            Box::new(Conn::new(c, s, flow.started, keep_hellos, summary))
         });
         if seg.flags.ack {
             let other = 1 - from;
@@ -217,8 +266,8 @@ impl<'o> Tracker<'o> {
         if seg.flags.rst {
             conn.end(dir, How::Rst, ts);
         }
-        let held_now = conn.analysed(Dir::Client)
-            + conn.analysed(Dir::Server)
+        let held_now = conn.held(Dir::Client)
+            + conn.held(Dir::Server)
             + flow.streams[0].pending_bytes()
             + flow.streams[1].pending_bytes();
         self.held = self.held.saturating_sub(flow.held) + held_now;
@@ -228,7 +277,7 @@ impl<'o> Tracker<'o> {
         if done {
             self.finish(key);
         }
-        if self.held > MAX_HELD_BYTES {
+        if self.held > MAX_HELD_BYTES / self.shares {
             self.evict(self.flows.len() / 10 + 1);
         }
     }
@@ -261,8 +310,8 @@ impl<'o> Tracker<'o> {
             if blocked && self.waiting.len() <= MAX_WAITING {
                 break;
             }
-            if let Some((_, record)) = self.waiting.pop_first() {
-                (self.out)(*record);
+            if let Some((key, record)) = self.waiting.pop_first() {
+                (self.out)(key, *record);
             }
         }
     }
@@ -306,8 +355,8 @@ impl<'o> Tracker<'o> {
         for k in keys {
             self.finish(k);
         }
-        while let Some((_, record)) = self.waiting.pop_first() {
-            (self.out)(*record);
+        while let Some((key, record)) = self.waiting.pop_first() {
+            (self.out)(key, *record);
         }
         self.counters
     }

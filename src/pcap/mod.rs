@@ -14,6 +14,7 @@ pub mod flow;
 pub mod packet;
 pub mod replay;
 pub mod report;
+pub mod shard;
 pub mod tcp;
 
 #[cfg(test)]
@@ -54,6 +55,10 @@ pub struct PcapArgs {
     /// Seconds to wait for each reply during --replay.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, requires = "replay")]
     pub timeout: f64,
+    /// Threads that analyse connections (default: one per CPU); the
+    /// output is the same whatever the number.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// What one capture file yielded.
@@ -70,6 +75,9 @@ pub struct Options {
     pub filter: flow::Filter,
     /// Keep each first ClientHello's bytes (for --replay).
     pub keep_hellos: bool,
+    /// Records for `--brief` only: no fingerprints or certificate
+    /// descriptions (lists of certificates stay empty).
+    pub summary: bool,
 }
 
 /// Analyses one capture read from `input`, calling `out` for each
@@ -80,7 +88,8 @@ pub fn analyse<R: std::io::Read + Send>(
     opts: &Options,
     out: &mut dyn FnMut(ConnectionRecord),
 ) -> Result<(capture::ReadSummary, flow::Counters), capture::CaptureError> {
-    let mut tracker = flow::Tracker::new(opts.filter.clone(), opts.keep_hellos, out);
+    let mut keyed = |_: flow::OrderKey, r: ConnectionRecord| out(r);
+    let mut tracker = flow::Tracker::new(opts.filter.clone(), opts.keep_hellos, &mut keyed).summary_only(opts.summary);
     let mut unsupported: Vec<i32> = Vec::new();
     let mut summary = capture::read_capture(input, |p| match packet::decode(p.linktype, p.data) {
         // A frame cut by the snap length shows as an IP packet shorter than
@@ -96,6 +105,12 @@ pub fn analyse<R: std::io::Read + Send>(
         Err(packet::Skip::Malformed) => tracker.counters.malformed += 1,
     })?;
     let counters = tracker.close();
+    warn_about(&mut summary, &counters, &unsupported);
+    Ok((summary, counters))
+}
+
+/// The capture-wide warnings: frames not decoded, connections cut short.
+fn warn_about(summary: &mut capture::ReadSummary, counters: &flow::Counters, unsupported: &[i32]) {
     for l in unsupported {
         summary.warnings.push(format!(
             "frames of link type {l} are not decoded (supported: Ethernet, Linux SLL/SLL2, raw IP, BSD loopback)"
@@ -120,7 +135,6 @@ pub fn analyse<R: std::io::Read + Send>(
             flow::MAX_FLOWS
         ));
     }
-    Ok((summary, counters))
 }
 
 /// Analyses a capture held in memory; never panics, whatever the bytes
@@ -189,11 +203,59 @@ pub fn run(args: &PcapArgs) -> anyhow::Result<ExitCode> {
             port: args.port,
         },
         keep_hellos: replay_target.is_some(),
+        summary: format == Format::Brief && replay_target.is_none(),
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut first_block = true;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .clamp(1, 64);
     for path in &args.files {
+        if replay_target.is_none() {
+            let label = path.display().to_string();
+            let file = std::fs::File::open(path).with_context(|| format!("reading {label}"))?;
+            let render = |r: &mut ConnectionRecord| -> Vec<u8> {
+                r.capture.clone_from(&label);
+                match format {
+                    Format::Json => {
+                        // A record is a few KiB: one allocation, not a doubling series.
+                        let mut bytes = JsonBytes(Vec::with_capacity(6 * 1024));
+                        // A record always serialises; the write is to memory.
+                        let _ = serde_json::to_writer(&mut bytes, r);
+                        bytes.0.push(b'\n');
+                        bytes.0
+                    }
+                    Format::Brief => report::brief(r).into_bytes(),
+                    Format::Block => report::block(r).into_bytes(),
+                }
+            };
+            let mut write_error: Option<std::io::Error> = None;
+            let result = shard::analyse(file, &opts, threads, &render, &mut |bytes| {
+                if write_error.is_some() {
+                    return;
+                }
+                let sep = if format == Format::Block && !first_block {
+                    &b"\n"[..]
+                } else {
+                    &[]
+                };
+                first_block = false;
+                if let Err(e) = out.write_all(sep).and_then(|()| out.write_all(bytes)) {
+                    write_error = Some(e);
+                }
+            });
+            let (summary, _) = result.map_err(|e| anyhow::anyhow!("reading {label}: {e}"))?;
+            if let Some(e) = write_error {
+                return Err(anyhow::Error::new(e).context("writing to stdout"));
+            }
+            for w in &summary.warnings {
+                eprintln!("hsscan: {label}: warning: {w}");
+            }
+            out.flush().context("writing to stdout")?;
+            continue;
+        }
         let label = path.display().to_string();
         let file = std::fs::File::open(path).with_context(|| format!("reading {label}"))?;
         let mut write_error: Option<std::io::Error> = None;
@@ -255,6 +317,28 @@ pub fn run(args: &PcapArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush().context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A record's JSON in memory. serde_json writes quotes, colons and commas
+/// one byte at a time: a push each, not a call to copy one byte.
+struct JsonBytes(Vec<u8>);
+
+impl std::io::Write for JsonBytes {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match buf {
+            [b] => self.0.push(*b),
+            _ => self.0.extend_from_slice(buf),
+        }
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.write(buf).map(|_| ())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn write_record(

@@ -254,7 +254,7 @@ fn smtp_starttls_then_tls12_is_established() {
     assert_eq!(smtp.extensions, ["SIZE 1000", "STARTTLS"]);
     assert_eq!(smtp.starttls_reply.as_deref(), Some("220 2.0.0 Ready"));
     assert_eq!(r.client_hello.as_ref().unwrap().sni.as_deref(), Some("mx.example.net"));
-    assert_eq!(r.server_hello.as_ref().unwrap().cipher_suite, CipherSuite(0xc02f));
+    assert_eq!(r.server_hello.as_ref().unwrap().cipher_suite, Some(CipherSuite(0xc02f)));
     assert_eq!((r.client_port, r.server_port), (40001, 25));
     assert_eq!((r.ended.by, r.ended.how), ("client", "fin"));
     // GREASE stays out of JA3.
@@ -372,7 +372,9 @@ fn smtp_refusals_are_named() {
         let r = records(&p);
         assert_eq!(r.len(), 1, "{kind}");
         assert_eq!(verdict(&r[0]), ("failed", Some(kind)), "{}", r[0].verdict.message);
-        assert_eq!(r[0].starttls, "smtp");
+        // An SMTP dialog without a granted STARTTLS is no STARTTLS (SPEC §3b).
+        assert_eq!(r[0].starttls, "none");
+        assert_eq!(r[0].preamble.as_ref().map(|p| p.protocol), Some("smtp"));
     }
 }
 
@@ -728,4 +730,316 @@ fn a_tls13_client_encrypted_alert_after_the_flight_is_recognised_by_its_size() {
     // A Finished (32 bytes of verify data, header, type, tag) completes it.
     let r = run(53);
     assert_eq!(verdict(&r), ("established", None), "{}", r.verdict.message);
+}
+
+/// A server flight of `messages` (whole handshake messages) in one record.
+fn handshake_record(messages: &[u8]) -> Vec<u8> {
+    let mut rec = vec![22, 3, 3];
+    rec.extend_from_slice(&(messages.len() as u16).to_be_bytes());
+    rec.extend_from_slice(messages);
+    rec
+}
+
+#[test]
+fn alpn_and_sni_bytes_that_are_not_utf8_are_kept_as_hex_escapes() {
+    use hsscan_wire::{ClientExtension, ExtensionType};
+    let mut hello = ClientHello::typical(
+        ProtocolVersion::TLS10,
+        ProtocolVersion::TLS12,
+        [7; 32],
+        vec![CipherSuite(0xc02f)],
+        None,
+    );
+    let name = b"mx.\xffexample.net";
+    let mut sni = vec![0, (name.len() + 3) as u8, 0, 0, name.len() as u8];
+    sni.extend_from_slice(name);
+    hello.extensions = Some(vec![
+        ClientExtension::Raw {
+            typ: ExtensionType::SERVER_NAME,
+            data: sni,
+        },
+        ClientExtension::Alpn(vec![b"h2".to_vec(), b"\xc3\xa9t\xe9\x80".to_vec()]),
+    ]);
+    let sh = ServerHello {
+        legacy_version: ProtocolVersion::TLS12,
+        random: [9; 32],
+        session_id: Vec::new(),
+        cipher_suite: CipherSuite(0xc02f),
+        compression: CompressionMethod::NULL,
+        extensions: Some(vec![ServerExtension::Alpn(b"\xc3\xa9t\xe9\x80".to_vec())]),
+    };
+    let mut w = Writer::new();
+    sh.write(&mut w).unwrap();
+    let mut flight = w.into_bytes();
+    // An empty Certificate message: a certificate_list of length 0.
+    flight.extend_from_slice(&[11, 0, 0, 3, 0, 0, 0]);
+    flight.extend_from_slice(&[14, 0, 0, 0]);
+    let mut p = Pcap::new();
+    let mut t = Tcp::new(40030, 443);
+    t.open(&mut p);
+    t.data(&mut p, Who::C, &hello.to_record(ProtocolVersion::TLS10).unwrap());
+    t.data(&mut p, Who::S, &handshake_record(&flight));
+    t.fin(&mut p, Who::C);
+    let r = records(&p);
+    let h = r[0].client_hello.as_ref().unwrap();
+    assert_eq!(h.sni.as_deref(), Some("mx.\\xffexample.net"));
+    assert_eq!(h.alpn, ["h2", "ét\\xe9\\x80"]);
+    assert_eq!(
+        r[0].server_hello.as_ref().unwrap().alpn.as_deref(),
+        Some("ét\\xe9\\x80")
+    );
+    // An empty Certificate message is [], a missing one null.
+    assert_eq!(r[0].server_certificates.as_ref().map(Vec::len), Some(0));
+    assert!(r[0].client_certificates.is_none());
+    let json = serde_json::to_value(&r[0]).unwrap();
+    assert_eq!(json["server_certificates"], serde_json::json!([]));
+    assert!(json["client_certificates"].is_null());
+    assert!(json["warnings"].is_array());
+}
+
+#[test]
+fn smtp_starttls_inside_a_socks5_tunnel_is_both() {
+    let mut p = Pcap::new();
+    let mut t = Tcp::new(40031, 1080);
+    t.open(&mut p);
+    t.data(&mut p, Who::C, &[5, 1, 0]);
+    t.data(&mut p, Who::S, &[5, 0]);
+    t.data(&mut p, Who::C, &[5, 1, 0, 1, 192, 0, 2, 25, 0, 25]);
+    // The reply and the tunnelled banner in one segment.
+    let mut reply = vec![5, 0, 0, 1, 192, 0, 2, 25, 0, 25];
+    reply.extend_from_slice(b"220 mx ESMTP\r\n");
+    t.data(&mut p, Who::S, &reply);
+    t.data(&mut p, Who::C, b"EHLO c\r\n");
+    t.data(&mut p, Who::S, b"250-mx\r\n250 STARTTLS\r\n");
+    t.data(&mut p, Who::C, b"STARTTLS\r\n");
+    t.data(&mut p, Who::S, b"220 go ahead\r\n");
+    t.data(&mut p, Who::C, &client_hello_record());
+    t.data(&mut p, Who::S, &server_flight_tls12());
+    t.data(&mut p, Who::C, &client_finish_tls12());
+    t.data(&mut p, Who::S, &server_finish_tls12());
+    t.fin(&mut p, Who::C);
+    let r = records(&p);
+    assert_eq!(verdict(&r[0]), ("established", None), "{}", r[0].verdict.message);
+    assert_eq!(r[0].starttls, "smtp");
+    let pre = r[0].preamble.as_ref().unwrap();
+    assert_eq!((pre.protocol, pre.client_bytes), ("socks5", 3 + 10 + 8 + 10));
+    assert_eq!(pre.server_bytes, 2 + 10 + 14 + 22 + 14);
+    assert_eq!(r[0].smtp.as_ref().unwrap().banner.as_deref(), Some("220 mx ESMTP"));
+}
+
+#[test]
+fn a_banner_then_a_client_hello_is_implicit_tls_not_starttls() {
+    let mut p = Pcap::new();
+    let mut t = Tcp::new(40032, 25);
+    t.open(&mut p);
+    t.data(&mut p, Who::S, b"220 mx ESMTP\r\n");
+    t.data(&mut p, Who::C, &client_hello_record());
+    t.data(&mut p, Who::S, b"500 5.5.2 Error: bad syntax\r\n");
+    t.fin(&mut p, Who::S);
+    let r = records(&p);
+    assert_eq!(
+        verdict(&r[0]).1,
+        Some(FailureKind::PlaintextReply),
+        "{}",
+        r[0].verdict.message
+    );
+    assert_eq!(r[0].starttls, "none");
+    let pre = r[0].preamble.as_ref().unwrap();
+    assert_eq!((pre.protocol, pre.client_bytes, pre.server_bytes), ("smtp", 0, 14));
+}
+
+#[test]
+fn a_tls13_draft_server_hello_is_decoded_not_taken_for_not_tls() {
+    // Draft 18's ServerHello: version 0x7f12, random, suite, extensions
+    // (key_share as 40), then the encrypted flight.
+    let mut body = vec![0x7f, 0x12];
+    body.extend_from_slice(&[0x11; 32]);
+    body.extend_from_slice(&[0x13, 0x01, 0, 40, 0, 40, 0, 36, 0, 29, 0, 32]);
+    body.extend_from_slice(&[0x42; 32]);
+    let mut msg = vec![2, 0, 0, body.len() as u8];
+    msg.extend_from_slice(&body);
+    let mut flight = handshake_record(&msg);
+    flight.extend_from_slice(&[23, 3, 1, 0, 40]);
+    flight.extend_from_slice(&[0x55; 40]);
+    let mut p = Pcap::new();
+    let mut t = Tcp::new(40033, 443);
+    t.open(&mut p);
+    t.data(&mut p, Who::C, &client_hello_record());
+    t.data(&mut p, Who::S, &flight);
+    let mut fin = vec![23, 3, 1, 0, 53];
+    fin.extend_from_slice(&[0x66; 53]);
+    t.data(&mut p, Who::C, &fin);
+    t.fin(&mut p, Who::C);
+    let r = records(&p);
+    assert_eq!(verdict(&r[0]), ("established", None), "{}", r[0].verdict.message);
+    let h = r[0].server_hello.as_ref().unwrap();
+    assert_eq!(h.selected_version, ProtocolVersion(0x7f12));
+    assert_eq!(h.key_share_group, Some(hsscan_wire::NamedGroup(29)));
+}
+
+/// A TLS 1.2 server flight with a Certificate message of `n` entries of
+/// `size` bytes, in records of at most 16 KiB.
+fn server_flight_with_chain(n: usize, size: usize) -> Vec<u8> {
+    let sh = ServerHello {
+        legacy_version: ProtocolVersion::TLS12,
+        random: [9; 32],
+        session_id: Vec::new(),
+        cipher_suite: CipherSuite(0xc02f),
+        compression: CompressionMethod::NULL,
+        extensions: None,
+    };
+    let mut w = Writer::new();
+    sh.write(&mut w).unwrap();
+    let mut hs = w.into_bytes();
+    let mut list = Vec::new();
+    for i in 0..n {
+        list.extend_from_slice(&(size as u32).to_be_bytes()[1..]);
+        list.extend(std::iter::repeat_n((i % 250) as u8, size));
+    }
+    hs.push(11);
+    hs.extend_from_slice(&((list.len() + 3) as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&(list.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&list);
+    hs.extend_from_slice(&[14, 0, 0, 0]);
+    let mut out = Vec::new();
+    for chunk in hs.chunks(16 * 1024) {
+        out.extend_from_slice(&[22, 3, 3]);
+        out.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
+fn handshake_with_chain(n: usize, size: usize) -> Vec<ConnectionRecord> {
+    let mut p = Pcap::new();
+    let mut t = Tcp::new(40034, 443);
+    t.open(&mut p);
+    t.data(&mut p, Who::C, &client_hello_record());
+    for seg in server_flight_with_chain(n, size).chunks(16_000) {
+        t.data(&mut p, Who::S, seg);
+    }
+    t.data(&mut p, Who::C, &client_finish_tls12());
+    t.data(&mut p, Who::S, &server_finish_tls12());
+    t.fin(&mut p, Who::C);
+    records(&p)
+}
+
+#[test]
+fn a_340_kb_certificate_message_is_reported_in_full() {
+    let r = handshake_with_chain(4, 85_000);
+    assert_eq!(verdict(&r[0]), ("established", None), "{}", r[0].verdict.message);
+    assert_eq!(r[0].server_certificates.as_ref().map(Vec::len), Some(4));
+    assert!(r[0].warnings.is_empty(), "{:?}", r[0].warnings);
+}
+
+#[test]
+fn a_300_certificate_chain_is_reported_in_full() {
+    let r = handshake_with_chain(300, 900);
+    assert_eq!(verdict(&r[0]), ("established", None), "{}", r[0].verdict.message);
+    assert_eq!(r[0].server_certificates.as_ref().map(Vec::len), Some(300));
+    assert!(r[0].warnings.is_empty(), "{:?}", r[0].warnings);
+}
+
+#[test]
+fn a_chain_over_the_caps_is_kept_as_far_as_they_go_and_named_in_warnings() {
+    // 600 certificates: 512 kept, 88 counted; the verdict is still the handshake's.
+    let r = handshake_with_chain(600, 200);
+    assert_eq!(verdict(&r[0]), ("established", None), "{}", r[0].verdict.message);
+    assert_eq!(r[0].server_certificates.as_ref().map(Vec::len), Some(512));
+    assert_eq!(r[0].warnings.len(), 1, "{:?}", r[0].warnings);
+    assert!(r[0].warnings[0].contains("88 more certificates"), "{:?}", r[0].warnings);
+}
+
+/// The records of `capture` as JSON lines, from the sequential pipeline.
+fn sequential_json(capture: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut write = |r: ConnectionRecord| {
+        serde_json::to_writer(&mut out, &r).unwrap();
+        out.push(b'\n');
+    };
+    super::analyse(capture, &super::Options::default(), &mut write).unwrap();
+    out
+}
+
+fn sharded_json(capture: &[u8], workers: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let render = |r: &mut ConnectionRecord| {
+        let mut bytes = serde_json::to_vec(r).unwrap();
+        bytes.push(b'\n');
+        bytes
+    };
+    super::shard::analyse(capture, &super::Options::default(), workers, &render, &mut |b| {
+        out.extend_from_slice(b)
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn sharded_analysis_writes_what_the_sequential_one_does_in_the_same_order() {
+    // 60 connections, interleaved frame by frame, some reusing a port pair,
+    // some never closed; then the real captures one after another.
+    let mut p = Pcap::new();
+    let mut conns: Vec<Tcp> = (0..60)
+        .map(|i| Tcp::new(41000 + (i % 50) as u16, 25 + (i % 3) as u16))
+        .collect();
+    for t in conns.iter_mut() {
+        t.open(&mut p);
+    }
+    for t in conns.iter_mut() {
+        t.data(&mut p, Who::C, &client_hello_record());
+    }
+    for (i, t) in conns.iter_mut().enumerate() {
+        t.data(&mut p, Who::S, &server_flight_tls12());
+        if i % 4 != 0 {
+            t.data(&mut p, Who::C, &client_finish_tls12());
+            t.data(&mut p, Who::S, &server_finish_tls12());
+            t.fin(&mut p, Who::C);
+            t.fin(&mut p, Who::S);
+        }
+    }
+    let expected = sequential_json(&p.bytes);
+    assert_eq!(expected.iter().filter(|&&b| b == b'\n').count(), 60);
+    for workers in [1, 2, 3, 7] {
+        assert_eq!(
+            String::from_utf8_lossy(&sharded_json(&p.bytes, workers)),
+            String::from_utf8_lossy(&expected),
+            "{workers} workers"
+        );
+    }
+    for capture in real_captures() {
+        let expected = sequential_json(capture);
+        assert_eq!(sharded_json(capture, 2), expected);
+    }
+}
+
+#[test]
+fn tls_after_an_unknown_preamble_is_found_by_its_record_header() {
+    // A binary request answered by one byte (PostgreSQL's SSLRequest and
+    // 'S'), then a text one that no rule knows; each followed by TLS.
+    let cases: [(&[u8], &[u8]); 2] = [
+        (&[0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f], b"S"),
+        (b"HELLO TLS PLEASE\r\n", b"OK go\r\n"),
+    ];
+    for (i, (client, server)) in cases.into_iter().enumerate() {
+        let mut p = Pcap::new();
+        let mut t = Tcp::new(40040 + i as u16, 5432);
+        t.open(&mut p);
+        t.data(&mut p, Who::C, client);
+        t.data(&mut p, Who::S, server);
+        t.data(&mut p, Who::C, &client_hello_record());
+        t.data(&mut p, Who::S, &server_flight_tls12());
+        t.data(&mut p, Who::C, &client_finish_tls12());
+        t.data(&mut p, Who::S, &server_finish_tls12());
+        t.fin(&mut p, Who::C);
+        let r = records(&p);
+        assert_eq!(verdict(&r[0]), ("established", None), "{}", r[0].verdict.message);
+        let pre = r[0].preamble.as_ref().unwrap();
+        assert_eq!(
+            (pre.protocol, pre.client_bytes, pre.server_bytes),
+            ("other", client.len() as u64, server.len() as u64)
+        );
+        assert_eq!(r[0].starttls, "none");
+        assert!(r[0].smtp.is_none());
+    }
 }

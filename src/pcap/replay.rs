@@ -138,10 +138,11 @@ fn captured_answer(r: &ConnectionRecord) -> Option<Answer> {
             group: r.retry_group.map_or_else(|| "?".to_owned(), |g| g.to_string()),
         });
     }
-    if let Some(h) = &r.server_hello {
+    // An SSLv2 SERVER-HELLO has no suite (it is reported as 0x0002 below).
+    if let Some((h, suite)) = r.server_hello.as_ref().and_then(|h| Some((h, h.cipher_suite?))) {
         return Some(Answer::Hello {
             version: h.selected_version.to_string(),
-            suite: h.cipher_suite.to_string(),
+            suite: suite.to_string(),
         });
     }
     if r.negotiated_version == Some(hsscan_wire::ProtocolVersion::SSL2) {

@@ -10,6 +10,75 @@ use hsscan_wire::{
 };
 use serde::Serialize;
 use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// Codepoints in a record, written as JSON: each value's `{"id": …,
+/// "name": …}` is rendered once per thread and copied after that. A
+/// record is mostly codepoints, and serde_json escapes every string (keys
+/// too) as it writes it: this was the largest part of writing `--json`.
+mod cp {
+    use serde::{Serialize, Serializer};
+    use serde_json::value::RawValue;
+    use std::any::{Any, TypeId};
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::hash::Hash;
+
+    /// Values rendered per codepoint type at most (a damaged capture could
+    /// show every u16); past that a value is written directly.
+    const MAX_PER_TYPE: usize = 4096;
+
+    thread_local! {
+        static RENDERED: RefCell<HashMap<TypeId, Box<dyn Any>>> = RefCell::default();
+    }
+
+    /// One codepoint, written from the rendered copy.
+    struct Cp<T>(T);
+
+    impl<T: Serialize + Copy + Eq + Hash + 'static> Serialize for Cp<T> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let v = self.0;
+            // Written while the cache is borrowed: a raw value is copied out
+            // as it is, without reaching the cache again.
+            RENDERED.with(|cell| {
+                let mut all = cell.borrow_mut();
+                let map = all
+                    .entry(TypeId::of::<T>())
+                    .or_insert_with(|| Box::new(HashMap::<T, Box<RawValue>>::new()));
+                let Some(map) = map.downcast_mut::<HashMap<T, Box<RawValue>>>() else {
+                    return v.serialize(s);
+                };
+                if !map.contains_key(&v) && map.len() < MAX_PER_TYPE {
+                    let rendered = serde_json::to_string(&v)
+                        .ok()
+                        .and_then(|j| RawValue::from_string(j).ok());
+                    if let Some(r) = rendered {
+                        map.insert(v, r);
+                    }
+                }
+                match map.get(&v) {
+                    Some(r) => r.serialize(s),
+                    None => v.serialize(s),
+                }
+            })
+        }
+    }
+
+    pub fn one<T: Serialize + Copy + Eq + Hash + 'static, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        Cp(*v).serialize(s)
+    }
+
+    pub fn opt<T: Serialize + Copy + Eq + Hash + 'static, S: Serializer>(
+        v: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        v.map(Cp).serialize(s)
+    }
+
+    pub fn list<T: Serialize + Copy + Eq + Hash + 'static, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|x| Cp(*x)))
+    }
+}
 
 /// One connection (SPEC §3b).
 #[derive(Debug, Clone, Serialize)]
@@ -23,50 +92,43 @@ pub struct ConnectionRecord {
     pub server_port: u16,
     /// Capture timestamp of the connection's first packet, RFC 3339 UTC.
     pub started: String,
-    /// `smtp` (an SMTP dialog, STARTTLS or not) or `none`.
+    /// `smtp` when the client sent STARTTLS and TLS followed it, else `none`
+    /// (a banner followed by a ClientHello is implicit TLS).
     pub starttls: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp: Option<SmtpSeen>,
-    /// Cleartext before TLS that is not SMTP (first line each way).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Cleartext before the TLS, text or binary; null when the connection
+    /// began with TLS.
     pub preamble: Option<Preamble>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_hello: Option<ClientHelloSeen>,
     /// ClientHellos the client sent (2 after a HelloRetryRequest).
     pub client_hellos: u32,
     pub hello_retry_request: bool,
     /// The group a HelloRetryRequest asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "cp::opt")]
     pub retry_group: Option<NamedGroup>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub server_hello: Option<ServerHelloSeen>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "cp::opt")]
     pub negotiated_version: Option<ProtocolVersion>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub server_key_exchange: Option<KeyExchangeSeen>,
     pub alerts: Vec<AlertSeen>,
-    pub server_certificates: Vec<CertInfo>,
-    pub client_certificates: Vec<CertInfo>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Null: no Certificate message seen in the clear; `[]`: an empty one.
+    /// Shared with the analysis's certificate cache: a capture shows the
+    /// same few certificates over and over.
+    pub server_certificates: Option<Vec<Arc<CertInfo>>>,
+    pub client_certificates: Option<Vec<Arc<CertInfo>>>,
     pub ja3: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ja3_string: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ja3s: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ja3s_string: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ja4: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ja4_r: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ja4s: Option<String>,
     pub ended: Ended,
     pub verdict: Verdict,
     /// Bytes each way on the wire (TCP payload, as captured).
     pub bytes: Bytes,
-    /// What the capture could not show: missing segments, a mid-stream start.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// What could not be read for this connection: missing segments, a
+    /// mid-stream start, anything over a cap.
     pub warnings: Vec<String>,
     /// The first hello's bytes as the client's segments carried them (kept for --replay).
     #[serde(skip)]
@@ -83,29 +145,30 @@ pub struct Bytes {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SmtpSeen {
     /// The greeting, lines joined with `\n`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub banner: Option<String>,
     /// The EHLO (or HELO) name the client sent.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ehlo: Option<String>,
     /// The reply to EHLO, verbatim.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ehlo_reply: Option<String>,
     /// EHLO keywords with their parameters.
     pub extensions: Vec<String>,
     /// Whether the client sent STARTTLS.
     pub starttls_sent: bool,
     /// The reply to STARTTLS, verbatim.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub starttls_reply: Option<String>,
 }
 
-/// Cleartext before TLS that is not SMTP.
-#[derive(Debug, Clone, Default, Serialize)]
+/// Cleartext before the TLS, text or binary.
+#[derive(Debug, Clone, Serialize)]
 pub struct Preamble {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `smtp`, `imap`, `pop3`, `xmpp`, `irc`, `ftp`, `ldap`, `socks4`,
+    /// `socks5`, `http-connect` or `other`.
+    pub protocol: &'static str,
+    /// Cleartext bytes each way before the TLS (all of them when no TLS followed).
+    pub client_bytes: u64,
+    pub server_bytes: u64,
+    /// The first line each way when the preamble is text, byte-exact.
     pub client: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
 }
 
@@ -113,21 +176,30 @@ pub struct Preamble {
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientHelloSeen {
     /// The record-layer version of its first record (SSLv2 for an SSLv2-format hello).
+    #[serde(serialize_with = "cp::one")]
     pub record_version: ProtocolVersion,
+    #[serde(serialize_with = "cp::one")]
     pub legacy_version: ProtocolVersion,
+    #[serde(serialize_with = "cp::list")]
     pub supported_versions: Vec<ProtocolVersion>,
+    #[serde(serialize_with = "cp::list")]
     pub cipher_suites: Vec<CipherSuite>,
     /// SSLv2-format hellos: every cipher spec, SSLv2 kinds included.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sslv2_cipher_specs: Option<Vec<Sslv2CipherSpec>>,
+    #[serde(serialize_with = "cp::list")]
     pub extensions: Vec<ExtensionType>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Byte-exact (`\xNN` for bytes that are not UTF-8), as is each ALPN name.
     pub sni: Option<String>,
     pub alpn: Vec<String>,
+    #[serde(serialize_with = "cp::list")]
     pub supported_groups: Vec<NamedGroup>,
+    #[serde(serialize_with = "cp::list")]
     pub ec_point_formats: Vec<EcPointFormat>,
+    #[serde(serialize_with = "cp::list")]
     pub signature_algorithms: Vec<SignatureScheme>,
+    #[serde(serialize_with = "cp::list")]
     pub key_share_groups: Vec<NamedGroup>,
+    #[serde(serialize_with = "cp::list")]
     pub compression_methods: Vec<CompressionMethod>,
     /// On the wire, record headers included.
     pub bytes: usize,
@@ -139,17 +211,26 @@ pub struct ClientHelloSeen {
 /// The ServerHello (the last one that is not a retry request).
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerHelloSeen {
+    /// 0x0002 for an SSLv2 SERVER-HELLO.
+    #[serde(serialize_with = "cp::one")]
     pub legacy_version: ProtocolVersion,
+    #[serde(serialize_with = "cp::one")]
     pub selected_version: ProtocolVersion,
-    pub cipher_suite: CipherSuite,
+    /// Null for an SSLv2 SERVER-HELLO, which lists cipher specs instead.
+    #[serde(serialize_with = "cp::opt")]
+    pub cipher_suite: Option<CipherSuite>,
+    /// An SSLv2 SERVER-HELLO's cipher specs; null for a TLS ServerHello.
+    pub sslv2_cipher_specs: Option<Vec<Sslv2CipherSpec>>,
+    #[serde(serialize_with = "cp::list")]
     pub extensions: Vec<ExtensionType>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Byte-exact (`\xNN` for bytes that are not UTF-8).
     pub alpn: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "cp::opt")]
     pub key_share_group: Option<NamedGroup>,
-    pub compression: CompressionMethod,
+    /// Null for an SSLv2 SERVER-HELLO.
+    #[serde(serialize_with = "cp::opt")]
+    pub compression: Option<CompressionMethod>,
     /// The TLS 1.3 downgrade sentinel, when the random carries one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub downgrade: Option<&'static str>,
 }
 
@@ -158,11 +239,10 @@ pub struct ServerHelloSeen {
 pub struct KeyExchangeSeen {
     /// `ecdhe`, `dhe`, `rsa-export`, `psk` or `opaque`.
     pub kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "cp::opt")]
     pub group: Option<NamedGroup>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dh_bits: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "cp::opt")]
     pub signature_scheme: Option<SignatureScheme>,
 }
 
@@ -170,7 +250,9 @@ pub struct KeyExchangeSeen {
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertSeen {
     pub from: &'static str,
+    #[serde(serialize_with = "cp::one")]
     pub level: AlertLevel,
+    #[serde(serialize_with = "cp::one")]
     pub description: AlertDescription,
 }
 
@@ -199,13 +281,34 @@ fn cp_name(name: Option<&'static str>, hex: String) -> String {
     name.map_or(hex, str::to_owned)
 }
 
+fn suite_name(h: &ServerHelloSeen) -> String {
+    match h.cipher_suite {
+        Some(c) => cp_name(c.name(), c.hex()),
+        None => "(SSLv2 cipher specs)".to_owned(),
+    }
+}
+
+/// Network bytes as text, byte-exact: UTF-8 as is, every byte that is not
+/// part of valid UTF-8 as `\xNN` (SPEC §3).
+pub fn text_of(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
 /// The readable block for a terminal.
 pub fn block(r: &ConnectionRecord) -> String {
     let mut s = String::new();
-    let transport = match (r.starttls, &r.preamble) {
-        ("smtp", _) => "SMTP",
-        (_, Some(_)) => "cleartext preamble, then TLS",
-        _ => "implicit TLS",
+    let transport = match (r.starttls, &r.preamble, &r.client_hello) {
+        ("smtp", _, _) => "SMTP STARTTLS".to_owned(),
+        (_, Some(p), Some(_)) => format!("{} cleartext, then TLS", p.protocol),
+        (_, Some(p), None) => format!("{} cleartext", p.protocol),
+        _ => "implicit TLS".to_owned(),
     };
     let _ = writeln!(
         s,
@@ -243,16 +346,18 @@ pub fn block(r: &ConnectionRecord) -> String {
             );
         }
     }
-    if let Some(p) = &r.preamble {
-        line(
-            &mut s,
-            "preamble",
-            &format!(
-                "client {:?}, server {:?}",
-                p.client.as_deref().unwrap_or(""),
-                p.server.as_deref().unwrap_or("")
-            ),
+    if let Some(p) = r.preamble.as_ref().filter(|p| p.protocol != "smtp") {
+        let mut t = format!(
+            "{}, {} bytes from the client, {} from the server",
+            p.protocol, p.client_bytes, p.server_bytes
         );
+        if let Some(c) = &p.client {
+            let _ = write!(t, "; client {c:?}");
+        }
+        if let Some(sv) = &p.server {
+            let _ = write!(t, "; server {sv:?}");
+        }
+        line(&mut s, "preamble", &t);
     }
     if let Some(h) = &r.client_hello {
         let max = h
@@ -290,11 +395,7 @@ pub fn block(r: &ConnectionRecord) -> String {
         line(&mut s, "retry", &format!("HelloRetryRequest for group {g}"));
     }
     if let Some(h) = &r.server_hello {
-        let mut t = format!(
-            "{} {}",
-            h.selected_version,
-            cp_name(h.cipher_suite.name(), h.cipher_suite.hex())
-        );
+        let mut t = format!("{} {}", h.selected_version, suite_name(h));
         if let Some(g) = h.key_share_group {
             let _ = write!(t, ", group {g}");
         }
@@ -320,7 +421,10 @@ pub fn block(r: &ConnectionRecord) -> String {
         ("server certs", &r.server_certificates),
         ("client certs", &r.client_certificates),
     ] {
-        for (i, c) in certs.iter().enumerate() {
+        if certs.as_ref().is_some_and(Vec::is_empty) {
+            line(&mut s, label, "(an empty Certificate message)");
+        }
+        for (i, c) in certs.iter().flatten().enumerate() {
             let text = format!("{} ({}), issuer {}, until {}", c.subject, c.key, c.issuer, c.not_after);
             line(&mut s, if i == 0 { label } else { "" }, &text);
         }
@@ -383,11 +487,7 @@ fn bracket(ip: &str) -> String {
 /// One line per connection (`--brief`).
 pub fn brief(r: &ConnectionRecord) -> String {
     let what = match (&r.server_hello, &r.client_hello) {
-        (Some(h), _) => format!(
-            "{} {}",
-            h.selected_version,
-            cp_name(h.cipher_suite.name(), h.cipher_suite.hex())
-        ),
+        (Some(h), _) => format!("{} {}", h.selected_version, suite_name(h)),
         (None, Some(_)) => "hello unanswered".to_owned(),
         (None, None) => "no hello".to_owned(),
     };

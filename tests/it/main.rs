@@ -18,6 +18,7 @@ mod enum_postfix;
 mod enum_support;
 mod enum_tlslite;
 mod hostile;
+mod large_chains;
 mod maillog;
 mod partner;
 mod pcap;

@@ -2,7 +2,8 @@
 //! captured with tcpdump (`pcaps/make.sh`), each compared field by field
 //! with an expectation written from tshark's dissection alone
 //! (`pcaps/expect.py`, see `pcaps/README.md`). Only the fields an
-//! expectation holds are compared; lists must match in length and order.
+//! expectation holds are compared (each must be present, a null too);
+//! lists must match in length and order.
 //! Neither tcpdump nor tshark is needed here: captures and expectations
 //! are committed.
 
@@ -34,9 +35,9 @@ fn compare(expected: &Value, actual: &Value, path: &str, errors: &mut Vec<String
     match (expected, actual) {
         (Value::Object(e), Value::Object(a)) => {
             for (k, ev) in e {
+                // Every key is always present (SPEC §3b): a null is written, not left out.
                 match a.get(k) {
                     Some(av) => compare(ev, av, &format!("{path}.{k}"), errors),
-                    None if ev.is_null() => {}
                     None => errors.push(format!("{path}.{k}: missing, expected {ev}")),
                 }
             }
@@ -139,6 +140,108 @@ captures! {
     linux_sll2_link_type => "sll2.pcap",
     bsd_null_link_type => "null.pcap",
     ethernet_with_a_vlan_tag => "vlan.pcap",
+    imap_starttls_tagged_ok => "imap.pcap",
+    pop3_stls => "pop3.pcap",
+    ftp_auth_tls_234 => "ftp.pcap",
+    irc_starttls_670_after_another_numeric => "irc.pcap",
+    xmpp_starttls_proceed_without_a_newline => "xmpp.pcap",
+    ldap_starttls_extended_operation_in_ber => "ldap.pcap",
+    tls_through_a_socks4_proxy => "socks4.pcap",
+    tls_through_a_socks4a_proxy_naming_the_host => "socks4a.pcap",
+    tls_through_a_socks5_proxy_with_a_password => "socks5.pcap",
+    tls_through_an_http_connect_proxy => "http-connect.pcap",
+}
+
+/// SPEC §3b: every key of the contract is in every record, null or not,
+/// and so is every key of its objects.
+#[test]
+fn every_record_of_every_capture_has_every_contract_key() {
+    const TOP: &[&str] = &[
+        "client_ip",
+        "client_port",
+        "server_ip",
+        "server_port",
+        "started",
+        "starttls",
+        "preamble",
+        "smtp",
+        "client_hello",
+        "hello_retry_request",
+        "server_hello",
+        "negotiated_version",
+        "alerts",
+        "server_certificates",
+        "client_certificates",
+        "ja3",
+        "ja3_string",
+        "ja3s",
+        "ja3s_string",
+        "ja4",
+        "ja4_r",
+        "ja4s",
+        "ended",
+        "verdict",
+        "warnings",
+    ];
+    const OBJECTS: &[(&str, &[&str])] = &[
+        ("preamble", &["protocol", "client_bytes", "server_bytes"]),
+        ("smtp", &["banner", "ehlo", "starttls_reply"]),
+        (
+            "client_hello",
+            &[
+                "record_version",
+                "legacy_version",
+                "supported_versions",
+                "cipher_suites",
+                "extensions",
+                "sni",
+                "alpn",
+                "supported_groups",
+                "ec_point_formats",
+                "signature_algorithms",
+                "key_share_groups",
+                "bytes",
+                "sslv2_format",
+            ],
+        ),
+        (
+            "server_hello",
+            &[
+                "legacy_version",
+                "selected_version",
+                "cipher_suite",
+                "extensions",
+                "alpn",
+                "key_share_group",
+                "compression",
+            ],
+        ),
+        ("ended", &["by", "how", "after"]),
+        ("verdict", &["outcome", "kind", "message"]),
+    ];
+    let mut seen = 0;
+    for entry in std::fs::read_dir(pcaps()).expect("pcaps/") {
+        let path = entry.expect("entry").path();
+        let name = path.to_string_lossy().into_owned();
+        if !(name.ends_with(".pcap") || name.ends_with(".pcapng")) {
+            continue;
+        }
+        for r in json_lines(&hsscan(&["--json", &name])) {
+            seen += 1;
+            for k in TOP {
+                assert!(r.get(k).is_some(), "{name}: no key {k} in {r}");
+            }
+            for (obj, keys) in OBJECTS {
+                if let Some(o) = r[obj].as_object() {
+                    for k in *keys {
+                        assert!(o.contains_key(*k), "{name}: no key {obj}.{k} in {r}");
+                    }
+                }
+            }
+            assert!(r["alerts"].is_array() && r["warnings"].is_array(), "{name}: {r}");
+        }
+    }
+    assert!(seen > 20, "only {seen} records");
 }
 
 #[test]

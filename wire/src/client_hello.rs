@@ -123,6 +123,23 @@ impl ClientHello {
         }
     }
 
+    /// The server name's bytes as sent, also when they are not UTF-8 (a
+    /// name that is not UTF-8 stays a raw extension, so [`Self::sni`] is
+    /// `None` for it).
+    pub fn sni_bytes(&self) -> Option<&[u8]> {
+        match self.extension(ExtensionType::SERVER_NAME)? {
+            ClientExtension::ServerName(n) => Some(n.as_bytes()),
+            ClientExtension::Raw { data, .. } => {
+                let mut r = Reader::new(data);
+                let mut list = r.nested_u16("server_name.server_name_list").ok()?;
+                let typ = list.u8("server_name.name_type").ok()?;
+                let name = list.nested_u16("server_name.host_name").ok()?.rest();
+                (typ == crate::codepoints::ServerNameType::HOST_NAME.0).then_some(name)
+            }
+            _ => None,
+        }
+    }
+
     /// The versions offered, highest first: supported_versions when
     /// present, else the legacy version alone.
     pub fn offered_versions(&self) -> Vec<ProtocolVersion> {

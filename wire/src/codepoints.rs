@@ -80,12 +80,53 @@ macro_rules! codepoints {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 use serde::ser::SerializeStruct;
                 let mut st = s.serialize_struct(stringify!($ty), 2)?;
-                st.serialize_field("id", &self.hex())?;
+                // Written on the stack: records hold hundreds of codepoints.
+                let mut buf = [0u8; 18];
+                let width = 2 * std::mem::size_of::<$repr>().max(2);
+                let width = if width > 6 && u64::from(self.0) <= 0xff_ffff { 6 } else { width };
+                st.serialize_field("id", crate::codepoints::hex_id(u64::from(self.0), width, &mut buf))?;
                 st.serialize_field("name", &self.name())?;
                 st.end()
             }
         }
     };
+}
+
+/// `value` as `0x` and at least `width` lowercase hex digits, written
+/// into `buf` (what [`format!`] with `{:#0w$x}`-style padding gives, without
+/// allocating).
+/// Every four-digit id, made once: most codepoints are u8 or u16, and a
+/// record holds hundreds of them.
+#[cfg(feature = "serde")]
+static HEX4: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| (0..=0xffffu32).map(|v| format!("0x{v:04x}")).collect());
+
+/// The id of a codepoint: from [`HEX4`] when it has four digits.
+#[cfg(feature = "serde")]
+pub(crate) fn hex_id(value: u64, width: usize, buf: &mut [u8; 18]) -> &str {
+    if width == 4 {
+        if let Some(s) = usize::try_from(value).ok().and_then(|i| HEX4.get(i)) {
+            return s;
+        }
+    }
+    hex_into(value, width, buf)
+}
+
+#[cfg(feature = "serde")]
+pub(crate) fn hex_into(value: u64, width: usize, buf: &mut [u8; 18]) -> &str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = usize::try_from((64 - value.leading_zeros()).div_ceil(4))
+        .unwrap_or(16)
+        .max(1);
+    let n = digits.max(width).min(16);
+    let (head, tail) = buf.split_at_mut(2);
+    head.copy_from_slice(b"0x");
+    for (i, slot) in tail.iter_mut().take(n).enumerate() {
+        let shift = 4 * (n - 1 - i);
+        let nibble = usize::try_from((value >> shift) & 0xf).unwrap_or(0);
+        *slot = DIGITS.get(nibble).copied().unwrap_or(b'0');
+    }
+    std::str::from_utf8(buf.get(..2 + n).unwrap_or(b"0x")).unwrap_or("0x")
 }
 
 include!(concat!(env!("OUT_DIR"), "/codepoints_gen.rs"));
@@ -203,6 +244,19 @@ impl SignatureScheme {
 
 #[cfg(test)]
 mod tests {
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn ids_written_on_the_stack_are_what_hex_formats() {
+        let mut buf = [0u8; 18];
+        for v in [0u64, 1, 0x2f, 0x1301, 0xc02f, 0xffff, 0x0700c0, 0x1234_5678_9abc] {
+            for width in [4, 6] {
+                assert_eq!(super::hex_into(v, width, &mut buf), format!("0x{v:0width$x}"));
+                assert_eq!(super::hex_id(v, width, &mut buf), format!("0x{v:0width$x}"));
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

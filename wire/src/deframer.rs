@@ -12,7 +12,10 @@
 //!
 //! Every peer-controlled size is capped: a record by [`MAX_RECORD_LEN`](crate::record::MAX_RECORD_LEN), a
 //! handshake message by [`MAX_HANDSHAKE_LEN`], unread input by
-//! [`MAX_BUFFERED`]. After an error the deframer stays failed and repeats it.
+//! [`MAX_BUFFERED`]. A Certificate message, legal up to 2^24−1 bytes, is
+//! the exception: one over the cap is decoded entry by entry as it
+//! arrives, keeping what fits in the chain caps and counting the rest
+//! ([`Certificate::omitted`]). After an error the deframer stays failed and repeats it.
 //!
 //! ```
 //! use hsscan_wire::deframer::{Deframer, Event, Side};
@@ -28,14 +31,14 @@
 use std::collections::VecDeque;
 
 use crate::alert::Alert;
-use crate::certificate::{Certificate, CertificateRequest, CertificateStatus};
+use crate::certificate::{Certificate, CertificateReader, CertificateRequest, CertificateStatus};
 use crate::client_hello::ClientHello;
 use crate::codepoints::{CipherSuite, ContentType, ProtocolVersion, Sslv2MessageType};
 use crate::error::{DecodeError, Kind};
 use crate::handshake::{HandshakeHeader, HandshakeType, HANDSHAKE_HEADER_LEN};
 use crate::reader::Reader;
 use crate::record::{RecordHeader, RECORD_HEADER_LEN};
-use crate::server_hello::ServerHello;
+use crate::server_hello::{is_tls13, ServerHello, DRAFT_HELLO_RETRY_REQUEST};
 use crate::server_key_exchange::ServerKeyExchange;
 use crate::sslv2::{Sslv2ClientHello, Sslv2ServerHello};
 
@@ -132,6 +135,9 @@ struct State {
     pending: VecDeque<Event>,
     first: Option<HelloFraming>,
     first_done: bool,
+    /// A Certificate message longer than [`MAX_HANDSHAKE_LEN`], read entry
+    /// by entry instead of buffered.
+    cert: Option<CertificateReader>,
 }
 
 /// Pushed bytes in, events out. See the module documentation.
@@ -163,6 +169,7 @@ impl Deframer {
                 pending: VecDeque::new(),
                 first: None,
                 first_done: false,
+                cert: None,
             },
         }
     }
@@ -180,6 +187,15 @@ impl Deframer {
                 },
             });
         }
+        let mut bytes = bytes;
+        if unread == 0 && self.failed.is_none() && self.st.framing == Framing::Tls {
+            // Whole records are decoded straight from the caller's bytes;
+            // only a record's unfinished tail is copied in. The events wait
+            // in order as if decoded on demand.
+            bytes = bytes.get(self.records_from(bytes)..).unwrap_or(&[]);
+            self.buf.clear();
+            self.start = 0;
+        }
         if self.start > 0 && self.start >= self.buf.len() / 2 {
             self.buf.drain(..self.start);
             self.start = 0;
@@ -188,15 +204,52 @@ impl Deframer {
         Ok(())
     }
 
+    /// Decodes the whole TLS records at the front of `data`; returns the
+    /// bytes used. An error is kept, to be returned after the events before it.
+    fn records_from(&mut self, data: &[u8]) -> usize {
+        let mut used = 0;
+        while self.failed.is_none() {
+            let rest = data.get(used..).unwrap_or(&[]);
+            if rest.len() < RECORD_HEADER_LEN {
+                break;
+            }
+            let mut r = Reader::at(rest, self.offset);
+            let header = match RecordHeader::read(&mut r) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.failed = Some(e);
+                    break;
+                }
+            };
+            let len = usize::from(header.length);
+            let Ok(fragment) = r.bytes(len, "record.fragment") else {
+                break;
+            };
+            if let Err(e) = self.st.record(header, fragment, self.offset) {
+                self.failed = Some(e);
+                break;
+            }
+            used += RECORD_HEADER_LEN + len;
+            self.offset += RECORD_HEADER_LEN + len;
+        }
+        used
+    }
+
     /// Bytes pushed but not yet part of a whole record: at end of stream, a
     /// truncated record or a partial non-TLS line.
     pub fn unconsumed(&self) -> &[u8] {
         self.buf.get(self.start..).unwrap_or(&[])
     }
 
+    /// Bytes held in memory: unread input, a handshake message being
+    /// reassembled, a streamed Certificate's entries so far.
+    pub fn buffered(&self) -> usize {
+        self.buf.len().saturating_sub(self.start) + self.st.hs.len() + self.st.cert.as_ref().map_or(0, |c| c.held())
+    }
+
     /// Whether a handshake message is partly received.
     pub fn in_message(&self) -> bool {
-        !self.st.hs.is_empty()
+        !self.st.hs.is_empty() || self.st.cert.is_some()
     }
 
     /// The version negotiated so far (from a ServerHello or HelloRetryRequest).
@@ -303,6 +356,12 @@ impl Deframer {
     }
 }
 
+/// Whether a message is read as it streams in rather than buffered: a
+/// Certificate message over the buffering cap (legal up to 2^24−1 bytes).
+fn streamed(header: HandshakeHeader) -> bool {
+    header.typ == HandshakeType::CERTIFICATE && header.length > MAX_HANDSHAKE_LEN
+}
+
 /// Checks the bytes of a record header received so far.
 fn check_partial_header(data: &[u8], offset: usize) -> Result<(), DecodeError> {
     if let Some(&t) = data.first() {
@@ -405,7 +464,7 @@ impl State {
                 }
                 self.pending.push_back(Event::ChangeCipherSpec);
                 // TLS 1.3 middlebox-compatibility CCS changes nothing.
-                if self.version != Some(ProtocolVersion::TLS13) {
+                if !self.version.is_some_and(is_tls13) {
                     self.encrypted = true;
                 }
             }
@@ -419,7 +478,20 @@ impl State {
     }
 
     /// Feeds one handshake fragment; decodes every message it completes.
-    fn handshake(&mut self, fragment: &[u8]) -> Result<(), DecodeError> {
+    fn handshake(&mut self, mut fragment: &[u8]) -> Result<(), DecodeError> {
+        if let Some(cert) = self.cert.as_mut() {
+            let used = cert.push(fragment)?;
+            self.hs_offset += used;
+            fragment = fragment.get(used..).unwrap_or(&[]);
+            if cert.remaining() == 0 {
+                if let Some(cert) = self.cert.take() {
+                    self.pending.push_back(Event::Certificate(cert.finish()?));
+                }
+            }
+            if fragment.is_empty() {
+                return Ok(());
+            }
+        }
         if self.hs.is_empty() {
             // Fast path: whole messages straight from the record.
             let used = self.messages(fragment, self.hs_offset)?;
@@ -440,8 +512,18 @@ impl State {
                 }
             }
         }
-        // A declared length over the cap fails at once, before buffering it.
         if let Some(header) = HandshakeHeader::peek(&self.hs) {
+            if streamed(header) {
+                // Read it as it comes: its bytes so far, then the next fragments.
+                let body = self.hs.split_off(HANDSHAKE_HEADER_LEN);
+                self.hs.clear();
+                self.hs_offset += HANDSHAKE_HEADER_LEN;
+                let tls13 = self.version.is_some_and(is_tls13);
+                self.cert = Some(CertificateReader::new(header.length, self.hs_offset, tls13));
+                self.first_done = true;
+                return self.handshake(&body);
+            }
+            // A declared length over the cap fails at once, before buffering it.
             header.check_length(self.hs_offset)?;
         }
         Ok(())
@@ -455,6 +537,9 @@ impl State {
             let Some(header) = HandshakeHeader::peek(rest) else {
                 return Ok(used);
             };
+            if streamed(header) {
+                return Ok(used);
+            }
             header.check_length(base + used)?;
             let Some(body) = rest.get(HANDSHAKE_HEADER_LEN..header.message_len()) else {
                 return Ok(used);
@@ -468,7 +553,7 @@ impl State {
     }
 
     fn message(&mut self, typ: HandshakeType, body: &[u8], base: usize) -> Result<(), DecodeError> {
-        let tls13 = self.version == Some(ProtocolVersion::TLS13);
+        let tls13 = self.version.is_some_and(is_tls13);
         let event = match typ {
             HandshakeType::CLIENT_HELLO => Event::ClientHello(ClientHello::read_body(body, base)?),
             HandshakeType::SERVER_HELLO => {
@@ -478,12 +563,18 @@ impl State {
                 if hello.is_retry_request() {
                     Event::HelloRetryRequest(hello)
                 } else {
-                    if hello.selected_version() == ProtocolVersion::TLS13 {
-                        // Everything after a TLS 1.3 ServerHello is encrypted.
+                    if hello.is_tls13() {
+                        // Everything after a TLS 1.3 (or draft) ServerHello is encrypted.
                         self.encrypted = true;
                     }
                     Event::ServerHello(hello)
                 }
+            }
+            DRAFT_HELLO_RETRY_REQUEST => {
+                let hello = ServerHello::read_draft_retry_request(body, base)?;
+                self.version = Some(hello.selected_version());
+                self.suite = Some(hello.cipher_suite);
+                Event::HelloRetryRequest(hello)
             }
             HandshakeType::CERTIFICATE => Event::Certificate(Certificate::read_body(body, base, tls13)?),
             HandshakeType::SERVER_KEY_EXCHANGE => match (self.suite, self.version) {

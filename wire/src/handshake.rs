@@ -23,14 +23,19 @@ pub const HANDSHAKE_HEADER_LEN: usize = 4;
 /// per connection at high concurrency.
 pub const MAX_HANDSHAKE_LEN: usize = 256 * 1024;
 
-/// A certificate_list, and so any one certificate in it, longer than this
-/// is refused. The list arrives in one Certificate message, so the message
-/// cap is its bound too; real chains are a few KiB.
-pub const MAX_CHAIN_BYTES: usize = MAX_HANDSHAKE_LEN;
+/// A Certificate message may be as long as the u24 length allows (RFC
+/// 8446 §4): it is read entry by entry, never buffered whole
+/// (`certificate::CertificateReader`), so only the entries kept take memory.
+pub const MAX_CERTIFICATE_LEN: usize = (1 << 24) - 1;
 
-/// A chain longer than this is refused: real chains have 2–4 certificates,
-/// and [`MAX_CHAIN_BYTES`] already bounds the bytes.
-pub const MAX_CHAIN_CERTS: usize = 64;
+/// Certificate DER bytes kept per Certificate message; the entries past it
+/// are counted, not kept. Real chains are a few KiB; this keeps the largest
+/// seen (a 340 KB message) whole and bounds memory per connection.
+pub const MAX_CHAIN_BYTES: usize = 512 * 1024;
+
+/// Certificates kept per Certificate message; the ones after are counted,
+/// not kept. Real chains have 2–4; this keeps a 300-certificate chain whole.
+pub const MAX_CHAIN_CERTS: usize = 512;
 
 /// The header in front of every handshake message (RFC 8446 §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

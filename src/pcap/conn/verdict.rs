@@ -7,7 +7,7 @@ use crate::outcome::FailureKind;
 use crate::pcap::capture::Timestamp;
 use crate::pcap::report::Verdict;
 use crate::smtp::Reply;
-use hsscan_wire::{Alert, CipherSuite, ProtocolVersion};
+use hsscan_wire::{Alert, CipherSuite};
 
 impl Conn {
     /// The verdict; bytes missing from the capture turn a failure into `incomplete`.
@@ -18,7 +18,28 @@ impl Conn {
             .filter(|(h, _)| h.gap)
             .map(|(_, n)| *n)
             .collect();
-        if v.outcome == "established" || missing.is_empty() {
+        let cut: Vec<&str> = [(&self.client, "client"), (&self.server, "server")]
+            .iter()
+            .filter(|(h, _)| h.cut && !h.gap)
+            .map(|(_, n)| *n)
+            .collect();
+        if v.outcome == "established" {
+            return v;
+        }
+        if missing.is_empty() && !cut.is_empty() {
+            // What was not read may be exactly what would settle it.
+            return Verdict {
+                outcome: "incomplete",
+                kind: None,
+                message: format!(
+                    "the {}'s bytes past {} MiB were not analysed; from what was: {}",
+                    cut.join(" and the "),
+                    super::MAX_ANALYSED >> 20,
+                    v.message
+                ),
+            };
+        }
+        if missing.is_empty() {
             return v;
         }
         // What the capture lacks may be exactly what would explain the failure.
@@ -152,7 +173,7 @@ impl Conn {
     }
 
     fn tls_verdict(&self, capture_end: Timestamp) -> Verdict {
-        let answered = self.server_hello.is_some() || self.sslv2_server;
+        let answered = self.server_hello.is_some() || self.sslv2_server.is_some();
         // A fatal alert from the server before its hello: the server refused.
         if let Some((Dir::Server, a, false, _)) = self.fatal {
             let retry = if self.retry.is_some() {
@@ -248,7 +269,7 @@ impl Conn {
             );
         }
         let established = match &self.server_hello {
-            Some(h) if h.selected_version() == ProtocolVersion::TLS13 => match self.client.first_encrypted_len {
+            Some(h) if h.is_tls13() => match self.client.first_encrypted_len {
                 Some(len) if len == alert_record_len(h.cipher_suite) => {
                     return failed(
                             FailureKind::Alert,
