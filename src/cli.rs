@@ -116,6 +116,10 @@ pub struct ScanArgs {
     /// The full matrix: every protocol, suite, group, feature and certificate chain.
     #[arg(long)]
     pub enumerate: bool,
+    /// Find which property of a hello breaks the server (size, suites, key
+    /// share, an extension, splitting), even when no sender's hello fails.
+    #[arg(long)]
+    pub bisect: bool,
     /// One JSON object per endpoint, one per line.
     #[arg(long)]
     pub json: bool,
@@ -531,6 +535,7 @@ fn scan_config(args: &ScanArgs) -> anyhow::Result<crate::scan::ScanConfig> {
             args.sender.clone()
         })?),
         policy: policy_config(args)?,
+        bisect: args.bisect,
     })
 }
 

@@ -143,3 +143,157 @@ pub async fn bisect(gate: &HostGate, endpoint: &Endpoint, probe: &ProbeConfig, m
     }
     planner.finish()
 }
+
+/// What the endpoint scan hands the bisection.
+pub struct Scope<'a> {
+    pub gate: &'a HostGate,
+    pub endpoint: &'a Endpoint,
+    pub cfg: &'a crate::scan::ScanConfig,
+    pub sni: Option<&'a str>,
+    /// What a hello of the scan negotiated.
+    pub known: Option<(ProtocolVersion, hsscan_wire::CipherSuite)>,
+    pub host: &'a str,
+    pub port: u16,
+    pub domains: &'a [String],
+}
+
+/// Bisects the first sender hello dropped with `hello-intolerance` (after
+/// the sender recheck), or, with `--bisect`, the headline sender's hello
+/// (else the modern hello). Names the property in that sender's reason,
+/// adds the advice for it and a finding, and returns the entries of
+/// `intolerance`.
+pub async fn for_endpoint(
+    scope: &Scope<'_>,
+    senders: &mut [crate::senders::SenderResult],
+    advice: &mut Vec<crate::senders::advice::Advice>,
+    findings: &mut Vec<crate::finding::Finding>,
+) -> Vec<Intolerance> {
+    use crate::finding::{Finding, Severity};
+    use crate::senders::{Outcome, ReasonKind};
+    let dropped = senders.iter().position(|r| {
+        r.outcome == Outcome::NoTls
+            && r.reason
+                .as_ref()
+                .is_some_and(|x| x.kind == ReasonKind::HelloIntolerance)
+    });
+    if dropped.is_none() && !scope.cfg.bisect {
+        return Vec::new();
+    }
+    let Some(known) = scope.known else {
+        if scope.cfg.bisect {
+            findings.push(Finding::new(
+                "bisection-not-run",
+                Severity::Info,
+                "no hello was answered, so there is nothing to bisect against",
+                "",
+            ));
+        }
+        return Vec::new();
+    };
+    let index = dropped.or_else(|| (!senders.is_empty()).then_some(0));
+    let profile = index
+        .and_then(|i| senders.get(i))
+        .and_then(|r| scope.cfg.senders.profiles.iter().find(|p| p.id == r.sender));
+    let prepared = match profile {
+        Some(p) => p.prepare(scope.sni),
+        None => crate::hellos::modern(scope.sni),
+    };
+    let Some(subject) = prepared.ok().as_ref().and_then(Variant::from_prepared) else {
+        return Vec::new();
+    };
+    let label = match profile {
+        Some(p) => format!(
+            "the hello of {} ({} bytes, {} suites)",
+            p.id,
+            subject.record_bytes(),
+            subject.hello.cipher_suites.len()
+        ),
+        None => format!("the modern hello ({} bytes)", subject.record_bytes()),
+    };
+    let planner = Planner::new(subject, label, known, dropped.is_some());
+    let b = bisect(scope.gate, scope.endpoint, &scope.cfg.probe, planner).await;
+    let Some(found) = b.intolerance.first() else {
+        findings.push(Finding::new(
+            "no-intolerance",
+            Severity::Info,
+            b.summary.clone(),
+            format!("{} connections", b.connections),
+        ));
+        return Vec::new();
+    };
+    findings.push(Finding::new(
+        "hello-intolerance",
+        Severity::Medium,
+        format!(
+            "the server drops hellos because of their {}: {}",
+            found.property, found.evidence
+        ),
+        format!("bisection, {} connections", b.connections),
+    ));
+    if let (Some(i), Some(p)) = (index, profile) {
+        if let Some(r) = senders.get_mut(i) {
+            if r.outcome == Outcome::NoTls {
+                if let Some(reason) = r.reason.as_mut() {
+                    reason.detail = format!(
+                        "{}; bisection names the {}: {}",
+                        reason.detail, found.property, found.evidence
+                    );
+                }
+                let facts = crate::senders::advice::Facts {
+                    host: scope.host,
+                    port: scope.port,
+                    domains: scope.domains,
+                    best_version: Some(known.0),
+                    server_suites: vec![known.1],
+                    today: scope.cfg.at.date(),
+                };
+                let mut add = crate::senders::advice::for_intolerance(p, found.property, known.1, &facts);
+                verify(scope, p, found.property, known.1, &mut add).await;
+                // The bisected advice goes before the generic advice for this sender.
+                let at = advice.iter().position(|a| a.for_sender == p.id).unwrap_or(advice.len());
+                for (k, a) in add.into_iter().enumerate() {
+                    advice.insert(at + k, a);
+                }
+            }
+        }
+    }
+    b.intolerance
+}
+
+/// Tries the hello an advised sender change would send (one connection
+/// per advice that changes the hello) and records what it showed.
+async fn verify(
+    scope: &Scope<'_>,
+    p: &crate::senders::Profile,
+    property: &str,
+    suite: hsscan_wire::CipherSuite,
+    advice: &mut [crate::senders::advice::Advice],
+) {
+    for a in advice.iter_mut() {
+        if a.expect != Some(crate::senders::advice::Expect::Tls) {
+            continue;
+        }
+        let Some(changed) = crate::senders::advice::changed_sender(p, property, suite) else {
+            continue;
+        };
+        let Ok(hello) = changed.prepare(scope.sni) else {
+            continue;
+        };
+        if let Some(r) = scope.gate.probe(scope.endpoint, &hello, &scope.cfg.probe).await {
+            a.verified_by = Some(if r.answered() {
+                format!(
+                    "a probe with the hello this change makes the sender send ({} bytes, {} suites): answered",
+                    hello.hello_bytes, hello.cipher_count
+                )
+            } else {
+                format!(
+                    "a probe with the hello this change makes the sender send ({} bytes): not answered either",
+                    hello.hello_bytes
+                )
+            });
+            if !r.answered() {
+                a.expect = None;
+            }
+        }
+    }
+}
