@@ -557,4 +557,74 @@ mod tests {
             "protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1"
         );
     }
+
+    fn facts() -> Facts<'static> {
+        Facts {
+            host: "mx.example.net",
+            port: 25,
+            domains: &[],
+            best_version: Some(ProtocolVersion::TLS12),
+            server_suites: vec![],
+            today: time::macros::date!(2026 - 01 - 01),
+        }
+    }
+
+    #[test]
+    fn a_suite_window_is_advised_a_short_cipher_list_with_the_servers_suite_first() {
+        let p = Profile::shipped("postfix-3.7-openssl-3.0-may").expect("profile");
+        let theirs = p.hello.cipher_suites[70];
+        let name = hsscan_wire::catalog::suite(theirs)
+            .and_then(|i| i.openssl_name)
+            .expect("OpenSSL name");
+        let a = for_intolerance(&p, "suite-position", theirs, &facts());
+        assert_eq!(a[0].action, Action::PostfixTransport);
+        assert!(
+            a[0].master_cf[1].contains(&format!("tls_medium_cipherlist = {name}:")),
+            "{:?}",
+            a[0].master_cf
+        );
+        assert_eq!(
+            a[0].transport_line.as_deref(),
+            Some("mx.example.net shortciphers:[mx.example.net]:25")
+        );
+        assert_eq!(a.last().map(|x| x.action), Some(Action::ReceiverChange));
+        let changed = changed_sender(&p, "suite-position", theirs).expect("a changed hello");
+        let at = changed
+            .hello
+            .cipher_suites
+            .iter()
+            .position(|s| *s == theirs)
+            .expect("offered");
+        assert!(
+            at < 64 && changed.hello.cipher_suites.len() < p.hello.cipher_suites.len(),
+            "{at}"
+        );
+    }
+
+    #[test]
+    fn tls13_intolerance_holds_that_destination_at_tls12_and_splits_only_ask_the_receiver() {
+        let p = Profile::shipped("postfix-3.7-openssl-3.0-may").expect("profile");
+        let suite = hsscan_wire::CipherSuite(0xc02f);
+        let a = for_intolerance(&p, "extension", suite, &facts());
+        assert_eq!(
+            a[0].policy_line.as_deref(),
+            Some("[mx.example.net]:25 may protocols=<=TLSv1.2")
+        );
+        let changed = changed_sender(&p, "extension", suite).expect("changed");
+        assert!(changed
+            .hello
+            .extension(hsscan_wire::ExtensionType::SUPPORTED_VERSIONS)
+            .is_none());
+        let old = Profile::shipped("postfix-openssl-1.1.1-may").expect("profile");
+        let a = for_intolerance(&old, "extension", suite, &facts());
+        assert_eq!(
+            a[0].policy_line.as_deref(),
+            Some("[mx.example.net]:25 may protocols=!SSLv2:!SSLv3:!TLSv1.3")
+        );
+        for property in ["record-split", "segment-split", "record-version", "hello-length"] {
+            let a = for_intolerance(&p, property, suite, &facts());
+            assert_eq!(a.len(), 1, "{property}: {a:?}");
+            assert_eq!(a[0].action, Action::ReceiverChange, "{property}");
+        }
+    }
 }

@@ -116,3 +116,55 @@ fn bisect_finds_nothing_on_postfix_smtpd_and_fills_the_enumeration() {
     no_intolerance(&r, &ctx);
     assert_eq!(r["enumeration"]["intolerance"], serde_json::json!([]), "{ctx}");
 }
+
+#[test]
+fn a_receiver_dropping_post_quantum_shares_gets_a_verified_transport_without_them() {
+    // Truth: the profile drops hellos whose key_share carries more than
+    // 200 bytes; OpenSSL 3.5's X25519MLKEM768 share is 1,216.
+    let toml = format!("{POSTFIX_DEFAULT}\n[misbehave]\nmax_key_share_bytes = 200\n");
+    let em = emulator_config("max-key-share-200", &toml);
+    let target = format!("127.0.0.1:{}", em.port);
+    let run = hsscan(&[
+        &target,
+        "--starttls",
+        "smtp",
+        "--sender",
+        "postfix-openssl-3.5-may",
+        "--json",
+        "--ehlo",
+        EHLO,
+    ]);
+    let r = run.record();
+    let ctx = run.describe();
+    let sender = &r["senders"][0];
+    assert_eq!(s(&sender["reason"]["kind"]), "hello-intolerance", "{ctx}");
+    assert!(s(&sender["reason"]["detail"]).contains("key-share-size"), "{ctx}");
+    assert_eq!(s(&r["intolerance"][0]["property"]), "key-share-size", "{ctx}");
+    let advice = r["advice"].as_array().expect("advice");
+    let transport = advice
+        .iter()
+        .find(|a| s(&a["action"]) == "postfix-transport")
+        .unwrap_or_else(|| panic!("no transport advice\n{ctx}"));
+    let master: Vec<&str> = transport["master_cf"]
+        .as_array()
+        .expect("master_cf")
+        .iter()
+        .map(s)
+        .collect();
+    assert!(
+        master
+            .iter()
+            .any(|l| l.contains("tls_eecdh_auto_curves = X25519 prime256v1 secp384r1")),
+        "{master:?}"
+    );
+    assert_eq!(s(&transport["expect"]), "tls", "{ctx}");
+    assert!(s(&transport["verified_by"]).ends_with(": answered"), "{ctx}");
+    assert!(
+        s(&transport["transport_line"]).starts_with("127.0.0.1 nopq:[127.0.0.1]:"),
+        "{ctx}"
+    );
+    println!(
+        "max_key_share_bytes = 200: {} connections in all; {}",
+        r["connections"], r["intolerance"][0]["evidence"]
+    );
+}
