@@ -209,6 +209,10 @@ pub struct ScanArgs {
     /// The full matrix: every protocol, suite, group, feature and certificate chain.
     #[arg(long)]
     pub enumerate: bool,
+    /// Find which property of a hello breaks the server (size, suites, key
+    /// share, an extension, splitting), even when no sender's hello fails.
+    #[arg(long)]
+    pub bisect: bool,
     /// One JSON object per endpoint, one per line.
     #[arg(long)]
     pub json: bool,
@@ -695,6 +699,7 @@ fn scan_config(args: &ScanArgs) -> anyhow::Result<crate::scan::ScanConfig> {
             args.sender.clone()
         })?),
         policy: policy_config(args)?,
+        bisect: args.bisect,
     })
 }
 
@@ -775,6 +780,7 @@ fn mail_log(args: &LogArgs) -> anyhow::Result<ExitCode> {
         retry_delay: std::time::Duration::from_secs_f64(args.retry_delay),
         senders: std::sync::Arc::new(crate::senders::Senders::resolve(&args.sender)?),
         policy: None,
+        bisect: false,
     };
     let mut log = crate::maillog::Log::new(time::OffsetDateTime::now_utc());
     for path in &args.files {
@@ -829,6 +835,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         retry_delay: std::time::Duration::from_secs(1),
         senders: std::sync::Arc::new(crate::senders::Senders::resolve(&args.sender)?),
         policy: None,
+        bisect: false,
     };
     let output = if args.json {
         crate::demo::Output::Json

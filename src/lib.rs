@@ -4,6 +4,7 @@
 //! the command line and the reports built on it.
 #![forbid(unsafe_code)]
 
+pub mod bisect;
 pub mod bulk;
 pub mod catalog_report;
 pub mod certs;

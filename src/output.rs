@@ -226,6 +226,7 @@ mod tests {
             "smtp",
             "quick",
             "enumeration",
+            "intolerance",
             "senders",
             "advice",
             "policy",

@@ -81,6 +81,10 @@ pub struct EndpointRecord {
     pub quick: Quick,
     /// `null` without `--enumerate`.
     pub enumeration: Option<crate::enumerate::Enumeration>,
+    /// What in a hello breaks this server, found by bisection (SPEC §8):
+    /// run when a sender's hello is dropped, or on request (`--bisect`);
+    /// `[]` when none was run or none was found (a finding says which).
+    pub intolerance: Vec<crate::enumerate::Intolerance>,
     pub senders: Vec<crate::senders::SenderResult>,
     pub advice: Vec<crate::senders::advice::Advice>,
     pub certificates: Vec<CertificateReport>,

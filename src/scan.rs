@@ -41,6 +41,9 @@ pub struct ScanConfig {
     pub retry_delay: Duration,
     /// DANE and MTA-STS checks (`None`: neither).
     pub policy: Option<Arc<crate::policy::PolicyConfig>>,
+    /// Bisect the headline sender's hello even when it is answered
+    /// (`--bisect`); a dropped sender hello is bisected anyway.
+    pub bisect: bool,
 }
 
 impl ScanConfig {
@@ -408,6 +411,7 @@ pub fn failure_record(info: TargetInfo, failure: Failure, connections: u32, dura
         },
         failure: Some(failure),
         enumeration: None,
+        intolerance: vec![],
         verdict: None,
         senders: vec![],
         advice: vec![],
@@ -669,7 +673,7 @@ async fn scan_gated(
         }
         enumeration = Some(e);
     }
-    let (senders, advice) = judge_senders(
+    let (mut senders, mut advice) = judge_senders(
         gate,
         &endpoint,
         cfg,
@@ -681,7 +685,28 @@ async fn scan_gated(
         info.mx_of.as_deref().unwrap_or(&[]),
     )
     .await;
-    let mut senders = senders;
+    let intolerance = crate::bisect::for_endpoint(
+        &crate::bisect::Scope {
+            gate,
+            endpoint: &endpoint,
+            requested: cfg.bisect,
+            senders: &cfg.senders,
+            probe: &cfg.probe,
+            today: cfg.at.date(),
+            sni: sni.as_deref(),
+            known: best.as_ref().map(|n| (n.version, n.cipher)),
+            host: &target.host.to_string(),
+            port: target.port,
+            domains: info.mx_of.as_deref().unwrap_or(&[]),
+        },
+        &mut senders,
+        &mut advice,
+        &mut findings,
+    )
+    .await;
+    if let Some(e) = enumeration.as_mut() {
+        e.intolerance.clone_from(&intolerance);
+    }
     for c in &certificates {
         findings.extend(c.verdicts.iter().cloned());
     }
@@ -719,6 +744,7 @@ async fn scan_gated(
         smtp,
         quick,
         enumeration,
+        intolerance,
         senders,
         advice,
         certificates,

@@ -315,6 +315,7 @@ async fn tls(stream: &mut TcpStream, log: &mut Log, shared: &Shared, rng: &mut B
             bytes: framing.bytes,
             records: framing.records.max(1),
             reads,
+            record_version: Some(framing.record_version),
         };
         let decision = match &hello {
             Hello::Tls(h) => responder.tls(h, arrival, retried, rng),

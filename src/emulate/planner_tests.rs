@@ -55,6 +55,7 @@ impl Server<'_> {
             bytes: bytes.len(),
             records: 1,
             reads: writes.len(),
+            record_version: None,
         };
         let decision = match d.next_event() {
             Ok(Some(Event::ClientHello(h))) => self.responder.tls(&h, arrival, false, &mut self.rng),

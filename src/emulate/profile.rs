@@ -123,6 +123,9 @@ struct MisbehaveFile {
     #[serde(default)]
     byte_delay_ms: u64,
     intolerance: Option<String>,
+    max_key_share_bytes: Option<usize>,
+    drop_extension: Option<String>,
+    record_version: Option<String>,
 }
 
 /// What the emulator does instead of answering.
@@ -231,6 +234,13 @@ pub struct Misbehave {
     pub byte_delay_ms: u64,
     /// What an intolerance does (default: reset).
     pub intolerance: Option<Refusal>,
+    /// Drops hellos whose key_share extension carries more bytes than this
+    /// (a device that chokes on post-quantum shares).
+    pub max_key_share_bytes: Option<usize>,
+    /// Drops hellos carrying this one extension.
+    pub drop_extension: Option<hsscan_wire::ExtensionType>,
+    /// Drops hellos in records of any other version.
+    pub record_version: Option<ProtocolVersion>,
 }
 
 #[derive(Debug, Clone)]
@@ -424,6 +434,28 @@ impl Profile {
                 .intolerance
                 .as_deref()
                 .map(|s| Refusal::parse(s, "misbehave.intolerance"))
+                .transpose()?,
+            max_key_share_bytes: m.max_key_share_bytes,
+            drop_extension: m
+                .drop_extension
+                .as_deref()
+                .map(|s| {
+                    s.strip_prefix("0x")
+                        .and_then(|h| u16::from_str_radix(h, 16).ok())
+                        .map(hsscan_wire::ExtensionType)
+                        .or_else(|| hsscan_wire::ExtensionType::from_name(s))
+                        .ok_or_else(|| anyhow!("misbehave.drop_extension: '{s}' is no extension name or 0x code"))
+                })
+                .transpose()?,
+            record_version: m
+                .record_version
+                .as_deref()
+                .map(|s| {
+                    s.strip_prefix("0x")
+                        .and_then(|h| u16::from_str_radix(h, 16).ok())
+                        .map(ProtocolVersion)
+                        .ok_or_else(|| anyhow!("misbehave.record_version: '{s}' is not a 0x code such as 0x0301"))
+                })
                 .transpose()?,
         };
         Ok(Self {

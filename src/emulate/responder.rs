@@ -33,6 +33,8 @@ pub struct Arrival {
     pub records: usize,
     /// Reads it took to get the whole hello.
     pub reads: usize,
+    /// The version in its first record header (`None`: not known).
+    pub record_version: Option<ProtocolVersion>,
 }
 
 /// The answer.
@@ -398,6 +400,24 @@ impl Responder<'_> {
         }
         if m.tls13_supported_versions && client_versions(hello).contains(&ProtocolVersion::TLS13) {
             return Some(self.intolerance("supported_versions offers TLS 1.3".to_owned()));
+        }
+        if let Some(max) = m.max_key_share_bytes {
+            if let Some(ClientExtension::KeyShare(shares)) = hello.extension(ExtensionType::KEY_SHARE) {
+                let n: usize = shares.iter().map(|s| s.key_exchange.len() + 4).sum();
+                if n > max {
+                    return Some(self.intolerance(format!("key_share of {n} bytes is longer than {max}")));
+                }
+            }
+        }
+        if let Some(t) = m.drop_extension {
+            if hello.extension(t).is_some() {
+                return Some(self.intolerance(format!("the hello carries extension {:#06x}", t.0)));
+            }
+        }
+        if let (Some(want), Some(got)) = (m.record_version, arrival.record_version) {
+            if want != got {
+                return Some(self.intolerance(format!("record version {} instead of {}", got.hex(), want.hex())));
+            }
         }
         if m.unknown_extensions {
             if let Some(e) = hello.extensions.iter().flatten().find(|e| e.typ().name().is_none()) {

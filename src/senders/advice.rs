@@ -393,6 +393,179 @@ fn receiver(p: &Profile, kind: ReasonKind, f: &Facts<'_>) -> Advice {
     }
 }
 
+/// Whether `g` is a post-quantum group (ML-KEM alone or in a hybrid).
+fn post_quantum(g: hsscan_wire::NamedGroup) -> bool {
+    use hsscan_wire::catalog::{group, GroupKind};
+    group(g).is_some_and(|i| matches!(i.kind, GroupKind::MlKem | GroupKind::Hybrid))
+}
+
+/// The sender as it would be after the advice for an intolerance of
+/// `property` (`suite`: what the server negotiated): the hello to try
+/// before the advice is given. `None`: no sender setting changes it.
+pub fn changed_sender(p: &Profile, property: &str, suite: hsscan_wire::CipherSuite) -> Option<Profile> {
+    use hsscan_wire::ClientExtension as E;
+    let mut c = p.clone();
+    let ext = c.hello.extensions.get_or_insert_with(Vec::new);
+    match property {
+        "key-share-size" | "hello-length" => {
+            let pq = ext.iter().any(|e| match e {
+                E::SupportedGroups(g) => g.iter().any(|x| post_quantum(*x)),
+                _ => false,
+            });
+            if !pq {
+                return None;
+            }
+            for e in ext.iter_mut() {
+                match e {
+                    E::SupportedGroups(g) => g.retain(|x| !post_quantum(*x)),
+                    E::KeyShare(s) => {
+                        s.retain(|x| !post_quantum(x.group));
+                        if s.is_empty() {
+                            *s = hsscan_wire::client_hello::key_shares(&[hsscan_wire::NamedGroup::X25519]);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Some(c)
+        }
+        "suite-position" | "suite-count" => {
+            hsscan_wire::catalog::suite(suite)?.openssl_name?;
+            let short = |s: hsscan_wire::CipherSuite| {
+                hsscan_wire::catalog::suite(s)
+                    .and_then(|i| i.properties)
+                    .is_some_and(|x| {
+                        x.kx.starts_with("ECDHE") && (x.cipher.contains("GCM") || x.cipher.contains("CHACHA"))
+                    })
+            };
+            let tls13: Vec<hsscan_wire::CipherSuite> = p
+                .hello
+                .cipher_suites
+                .iter()
+                .copied()
+                .filter(|s| (s.0 >> 8) == 0x13)
+                .collect();
+            let mut suites = tls13;
+            suites.push(suite);
+            suites.extend(
+                p.hello
+                    .cipher_suites
+                    .iter()
+                    .copied()
+                    .filter(|s| *s != suite && short(*s)),
+            );
+            suites.extend(p.hello.cipher_suites.iter().copied().filter(|s| s.is_signal()));
+            c.hello.cipher_suites = suites;
+            Some(c)
+        }
+        "extension" => {
+            let offers13 = ext
+                .iter()
+                .any(|e| matches!(e, E::SupportedVersions(v) if v.contains(&ProtocolVersion::TLS13)));
+            if !offers13 {
+                return None;
+            }
+            ext.retain(|e| !matches!(e, E::SupportedVersions(_) | E::KeyShare(_) | E::PskKeyExchangeModes(_)));
+            c.hello.cipher_suites.retain(|s| (s.0 >> 8) != 0x13);
+            Some(c)
+        }
+        _ => None,
+    }
+}
+
+/// Advice for a sender whose hello the server drops because of
+/// `property` (SPEC §8), found by bisection: the sender setting that
+/// changes that property for this destination only, where one exists,
+/// and the receiver-side fix. `suite`: what the server negotiated.
+pub fn for_intolerance(p: &Profile, property: &str, suite: hsscan_wire::CipherSuite, f: &Facts<'_>) -> Vec<Advice> {
+    let mut out = Vec::new();
+    let postfix = p.mta.starts_with("postfix");
+    let base = |action, text: String| Advice {
+        for_sender: p.id.clone(),
+        action,
+        text,
+        expect: None,
+        policy_line: None,
+        transport_line: None,
+        master_cf: Vec::new(),
+        main_cf: BTreeMap::new(),
+        verified_by: None,
+    };
+    let key = f.domains.first().map_or(f.host, String::as_str);
+    let transport = |name: &str, overrides: Vec<String>, text: String| {
+        let mut a = base(Action::PostfixTransport, text);
+        a.expect = Some(Expect::Tls);
+        a.master_cf = vec![format!("{name} unix  -       -       n       -       -       smtp")];
+        a.master_cf.extend(overrides);
+        a.transport_line = Some(format!("{key} {name}:[{}]:{}", f.host, f.port));
+        a.main_cf
+            .insert("transport_maps".to_owned(), "hash:/etc/postfix/transport".to_owned());
+        a
+    };
+    let changed = changed_sender(p, property, suite).is_some();
+    match property {
+        "key-share-size" | "hello-length" if postfix && changed => out.push(transport(
+            "nopq",
+            vec![
+                "  -o {tls_eecdh_auto_curves = X25519 prime256v1 secp384r1}".to_owned(),
+            ],
+            format!(
+                "{}:{} drops this sender's hello because of its post-quantum key share ({property}): route it through a transport whose group list leaves out the post-quantum hybrid (X25519MLKEM768), which shrinks the hello by about 1,200 bytes; other destinations keep it",
+                f.host, f.port
+            ),
+        )),
+        "suite-position" | "suite-count" if postfix && changed => {
+            let name = hsscan_wire::catalog::suite(suite).and_then(|i| i.openssl_name).unwrap_or("");
+            out.push(transport(
+                "shortciphers",
+                vec![
+                    format!("  -o {{tls_medium_cipherlist = {name}:ECDHE+AESGCM:ECDHE+CHACHA20}}"),
+                    "  -o smtp_tls_ciphers=medium".to_owned(),
+                    "  -o smtp_tls_mandatory_ciphers=medium".to_owned(),
+                ],
+                format!(
+                    "{}:{} reads only the first suites of a hello ({property}) and this sender offers the one it takes ({name}) too late: route it through a transport with a short cipher list that puts {name} first",
+                    f.host, f.port
+                ),
+            ));
+        }
+        "extension" if postfix && changed => {
+            let attr = if protocols_attr(ProtocolVersion::TLS10, &p.mta_version).starts_with("protocols=>=") {
+                "protocols=<=TLSv1.2".to_owned()
+            } else {
+                "protocols=!SSLv2:!SSLv3:!TLSv1.3".to_owned()
+            };
+            let line = format!("[{}]:{} {} {attr}", f.host, f.port, p.level.as_str());
+            let mut a = base(
+                Action::PostfixPolicy,
+                format!(
+                    "{}:{} drops hellos that offer TLS 1.3 (TLS 1.3 intolerance): hold this destination at TLS 1.2 until the receiver is fixed:\n  {}\n  {line}",
+                    f.host,
+                    f.port,
+                    exception_comment(f, "hello-intolerance")
+                ),
+            );
+            a.expect = Some(Expect::Tls);
+            a.policy_line = Some(line);
+            a.main_cf = policy_main_cf();
+            out.push(a);
+        }
+        _ => {}
+    }
+    let fix = match property {
+        "suite-position" | "suite-count" => "it reads only the first suites of a hello (Windows Server 2003 Schannel reads 64): move the service to a supported Windows/Exchange release, or put a TLS proxy in front",
+        "hello-length" => "a device in front of it drops hellos of some lengths (F5 BIG-IP: 256 to 511 bytes; others: long hellos): update its firmware or disable its TLS/SMTP inspection",
+        "key-share-size" => "it (or a device in front) drops hellos with a post-quantum key share: update the TLS stack or the device's firmware, or disable its TLS/SMTP inspection",
+        "record-split" | "segment-split" => "a device in front of it does not reassemble a hello split over records or TCP segments: update its firmware or disable its TLS/SMTP inspection",
+        "extension" => "it drops hellos carrying one extension: update its TLS stack (on Windows: the Schannel updates) or the device in front",
+        _ => "it drops hellos of one record or protocol version (version intolerance): update its TLS stack or the device in front",
+    };
+    let mut r = base(Action::ReceiverChange, format!("on {}: {fix}", f.host));
+    r.expect = None;
+    out.push(r);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,5 +581,75 @@ mod tests {
             protocols_attr(ProtocolVersion::TLS12, "3.1"),
             "protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1"
         );
+    }
+
+    fn facts() -> Facts<'static> {
+        Facts {
+            host: "mx.example.net",
+            port: 25,
+            domains: &[],
+            best_version: Some(ProtocolVersion::TLS12),
+            server_suites: vec![],
+            today: time::macros::date!(2026 - 01 - 01),
+        }
+    }
+
+    #[test]
+    fn a_suite_window_is_advised_a_short_cipher_list_with_the_servers_suite_first() {
+        let p = Profile::shipped("postfix-3.7-openssl-3.0-may").expect("profile");
+        let theirs = p.hello.cipher_suites[70];
+        let name = hsscan_wire::catalog::suite(theirs)
+            .and_then(|i| i.openssl_name)
+            .expect("OpenSSL name");
+        let a = for_intolerance(&p, "suite-position", theirs, &facts());
+        assert_eq!(a[0].action, Action::PostfixTransport);
+        assert!(
+            a[0].master_cf[1].contains(&format!("tls_medium_cipherlist = {name}:")),
+            "{:?}",
+            a[0].master_cf
+        );
+        assert_eq!(
+            a[0].transport_line.as_deref(),
+            Some("mx.example.net shortciphers:[mx.example.net]:25")
+        );
+        assert_eq!(a.last().map(|x| x.action), Some(Action::ReceiverChange));
+        let changed = changed_sender(&p, "suite-position", theirs).expect("a changed hello");
+        let at = changed
+            .hello
+            .cipher_suites
+            .iter()
+            .position(|s| *s == theirs)
+            .expect("offered");
+        assert!(
+            at < 64 && changed.hello.cipher_suites.len() < p.hello.cipher_suites.len(),
+            "{at}"
+        );
+    }
+
+    #[test]
+    fn tls13_intolerance_holds_that_destination_at_tls12_and_splits_only_ask_the_receiver() {
+        let p = Profile::shipped("postfix-3.7-openssl-3.0-may").expect("profile");
+        let suite = hsscan_wire::CipherSuite(0xc02f);
+        let a = for_intolerance(&p, "extension", suite, &facts());
+        assert_eq!(
+            a[0].policy_line.as_deref(),
+            Some("[mx.example.net]:25 may protocols=<=TLSv1.2")
+        );
+        let changed = changed_sender(&p, "extension", suite).expect("changed");
+        assert!(changed
+            .hello
+            .extension(hsscan_wire::ExtensionType::SUPPORTED_VERSIONS)
+            .is_none());
+        let old = Profile::shipped("postfix-openssl-1.1.1-may").expect("profile");
+        let a = for_intolerance(&old, "extension", suite, &facts());
+        assert_eq!(
+            a[0].policy_line.as_deref(),
+            Some("[mx.example.net]:25 may protocols=!SSLv2:!SSLv3:!TLSv1.3")
+        );
+        for property in ["record-split", "segment-split", "record-version", "hello-length"] {
+            let a = for_intolerance(&p, property, suite, &facts());
+            assert_eq!(a.len(), 1, "{property}: {a:?}");
+            assert_eq!(a[0].action, Action::ReceiverChange, "{property}");
+        }
     }
 }

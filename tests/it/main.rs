@@ -2,6 +2,7 @@
 //! real TLS servers on loopback. See `support` for the process and socket
 //! discipline every test follows.
 
+mod bisect;
 mod bulk;
 mod bulk_split;
 mod cli;

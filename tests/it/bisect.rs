@@ -1,0 +1,170 @@
+//! Hello intolerance bisection end to end: the CLI against an emulated
+//! receiver that drops long hellos names `hello-intolerance` and the
+//! property for the headline sender; `--bisect` against real servers
+//! (openssl s_server at its defaults, a Postfix smtpd) finds nothing and
+//! says so.
+
+use crate::emulate::emulator_config;
+use crate::postfix::Postfix;
+use crate::scan_support::{hsscan, EHLO};
+use serde_json::Value;
+
+const POSTFIX_DEFAULT: &str = include_str!("../../src/emulate/profiles/postfix-default.toml");
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+#[test]
+fn a_receiver_dropping_hellos_over_512_bytes_names_the_length_for_the_sender() {
+    // Truth: the profile drops hellos longer than 512 bytes on the wire;
+    // the quick check's modern hello is 512, Postfix 3.7's is 517.
+    let toml = format!("{POSTFIX_DEFAULT}\n[misbehave]\nmax_hello_bytes = 512\nintolerance = \"reset\"\n");
+    let em = emulator_config("max-hello-512", &toml);
+    let target = format!("127.0.0.1:{}", em.port);
+    let run = hsscan(&[
+        &target,
+        "--starttls",
+        "smtp",
+        "--sender",
+        "postfix-3.7-openssl-3.0-may",
+        "--json",
+        "--ehlo",
+        EHLO,
+    ]);
+    let r = run.record();
+    let ctx = run.describe();
+    let sender = &r["senders"][0];
+    assert_eq!(s(&sender["sender"]), "postfix-3.7-openssl-3.0-may", "{ctx}");
+    assert_eq!(s(&sender["outcome"]), "no-tls", "{ctx}");
+    assert_eq!(s(&sender["reason"]["kind"]), "hello-intolerance", "{ctx}");
+    let detail = s(&sender["reason"]["detail"]);
+    assert!(detail.contains("hello-length"), "{detail}");
+    assert!(
+        detail.contains("a hello of 512 bytes is answered, one of 513 bytes dropped"),
+        "{detail}"
+    );
+    let summary = s(&r["verdict"]["summary"]);
+    assert!(
+        summary.contains("hello-intolerance") && summary.contains("hello-length"),
+        "{summary}"
+    );
+    let found = r["intolerance"].as_array().expect("intolerance is an array");
+    assert_eq!(found.len(), 1, "{ctx}");
+    assert_eq!(s(&found[0]["property"]), "hello-length", "{ctx}");
+    assert!(r["enumeration"].is_null(), "{ctx}");
+    let advice = r["advice"].as_array().expect("advice");
+    assert!(
+        advice
+            .iter()
+            .any(|a| s(&a["action"]) == "receiver-change" && s(&a["text"]).contains("drops hellos of some lengths")),
+        "{ctx}"
+    );
+    assert!(
+        r["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|f| s(&f["id"]) == "hello-intolerance"),
+        "{ctx}"
+    );
+    println!(
+        "max_hello_bytes = 512: {} connections in all; {}",
+        r["connections"], found[0]["evidence"]
+    );
+}
+
+fn no_intolerance(r: &Value, ctx: &str) {
+    assert_eq!(r["intolerance"], serde_json::json!([]), "{ctx}");
+    let f = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| s(&f["id"]) == "no-intolerance")
+        .unwrap_or_else(|| panic!("no no-intolerance finding\n{ctx}"));
+    assert!(s(&f["message"]).contains("bisection found no intolerance"), "{ctx}");
+    println!("{}: {}", s(&r["target"]["input"]), s(&f["message"]));
+}
+
+#[test]
+fn bisect_finds_nothing_on_openssl_s_server_defaults() {
+    let mut server = crate::support::openssl_s_server("openssl-s_server-bisect", &[]);
+    drop(server.connect());
+    let target = format!("127.0.0.1:{}", server.port);
+    let run = hsscan(&[&target, "--starttls", "none", "--bisect", "--json"]);
+    let r = run.record();
+    no_intolerance(&r, &run.describe());
+    assert!(r["enumeration"].is_null());
+}
+
+#[test]
+fn bisect_finds_nothing_on_postfix_smtpd_and_fills_the_enumeration() {
+    let pf = Postfix::start(&[]);
+    let target = pf.target();
+    let run = hsscan(&[
+        &target,
+        "--starttls",
+        "smtp",
+        "--ehlo",
+        EHLO,
+        "--bisect",
+        "--enumerate",
+        "--json",
+    ]);
+    let r = run.record();
+    let ctx = format!("{}\n{}", run.describe(), pf.log());
+    no_intolerance(&r, &ctx);
+    assert_eq!(r["enumeration"]["intolerance"], serde_json::json!([]), "{ctx}");
+}
+
+#[test]
+fn a_receiver_dropping_post_quantum_shares_gets_a_verified_transport_without_them() {
+    // Truth: the profile drops hellos whose key_share carries more than
+    // 200 bytes; OpenSSL 3.5's X25519MLKEM768 share is 1,216.
+    let toml = format!("{POSTFIX_DEFAULT}\n[misbehave]\nmax_key_share_bytes = 200\n");
+    let em = emulator_config("max-key-share-200", &toml);
+    let target = format!("127.0.0.1:{}", em.port);
+    let run = hsscan(&[
+        &target,
+        "--starttls",
+        "smtp",
+        "--sender",
+        "postfix-openssl-3.5-may",
+        "--json",
+        "--ehlo",
+        EHLO,
+    ]);
+    let r = run.record();
+    let ctx = run.describe();
+    let sender = &r["senders"][0];
+    assert_eq!(s(&sender["reason"]["kind"]), "hello-intolerance", "{ctx}");
+    assert!(s(&sender["reason"]["detail"]).contains("key-share-size"), "{ctx}");
+    assert_eq!(s(&r["intolerance"][0]["property"]), "key-share-size", "{ctx}");
+    let advice = r["advice"].as_array().expect("advice");
+    let transport = advice
+        .iter()
+        .find(|a| s(&a["action"]) == "postfix-transport")
+        .unwrap_or_else(|| panic!("no transport advice\n{ctx}"));
+    let master: Vec<&str> = transport["master_cf"]
+        .as_array()
+        .expect("master_cf")
+        .iter()
+        .map(s)
+        .collect();
+    assert!(
+        master
+            .iter()
+            .any(|l| l.contains("tls_eecdh_auto_curves = X25519 prime256v1 secp384r1")),
+        "{master:?}"
+    );
+    assert_eq!(s(&transport["expect"]), "tls", "{ctx}");
+    assert!(s(&transport["verified_by"]).ends_with(": answered"), "{ctx}");
+    assert!(
+        s(&transport["transport_line"]).starts_with("127.0.0.1 nopq:[127.0.0.1]:"),
+        "{ctx}"
+    );
+    println!(
+        "max_key_share_bytes = 200: {} connections in all; {}",
+        r["connections"], r["intolerance"][0]["evidence"]
+    );
+}
