@@ -31,6 +31,9 @@ fn on_terminal(args: &[String]) -> (i32, String) {
     let out = Command::new(program)
         .args(["-qfec", &cmd, "/dev/null"])
         .env("NO_COLOR", "1")
+        // A terminal has a type; without one (CI's bare environment) the
+        // progress library draws nothing, as on a dumb terminal.
+        .env("TERM", "xterm")
         .stdin(Stdio::null())
         .output()
         .expect("run script");
