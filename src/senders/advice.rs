@@ -47,6 +47,23 @@ pub struct Advice {
     pub verified_by: Option<String>,
 }
 
+impl Advice {
+    /// An entry of `action` for `sender` saying `text`, with no lines yet.
+    pub fn new(sender: &str, action: Action, text: String) -> Self {
+        Self {
+            for_sender: sender.to_owned(),
+            action,
+            text,
+            expect: None,
+            policy_line: None,
+            transport_line: None,
+            master_cf: Vec::new(),
+            main_cf: BTreeMap::new(),
+            verified_by: None,
+        }
+    }
+}
+
 /// What the scan knows that advice needs.
 pub struct Facts<'a> {
     /// `host` and `port` of the next hop as Postfix writes it.
@@ -198,17 +215,7 @@ pub fn advise(p: &Profile, r: &SenderResult, tried: &[Tried], f: &Facts<'_>) -> 
     }
     let Some(reason) = r.reason.as_ref() else { return out };
     let postfix = p.mta.starts_with("postfix");
-    let base = |action, text: String| Advice {
-        for_sender: p.id.clone(),
-        action,
-        text,
-        expect: None,
-        policy_line: None,
-        transport_line: None,
-        master_cf: Vec::new(),
-        main_cf: BTreeMap::new(),
-        verified_by: None,
-    };
+    let base = |action, text: String| Advice::new(&p.id, action, text);
     // A change that a probe showed to work: the narrowest fix.
     if let Some(t) = tried.iter().find(|t| t.result.outcome == Outcome::Tls) {
         let attr = t.what.attribute(&p.mta_version);
@@ -380,17 +387,7 @@ fn receiver(p: &Profile, kind: ReasonKind, f: &Facts<'_>) -> Advice {
         }
         _ => format!("on {}: fix the TLS service so a standard client can negotiate", f.host),
     };
-    Advice {
-        for_sender: p.id.clone(),
-        action: Action::ReceiverChange,
-        text,
-        expect: None,
-        policy_line: None,
-        transport_line: None,
-        master_cf: Vec::new(),
-        main_cf: BTreeMap::new(),
-        verified_by: None,
-    }
+    Advice::new(&p.id, Action::ReceiverChange, text)
 }
 
 /// Whether `g` is a post-quantum group (ML-KEM alone or in a hybrid).
@@ -480,17 +477,7 @@ pub fn changed_sender(p: &Profile, property: &str, suite: hsscan_wire::CipherSui
 pub fn for_intolerance(p: &Profile, property: &str, suite: hsscan_wire::CipherSuite, f: &Facts<'_>) -> Vec<Advice> {
     let mut out = Vec::new();
     let postfix = p.mta.starts_with("postfix");
-    let base = |action, text: String| Advice {
-        for_sender: p.id.clone(),
-        action,
-        text,
-        expect: None,
-        policy_line: None,
-        transport_line: None,
-        master_cf: Vec::new(),
-        main_cf: BTreeMap::new(),
-        verified_by: None,
-    };
+    let base = |action, text: String| Advice::new(&p.id, action, text);
     let key = f.domains.first().map_or(f.host, String::as_str);
     let transport = |name: &str, overrides: Vec<String>, text: String| {
         let mut a = base(Action::PostfixTransport, text);
