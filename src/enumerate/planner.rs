@@ -393,8 +393,15 @@ impl Planner {
         let answer = match reply {
             Reply::Answered(r) => {
                 slot.connections += 1;
+                // A leaf seen before says nothing new: parse only new ones
+                // (most answers of an enumeration carry the same chain).
+                let new_leaf = r
+                    .flight
+                    .certificates
+                    .first()
+                    .filter(|c| !self.shared.chains.iter().any(|(_, k)| k.first() == Some(*c)));
                 observe(&mut self.shared, &spec, r);
-                if let Some(c) = r.flight.certificates.first() {
+                if let Some(c) = new_leaf {
                     let label = crate::certs::CertInfo::from_der(c).key;
                     if let Some(curve) = curve_of_key(&label) {
                         self.ec_leaf_curve.get_or_insert(curve);
