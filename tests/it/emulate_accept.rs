@@ -394,11 +394,11 @@ struct Delivery {
     port: u16,
 }
 
-/// Relays one message through a throwaway Postfix (3.7 on OpenSSL 3.0
-/// here) to the exchange2010 emulator, with `overrides` on top of
-/// `smtp_tls_loglevel = 2`, which logs each OpenSSL handshake state.
-fn deliver_to_exchange2010(overrides: &[(&str, &str)]) -> Delivery {
-    let em = emulator("exchange2010", &[]);
+/// Relays one message through a throwaway Postfix to the emulated
+/// `profile`, with `overrides` on top of `smtp_tls_loglevel = 2`; returns
+/// the emulator, the relay and its log once the delivery has an outcome.
+fn relay_to(profile: &str, overrides: &[(&str, &str)]) -> (Server, Postfix, String) {
+    let em = emulator(profile, &[]);
     let relayhost = format!("[127.0.0.1]:{}", em.port);
     let mut settings = vec![
         ("relayhost", relayhost.as_str()),
@@ -408,8 +408,16 @@ fn deliver_to_exchange2010(overrides: &[(&str, &str)]) -> Delivery {
     settings.extend_from_slice(overrides);
     let pf = Postfix::start_relay(&settings);
     submit(&pf);
-    let record = replies(&em, 1).swap_remove(0);
     let log = pf.log_when(|l| l.contains("status=deferred") || l.contains("status=sent"));
+    (em, pf, log)
+}
+
+/// Relays one message through a throwaway Postfix (3.7 on OpenSSL 3.0
+/// here) to the exchange2010 emulator, with `overrides` on top of
+/// `smtp_tls_loglevel = 2`, which logs each OpenSSL handshake state.
+fn deliver_to_exchange2010(overrides: &[(&str, &str)]) -> Delivery {
+    let (em, _pf, log) = relay_to("exchange2010", overrides);
+    let record = replies(&em, 1).swap_remove(0);
     let smtp = log
         .lines()
         .filter(|l| l.contains("/smtp["))
@@ -530,17 +538,7 @@ fn the_headline_for_exchange_2007_and_2010_equals_what_the_real_postfix_does() {
     for profile in ["exchange2007", "exchange2010"] {
         for (label, overrides) in &settings {
             // The truth: a real relay delivering to the profile.
-            let em = emulator(profile, &[]);
-            let relayhost = format!("[127.0.0.1]:{}", em.port);
-            let mut all = vec![
-                ("relayhost", relayhost.as_str()),
-                ("mynetworks", "127.0.0.0/8"),
-                ("smtp_tls_loglevel", "2"),
-            ];
-            all.extend_from_slice(overrides);
-            let pf = Postfix::start_relay(&all);
-            submit(&pf);
-            let log = pf.log_when(|l| l.contains("status=deferred") || l.contains("status=sent"));
+            let (em, _pf, log) = relay_to(profile, overrides);
             let accepted = log.contains("SSLv3/TLS write client key exchange");
             let real = if accepted { "tls" } else { "no-tls" };
             // hsscan, as that Postfix: its own main.cf.
