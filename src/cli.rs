@@ -667,40 +667,78 @@ fn bulk(args: ScanArgs) -> anyhow::Result<ExitCode> {
     Ok(exit_code(finished))
 }
 
-fn scan_config(args: &ScanArgs) -> anyhow::Result<crate::scan::ScanConfig> {
-    let trust = match &args.ca_file {
+/// What every scanning command sets the same way: the connection limits,
+/// timeouts, EHLO name, trust store and senders.
+struct Common<'a> {
+    ehlo: Option<&'a str>,
+    per_host: u32,
+    delay_ms: u64,
+    max_connections: Option<u32>,
+    connect_timeout: f64,
+    timeout: f64,
+    retry_delay: f64,
+    ca_file: Option<&'a str>,
+    senders: &'a [String],
+}
+
+/// The scan configuration of `c`; the scan-only settings (SNI, the
+/// instant of `--at`, `--enumerate`, policies, `--bisect`) at their defaults.
+fn common_config(c: &Common<'_>) -> anyhow::Result<crate::scan::ScanConfig> {
+    let trust = match c.ca_file {
         Some(path) => crate::certs::TrustStore::from_pem_file(std::path::Path::new(path))?,
         None => crate::certs::TrustStore::system(),
     };
-    let read = std::time::Duration::from_secs_f64(args.timeout);
-    let probe = crate::probe::ProbeConfig {
-        connect_timeout: std::time::Duration::from_secs_f64(args.connect_timeout),
-        read_timeout: read,
-        banner_timeout: read.max(std::time::Duration::from_secs(30)),
-    };
+    let read = std::time::Duration::from_secs_f64(c.timeout);
     Ok(crate::scan::ScanConfig {
-        probe,
-        ehlo_name: args.ehlo.clone().unwrap_or_else(default_ehlo_name),
-        sni_override: args.sni.clone(),
-        no_sni: args.no_sni,
-        per_host: args.per_host as usize,
-        delay: std::time::Duration::from_millis(args.delay),
-        max_connections: args.max_connections,
-        at: args.at.unwrap_or_else(time::OffsetDateTime::now_utc),
+        probe: crate::probe::ProbeConfig {
+            connect_timeout: std::time::Duration::from_secs_f64(c.connect_timeout),
+            read_timeout: read,
+            banner_timeout: read.max(std::time::Duration::from_secs(30)),
+        },
+        ehlo_name: c.ehlo.map_or_else(default_ehlo_name, str::to_owned),
+        sni_override: None,
+        no_sni: false,
+        per_host: c.per_host as usize,
+        delay: std::time::Duration::from_millis(c.delay_ms),
+        max_connections: c.max_connections,
+        at: time::OffsetDateTime::now_utc(),
         trust: std::sync::Arc::new(trust),
-        enumerate: args.enumerate,
-        retry_delay: std::time::Duration::from_secs_f64(args.retry_delay),
-        senders: std::sync::Arc::new(crate::senders::Senders::resolve(&if args.sender.is_empty()
-            && args.report == Some(ReportKind::Partner)
-        {
-            // The partner wants to know which common senders fail.
-            vec!["all".to_owned()]
-        } else {
-            args.sender.clone()
-        })?),
-        policy: policy_config(args)?,
-        bisect: args.bisect,
+        enumerate: false,
+        retry_delay: std::time::Duration::from_secs_f64(c.retry_delay),
+        senders: std::sync::Arc::new(crate::senders::Senders::resolve(c.senders)?),
+        policy: None,
+        bisect: false,
     })
+}
+
+fn scan_config(args: &ScanArgs) -> anyhow::Result<crate::scan::ScanConfig> {
+    // The partner wants to know which common senders fail.
+    let all = vec!["all".to_owned()];
+    let senders = if args.sender.is_empty() && args.report == Some(ReportKind::Partner) {
+        &all
+    } else {
+        &args.sender
+    };
+    let mut cfg = common_config(&Common {
+        ehlo: args.ehlo.as_deref(),
+        per_host: args.per_host,
+        delay_ms: args.delay,
+        max_connections: args.max_connections,
+        connect_timeout: args.connect_timeout,
+        timeout: args.timeout,
+        retry_delay: args.retry_delay,
+        ca_file: args.ca_file.as_deref(),
+        senders,
+    })?;
+    cfg.sni_override = args.sni.clone();
+    cfg.no_sni = args.no_sni;
+    if let Some(at) = args.at {
+        cfg.at = at;
+    }
+    cfg.enumerate = args.enumerate;
+    cfg.policy = policy_config(args)?;
+    cfg.bisect = args.bisect;
+    Ok(cfg)
 }
 
 /// DANE and MTA-STS: on with --mx unless turned off, else on request.
@@ -757,31 +795,17 @@ fn emulate(args: EmulateArgs) -> anyhow::Result<ExitCode> {
 
 fn mail_log(args: &LogArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
-    let trust = match &args.ca_file {
-        Some(path) => crate::certs::TrustStore::from_pem_file(std::path::Path::new(path))?,
-        None => crate::certs::TrustStore::system(),
-    };
-    let read = std::time::Duration::from_secs_f64(args.timeout);
-    let scan = crate::scan::ScanConfig {
-        probe: crate::probe::ProbeConfig {
-            connect_timeout: std::time::Duration::from_secs_f64(args.connect_timeout),
-            read_timeout: read,
-            banner_timeout: read.max(std::time::Duration::from_secs(30)),
-        },
-        ehlo_name: args.ehlo.clone().unwrap_or_else(default_ehlo_name),
-        sni_override: None,
-        no_sni: false,
-        per_host: args.per_host as usize,
-        delay: std::time::Duration::from_millis(args.delay),
+    let scan = common_config(&Common {
+        ehlo: args.ehlo.as_deref(),
+        per_host: args.per_host,
+        delay_ms: args.delay,
         max_connections: args.max_connections,
-        at: time::OffsetDateTime::now_utc(),
-        trust: std::sync::Arc::new(trust),
-        enumerate: false,
-        retry_delay: std::time::Duration::from_secs_f64(args.retry_delay),
-        senders: std::sync::Arc::new(crate::senders::Senders::resolve(&args.sender)?),
-        policy: None,
-        bisect: false,
-    };
+        connect_timeout: args.connect_timeout,
+        timeout: args.timeout,
+        retry_delay: args.retry_delay,
+        ca_file: args.ca_file.as_deref(),
+        senders: &args.sender,
+    })?;
     let mut log = crate::maillog::Log::new(time::OffsetDateTime::now_utc());
     for path in &args.files {
         crate::maillog::run::read_file(path, &mut log)?;
@@ -814,29 +838,19 @@ fn mail_log(args: &LogArgs) -> anyhow::Result<ExitCode> {
 
 fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
-    let read = std::time::Duration::from_secs(10);
-    let cfg = crate::scan::ScanConfig {
-        probe: crate::probe::ProbeConfig {
-            connect_timeout: std::time::Duration::from_secs(5),
-            read_timeout: read,
-            banner_timeout: read,
-        },
-        ehlo_name: default_ehlo_name(),
-        sni_override: None,
-        no_sni: false,
+    let cfg = common_config(&Common {
+        ehlo: None,
         per_host: 2,
-        delay: std::time::Duration::ZERO,
+        delay_ms: 0,
         max_connections: None,
-        at: time::OffsetDateTime::now_utc(),
-        trust: std::sync::Arc::new(crate::certs::TrustStore::system()),
-        enumerate: false,
+        connect_timeout: 5.0,
+        timeout: 10.0,
         // The receivers are in this process: a second look at a dropped
         // hello need not wait as long as a real MX's rate limit.
-        retry_delay: std::time::Duration::from_secs(1),
-        senders: std::sync::Arc::new(crate::senders::Senders::resolve(&args.sender)?),
-        policy: None,
-        bisect: false,
-    };
+        retry_delay: 1.0,
+        ca_file: None,
+        senders: &args.sender,
+    })?;
     let output = if args.json {
         crate::demo::Output::Json
     } else {
