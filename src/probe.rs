@@ -224,11 +224,9 @@ pub async fn close(stream: &mut TcpStream) {
     }
 }
 
-/// How long to wait for the server's close after ours. Servers close at
-/// once on our FIN, so this only costs time with one that does not; a
-/// busy server that is slow to close must not see the next connection
-/// before it has let go of this one (its per-client count, SPEC §7).
-const CLOSE_WAIT: Duration = Duration::from_millis(1000);
+/// How long to wait for the server's close after ours, so that it has
+/// let go of this connection before the next one to it starts.
+const CLOSE_WAIT: Duration = Duration::from_millis(300);
 /// What may still arrive after the flight and is discarded.
 const MAX_DRAIN: usize = 64 * 1024;
 
