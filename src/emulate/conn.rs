@@ -54,18 +54,54 @@ struct Log {
 }
 
 /// Decrements the open-connection counts when the connection ends.
-struct Open<'a>(&'a Shared, std::net::IpAddr);
-impl Drop for Open<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut m) = self.0.per_address.lock() {
-            if let Some(e) = m.get_mut(&self.1) {
+/// One connection in the counts of connections open now (in all and per
+/// listening address). Like a real server's own accounting (Postfix's
+/// anvil is told before smtpd closes the socket), a connection stops
+/// counting when the emulator is done with it: before the emulator's own
+/// FIN when it closes first, at once when the client has closed — never
+/// after the log is written, which may wait for a busy stdout while the
+/// client, which has seen the close, already opens its next connection.
+struct Open<'a> {
+    shared: &'a Shared,
+    local: std::net::IpAddr,
+    released: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> Open<'a> {
+    fn new(shared: &'a Shared, local: std::net::IpAddr) -> Self {
+        Self {
+            shared,
+            local,
+            released: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Takes the connection out of the open counts (once).
+    fn release(&self) {
+        if self.released.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Ok(mut m) = self.shared.per_address.lock() {
+            if let Some(e) = m.get_mut(&self.local) {
                 e.0 = e.0.saturating_sub(1);
             }
         }
-        self.0.stats.current.fetch_sub(1, Ordering::SeqCst);
-        self.0.stats.finished.fetch_add(1, Ordering::SeqCst);
-        self.0.finished.notify_one();
+        self.shared.stats.current.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.release();
+        self.shared.stats.finished.fetch_add(1, Ordering::SeqCst);
+        self.shared.finished.notify_one();
+    }
+}
+
+/// Closes our side after taking the connection out of the open counts.
+async fn shut(stream: &mut TcpStream, open: &Open<'_>) {
+    open.release();
+    let _ = stream.shutdown().await;
 }
 
 pub async fn handle(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
@@ -83,7 +119,7 @@ pub async fn handle(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
         }
         Err(_) => 0,
     };
-    let _open = Open(&shared, local);
+    let open = Open::new(&shared, local);
     let mut log = Log::default();
     let mut rng = Bytes::new(shared.seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let _ = stream.set_nodelay(true);
@@ -91,13 +127,14 @@ pub async fn handle(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     // does not hold a connection for ever.
     let outcome = match tokio::time::timeout(
         SESSION,
-        session(&mut stream, peer, id, here, &shared, &mut log, &mut rng),
+        session(&mut stream, peer, id, here, &shared, &open, &mut log, &mut rng),
     )
     .await
     {
         Ok(o) => o,
         Err(_) => format!("closed after {} s", SESSION.as_secs()),
     };
+    open.release();
     log.outcome = outcome;
     shared.emit(
         id,
@@ -159,6 +196,7 @@ async fn session(
     id: usize,
     open_here: usize,
     shared: &Shared,
+    open: &Open<'_>,
     log: &mut Log,
     rng: &mut Bytes,
 ) -> String {
@@ -177,7 +215,7 @@ async fn session(
                 peer.ip()
             );
             let _ = write(stream, format!("{reply}\r\n").as_bytes(), Pace::default()).await;
-            let _ = stream.shutdown().await;
+            shut(stream, open).await;
             log.smtp.push(format!("> {reply}"));
             return format!("refused with 421 ({open_here} open on this address, {id} in all)");
         }
@@ -237,7 +275,7 @@ async fn session(
             }
             match verb.as_str() {
                 "QUIT" => {
-                    let _ = stream.shutdown().await;
+                    shut(stream, open).await;
                     return "QUIT".to_owned();
                 }
                 "STARTTLS" if smtp.starttls == StartTls::Offer => {
@@ -248,7 +286,7 @@ async fn session(
             }
         }
     }
-    tls(stream, log, shared, rng).await
+    tls(stream, log, shared, open, rng).await
 }
 
 /// The hello that was read, and how it arrived.
@@ -293,7 +331,7 @@ async fn read_hello(stream: &mut TcpStream, d: &mut Deframer, reads: &mut usize)
     }
 }
 
-async fn tls(stream: &mut TcpStream, log: &mut Log, shared: &Shared, rng: &mut Bytes) -> String {
+async fn tls(stream: &mut TcpStream, log: &mut Log, shared: &Shared, open: &Open<'_>, rng: &mut Bytes) -> String {
     let responder = Responder {
         profile: &shared.profile,
         chains: &shared.chains,
@@ -357,7 +395,7 @@ async fn tls(stream: &mut TcpStream, log: &mut Log, shared: &Shared, rng: &mut B
                 log.reply = Some(reply.to_json());
                 // A FIN, then wait for the client's close: the handshake
                 // is never completed.
-                let _ = stream.shutdown().await;
+                shut(stream, open).await;
                 finish(stream).await;
                 return format!(
                     "answered ({}); {}; the emulator closed, completing no handshake",
@@ -369,7 +407,7 @@ async fn tls(stream: &mut TcpStream, log: &mut Log, shared: &Shared, rng: &mut B
                 if delay.rtt_ms > 0 {
                     tokio::time::sleep(Duration::from_millis(delay.rtt_ms)).await;
                 }
-                refuse(stream, r, decision.version).await;
+                refuse(stream, open, r, decision.version).await;
                 return format!("{} ({})", r.describe(), decision.why);
             }
         }
@@ -560,7 +598,7 @@ async fn finish(stream: &mut TcpStream) {
     }
 }
 
-async fn refuse(stream: &mut TcpStream, r: Refusal, version: Option<hsscan_wire::ProtocolVersion>) {
+async fn refuse(stream: &mut TcpStream, open: &Open<'_>, r: Refusal, version: Option<hsscan_wire::ProtocolVersion>) {
     match r {
         Refusal::Alert(a) => {
             let v = version.unwrap_or(hsscan_wire::ProtocolVersion::TLS10);
@@ -569,7 +607,7 @@ async fn refuse(stream: &mut TcpStream, r: Refusal, version: Option<hsscan_wire:
         }
         Refusal::Close => {
             // Closing is the answer: the FIN goes out at once.
-            let _ = stream.shutdown().await;
+            shut(stream, open).await;
             finish(stream).await;
         }
         Refusal::Reset => {
