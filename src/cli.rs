@@ -694,6 +694,7 @@ fn common_config(c: &Common<'_>) -> anyhow::Result<crate::scan::ScanConfig> {
             connect_timeout: std::time::Duration::from_secs_f64(c.connect_timeout),
             read_timeout: read,
             banner_timeout: read.max(std::time::Duration::from_secs(30)),
+            ..crate::probe::ProbeConfig::default()
         },
         ehlo_name: c.ehlo.map_or_else(default_ehlo_name, str::to_owned),
         sni_override: None,

@@ -72,6 +72,11 @@ impl Gates {
 #[derive(Debug)]
 pub struct IpGate {
     slots: Semaphore,
+    per_host: usize,
+    /// The shortest exchange seen with this IP: about one round trip.
+    round_trip: std::sync::Mutex<Option<Duration>>,
+    /// The IP has answered 421 (too many connections, rate limits).
+    limited: AtomicBool,
     last_start: Mutex<Option<Instant>>,
     delay: Duration,
     used: AtomicU32,
@@ -84,6 +89,9 @@ impl IpGate {
     pub fn new(per_host: usize, delay: Duration, max: Option<u32>, global: Option<Arc<Semaphore>>, stop: Stop) -> Self {
         Self {
             slots: Semaphore::new(per_host.max(1)),
+            per_host: per_host.max(1),
+            round_trip: std::sync::Mutex::new(None),
+            limited: AtomicBool::new(false),
             last_start: Mutex::new(None),
             delay,
             used: AtomicU32::new(0),
@@ -102,7 +110,51 @@ impl IpGate {
     pub fn spent(&self) -> bool {
         self.max.is_some_and(|max| self.used() >= max)
     }
+
+    /// How long a connection to this IP waits for the server's close after
+    /// ours (`wait`, the full wait, at most) before its slot is free.
+    ///
+    /// Near, the server's close comes at once: wait for it. Far, it comes
+    /// a whole round trip after ours, and waiting for it costs a round
+    /// trip per hello. Our FIN reaches the server half a round trip after
+    /// we send it, and the next connection cannot reach the server sooner
+    /// than that after the slot is free (on a real path a round trip
+    /// later still, after its handshake): so half a round trip is enough
+    /// for a server that counts connections per client (Postfix anvil) to
+    /// have seen this one end before it sees the next. A server that has
+    /// answered 421 gets the full wait.
+    fn close_wait(&self, wait: Duration) -> Duration {
+        if self.limited.load(Ordering::SeqCst) {
+            return wait;
+        }
+        let rtt = *self
+            .round_trip
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match rtt {
+            Some(rtt) if rtt >= FAR => (rtt / 2).min(wait),
+            _ => wait,
+        }
+    }
+
+    /// Learns from a finished probe: its round trip, and whether the
+    /// server limits connections.
+    fn observe(&self, r: &ProbeResult) {
+        if r.failure.as_ref().is_some_and(|f| f.kind == FailureKind::RateLimited) {
+            self.limited.store(true, Ordering::SeqCst);
+        }
+        if let Some(sample) = r.round_trip {
+            let mut rtt = self
+                .round_trip
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *rtt = Some(rtt.map_or(sample, |r| r.min(sample)));
+        }
+    }
 }
+
+/// A round trip from which a host counts as far (see [`IpGate::close_wait`]).
+const FAR: Duration = Duration::from_millis(20);
 
 /// One endpoint's view of its IP's gate: it counts the connections this
 /// endpoint made.
@@ -131,6 +183,19 @@ impl HostGate {
         self.used.load(Ordering::SeqCst)
     }
 
+    /// How many connections to the IP may be open at once (`--per-host`).
+    pub fn per_host(&self) -> usize {
+        self.ip.per_host
+    }
+
+    /// `cfg` with the wait after our close that this IP needs now.
+    pub fn tuned(&self, cfg: &ProbeConfig) -> ProbeConfig {
+        ProbeConfig {
+            close_wait: self.ip.close_wait(cfg.close_wait),
+            ..*cfg
+        }
+    }
+
     /// Runs one probe through the gate; `None` when the budget is spent.
     ///
     /// Once the run is stopped no connection starts: the probe waits for
@@ -140,7 +205,8 @@ impl HostGate {
             .connection(async {
                 let mut tries = 0;
                 loop {
-                    let r = probe::run_following(endpoint, &hello.writes, hello.retry.as_ref(), cfg).await;
+                    let cfg = self.tuned(cfg);
+                    let r = probe::run_following(endpoint, &hello.writes, hello.retry.as_ref(), &cfg).await;
                     // A connect that failed on a limit of this machine (EMFILE
                     // under a large -j) says nothing about the server: wait for
                     // other connections to end and try again before reporting it.
@@ -156,6 +222,7 @@ impl HostGate {
                 }
             })
             .await?;
+        self.ip.observe(&r);
         if std::env::var_os("HSSCAN_TRACE").is_some() {
             let f = &r.flight;
             let outcome = match (&f.server_hello, &f.retry_request, &f.sslv2, &r.failure) {

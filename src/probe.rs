@@ -23,6 +23,9 @@ pub struct ProbeConfig {
     pub read_timeout: Duration,
     /// For the SMTP banner (postscreen greeting delays).
     pub banner_timeout: Duration,
+    /// After our close, how long to wait for the server's (see [`close`]);
+    /// the gate shortens it for a far host ([`crate::gate`]).
+    pub close_wait: Duration,
 }
 
 impl Default for ProbeConfig {
@@ -31,6 +34,7 @@ impl Default for ProbeConfig {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(10),
             banner_timeout: Duration::from_secs(30),
+            close_wait: CLOSE_WAIT,
         }
     }
 }
@@ -60,6 +64,8 @@ pub struct Flight {
     /// What a cap kept from being read (certificates past the chain caps,
     /// bytes past [`MAX_FLIGHT_BYTES`]); `None` when the flight was read whole.
     pub unread: Option<String>,
+    /// When the first byte of the answer arrived.
+    pub first_read: Option<Instant>,
 }
 
 /// The result of one probe.
@@ -70,6 +76,10 @@ pub struct ProbeResult {
     /// `None` when the server answered with a (retry) hello.
     pub failure: Option<Failure>,
     pub elapsed: Duration,
+    /// The shortest exchange seen on this connection (an SMTP command and
+    /// its reply, the hello and the first bytes of the answer): about one
+    /// round trip to the server.
+    pub round_trip: Option<Duration>,
 }
 
 impl ProbeResult {
@@ -106,6 +116,7 @@ pub async fn run_following(
         flight: Flight::default(),
         failure: None,
         elapsed: Duration::ZERO,
+        round_trip: None,
     };
     let failure = exchange(endpoint, writes, retry, cfg, &mut result).await.err();
     result.failure = failure;
@@ -121,6 +132,7 @@ async fn exchange(
     result: &mut ProbeResult,
 ) -> Result<(), Failure> {
     let (mut stream, leftover) = open(endpoint, cfg, &mut result.smtp).await?;
+    result.round_trip = result.smtp.as_ref().and_then(|d| d.round_trip);
     for (i, w) in writes.iter().enumerate() {
         let sent = tokio::time::timeout(cfg.read_timeout, stream.write_all(w)).await;
         match sent {
@@ -144,6 +156,7 @@ async fn exchange(
         || format!("the answer to the ClientHello from {}", endpoint.addr),
         3 * cfg.read_timeout,
     );
+    let sent = Instant::now();
     let mut deframer = Deframer::new(Side::Server);
     let mut outcome = read_flight(
         &mut stream,
@@ -165,6 +178,10 @@ async fn exchange(
         .await;
     }
     drop(waiting);
+    if let Some(first) = result.flight.first_read {
+        let rtt = first.saturating_duration_since(sent);
+        result.round_trip = Some(result.round_trip.map_or(rtt, |r| r.min(rtt)));
+    }
     // Politeness: a close_notify in the record version the server chose,
     // then close; nothing is completed. After a TLS 1.3 ServerHello only an
     // encrypted alert would be valid, so the connection is just closed.
@@ -175,7 +192,7 @@ async fn exchange(
             let _ = tokio::time::timeout(Duration::from_millis(200), stream.write_all(&alert)).await;
         }
     }
-    close(&mut stream).await;
+    close(&mut stream, cfg.close_wait).await;
     outcome
 }
 
@@ -207,14 +224,14 @@ pub async fn open(
     Ok((stream, leftover))
 }
 
-/// Ends a connection politely: shut down our side, then wait briefly for
-/// the server to close too, so that it has seen this connection end
+/// Ends a connection politely: shut down our side, then wait up to `wait`
+/// for the server to close too, so that it has seen this connection end
 /// before the next one to it starts: a server counting connections per
 /// client (Postfix anvil) never sees more than --per-host at once.
-pub async fn close(stream: &mut TcpStream) {
+pub async fn close(stream: &mut TcpStream, wait: Duration) {
     let _ = tokio::time::timeout(Duration::from_millis(200), stream.shutdown()).await;
     let mut sink = [0u8; 2048];
-    let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+    let deadline = tokio::time::Instant::now() + wait;
     let mut drained = 0usize;
     while drained < MAX_DRAIN {
         match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
@@ -226,7 +243,7 @@ pub async fn close(stream: &mut TcpStream) {
 
 /// How long to wait for the server's close after ours, so that it has
 /// let go of this connection before the next one to it starts.
-const CLOSE_WAIT: Duration = Duration::from_millis(300);
+pub const CLOSE_WAIT: Duration = Duration::from_millis(300);
 /// What may still arrive after the flight and is discarded.
 const MAX_DRAIN: usize = 64 * 1024;
 
@@ -427,6 +444,7 @@ async fn read_flight(
             Ok(Ok(0)) => return end_of_stream(deframer, flight),
             Ok(Ok(n)) => n,
         };
+        flight.first_read.get_or_insert_with(Instant::now);
         pending.extend_from_slice(buf.get(..n).unwrap_or(&[]));
     }
 }
@@ -450,6 +468,7 @@ pub fn answer_from_bytes(bytes: &[u8], end: StreamEnd) -> ProbeResult {
     let mut flight = Flight::default();
     let failure = read_bytes(bytes, end, &mut flight).err();
     ProbeResult {
+        round_trip: None,
         smtp: None,
         flight,
         failure,

@@ -648,18 +648,34 @@ async fn scan_gated(
             backoff: cfg.retry_delay,
             known: best.as_ref().map(|n| (n.version, n.cipher)),
         };
-        let (e, outcome) = crate::enumerate::enumerate(gate, &endpoint, &drive).await;
+        // The enumeration's hellos never decrypt: a TLS 1.3 server's own
+        // chain (and, on a TLS 1.3-only server, that of its other key
+        // type) comes from the certificate hello. When the quick check
+        // already saw TLS 1.3, that hello goes out beside the enumeration.
+        let early = async {
+            if tls13 {
+                Some(crate::tls13::scan_chains(gate, &endpoint, sni.as_deref(), &cfg.probe, false).await)
+            } else {
+                None
+            }
+        };
+        let ((e, outcome), early) = tokio::join!(crate::enumerate::enumerate(gate, &endpoint, &drive), early);
         findings.extend(outcome.findings);
         for (version, c) in &outcome.chains {
             add_chain(&mut certificates, *version, c);
         }
-        // The enumeration's hellos never decrypt: a TLS 1.3 server's own
-        // chain (and, on a TLS 1.3-only server, that of its other key
-        // type) comes from the certificate hello.
         let label = crate::enumerate::label;
         if e.protocols.get(label(ProtocolVersion::TLS13)).copied().flatten() == Some(true) {
             let tls12 = e.protocols.get(label(ProtocolVersion::TLS12)).copied().flatten() == Some(true);
-            let t = crate::tls13::scan_chains(gate, &endpoint, sni.as_deref(), &cfg.probe, !tls12).await;
+            let t = match early {
+                Some(mut t) => {
+                    if !tls12 {
+                        crate::tls13::other_key_type(gate, &endpoint, sni.as_deref(), &cfg.probe, &mut t).await;
+                    }
+                    t
+                }
+                None => crate::tls13::scan_chains(gate, &endpoint, sni.as_deref(), &cfg.probe, !tls12).await,
+            };
             for c in &t.chains {
                 add_chain(&mut certificates, ProtocolVersion::TLS13, c);
             }
@@ -858,6 +874,7 @@ async fn judge_senders(
             // Nothing got as far as a hello: the sender would fare the same.
             let f = quick.attempts().into_iter().find_map(|a| a.failure.clone());
             let r = crate::probe::ProbeResult {
+                round_trip: None,
                 smtp: None,
                 flight: crate::probe::Flight::default(),
                 failure: f,

@@ -67,6 +67,9 @@ pub struct Dialog {
     pub starttls: Option<&'static str>,
     /// The reply to STARTTLS (or to the step that failed), verbatim.
     pub reply: Option<String>,
+    /// The quickest command and reply (EHLO, STARTTLS): about one round trip.
+    #[serde(skip)]
+    pub round_trip: Option<std::time::Duration>,
 }
 
 /// How long to wait.
@@ -240,6 +243,7 @@ pub async fn starttls<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(Failure::new(Stage::Banner, kind, banner.text()));
     }
 
+    let asked = std::time::Instant::now();
     send(s, &format!("EHLO {ehlo_name}\r\n"), timeouts.reply).await?;
     let waiting = crate::wait::begin(|| "the reply to EHLO".to_owned(), timeouts.reply);
     let ehlo = reader
@@ -247,6 +251,7 @@ pub async fn starttls<S: AsyncRead + AsyncWrite + Unpin>(
         .await
         .map_err(|e| read_failure(Stage::Ehlo, e, timeouts.reply))?;
     drop(waiting);
+    dialog.round_trip = Some(asked.elapsed());
     if ehlo.code != 250 {
         let kind = if ehlo.is_rate_limit() {
             FailureKind::RateLimited
@@ -279,6 +284,7 @@ pub async fn starttls<S: AsyncRead + AsyncWrite + Unpin>(
         ));
     }
 
+    let asked = std::time::Instant::now();
     send(s, "STARTTLS\r\n", timeouts.reply).await?;
     let waiting = crate::wait::begin(|| "the reply to STARTTLS".to_owned(), timeouts.reply);
     let reply = reader
@@ -286,6 +292,8 @@ pub async fn starttls<S: AsyncRead + AsyncWrite + Unpin>(
         .await
         .map_err(|e| read_failure(Stage::Starttls, e, timeouts.reply))?;
     drop(waiting);
+    let took = asked.elapsed();
+    dialog.round_trip = Some(dialog.round_trip.map_or(took, |r| r.min(took)));
     dialog.reply = Some(reply.text());
     if reply.code != 220 {
         dialog.starttls = Some("rejected");

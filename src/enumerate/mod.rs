@@ -160,8 +160,12 @@ pub struct Drive<'a> {
 /// Enumerates one endpoint: the planner's hellos through `gate`, as many
 /// at once as the planner hands out and the gate lets through.
 pub async fn enumerate(gate: &HostGate, endpoint: &Endpoint, drive: &Drive<'_>) -> (Enumeration, Outcome) {
-    let mut planner = Planner::new(drive.known, drive.backoff);
+    let parallel = gate.per_host();
+    let mut planner = Planner::new(drive.known, drive.backoff, parallel);
     let mut inflight = FuturesUnordered::new();
+    // Hellos the planner handed out beyond what the host may have open at
+    // once wait here, not at the gate, so that the longest pass goes first.
+    let mut queue: Vec<(planner::Offer, crate::hellos::Prepared)> = Vec::new();
     let budget = crate::outcome::Failure::new(
         crate::outcome::Stage::Local,
         crate::outcome::FailureKind::BudgetSpent,
@@ -172,12 +176,7 @@ pub async fn enumerate(gate: &HostGate, endpoint: &Endpoint, drive: &Drive<'_>) 
         let mut recorded = false;
         for offer in offers {
             match offer.spec.prepare(drive.sni) {
-                Ok(hello) => inflight.push(async move {
-                    if !offer.delay.is_zero() {
-                        tokio::time::sleep(offer.delay).await;
-                    }
-                    (offer.id, gate.probe(endpoint, &hello, drive.probe).await)
-                }),
+                Ok(hello) => queue.push((offer, hello)),
                 Err(e) => {
                     // Our own hellos always encode; if one does not, it is a bug of ours.
                     let f = crate::outcome::Failure::new(
@@ -189,6 +188,17 @@ pub async fn enumerate(gate: &HostGate, endpoint: &Endpoint, drive: &Drive<'_>) 
                     recorded = true;
                 }
             }
+        }
+        // Stable: among equals, the order the planner gave.
+        queue.sort_by_key(|(o, _)| std::cmp::Reverse(o.priority));
+        while inflight.len() < parallel && !queue.is_empty() {
+            let (offer, hello) = queue.remove(0);
+            inflight.push(async move {
+                if !offer.delay.is_zero() {
+                    tokio::time::sleep(offer.delay).await;
+                }
+                (offer.id, gate.probe(endpoint, &hello, drive.probe).await)
+            });
         }
         match inflight.next().await {
             Some((id, Some(r))) => planner.record(id, Reply::Answered(&r)),

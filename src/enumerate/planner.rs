@@ -89,6 +89,10 @@ pub struct Offer {
     pub id: OfferId,
     pub spec: HelloSpec,
     pub delay: Duration,
+    /// When more hellos may go out than there are connections to the
+    /// host, those of longer passes first (higher goes first): the
+    /// longest pass sets the enumeration's length.
+    pub priority: u8,
 }
 
 /// What came of an offer.
@@ -138,11 +142,18 @@ pub struct Shared {
     pub bad_families: std::collections::BTreeSet<&'static str>,
     /// Protocols with a suite found so far.
     pub supported: Vec<ProtocolVersion>,
+    /// Protocols whose suite passes (every lane) have finished: what they
+    /// learnt is final.
+    pub finished: Vec<ProtocolVersion>,
+    /// Protocols whose lead suite pass (the one lanes split off) has finished.
+    pub leads_done: Vec<ProtocolVersion>,
 }
 
 /// A pass's next move.
 pub enum Step {
     Send(HelloSpec),
+    /// Nothing to send until another pass has finished (TLS 1.2).
+    Wait,
     /// Waiting for nothing, with nothing to send: finished.
     Done,
 }
@@ -188,6 +199,30 @@ struct Slot {
     connections: u32,
     unsure: Option<String>,
     done: bool,
+}
+
+impl Slot {
+    fn new(pass: PassKind) -> Self {
+        Self {
+            pass,
+            guard: Guard::Idle,
+            connections: 0,
+            unsure: None,
+            done: false,
+        }
+    }
+}
+
+/// Which pass goes first when hellos wait for a connection. TLS 1.2, the
+/// longest, until it has split into lanes; then every pass alike, first
+/// come first served, so that all progress together (the lanes are as
+/// long as the other passes); single hellos last.
+fn priority(pass: &PassKind) -> u8 {
+    match pass {
+        PassKind::Suites(p) if p.version() == ProtocolVersion::TLS12 && p.may_split() => 3,
+        PassKind::Suites(_) | PassKind::Groups(_) => 2,
+        PassKind::Sslv2(_) | PassKind::Scsv(_) => 1,
+    }
 }
 
 /// The SSLv2 pass: one CLIENT-HELLO offering every cipher spec; the
@@ -256,15 +291,24 @@ pub struct Planner {
     ec_leaf_curve: Option<NamedGroup>,
     rsa_leaf: bool,
     sslv2_rechecked: bool,
+    /// Connections the driver may have open at once (`--per-host`): with
+    /// more than one, every suite pass starts at once (see [`Planner::new`]).
+    parallel: usize,
+    groups13_started: bool,
 }
-
-/// The stages, in order.
-const STAGES: usize = 7;
 
 impl Planner {
     /// `known`: a (version, suite) the quick check negotiated, the first
     /// control hello. `backoff`: the first retry's wait (then doubling).
-    pub fn new(known: Option<(ProtocolVersion, CipherSuite)>, backoff: Duration) -> Self {
+    /// `parallel`: connections that may be open at once. With one, the
+    /// passes run in stages, each learning from the ones before. With
+    /// more, every suite pass starts at once (the TLS 1.3 group pass as
+    /// soon as TLS 1.3's suites are known): a pass beside TLS 1.2 takes
+    /// the suites it finds at once but holds any answer that decides its
+    /// course until TLS 1.2 has finished (`SuitePass::deferred`), so it
+    /// ends exactly as it would have after TLS 1.2 — a far server costs
+    /// the longest pass, not the sum of them.
+    pub fn new(known: Option<(ProtocolVersion, CipherSuite)>, backoff: Duration, parallel: usize) -> Self {
         let control = known.map(|(v, s)| control_spec(v, s));
         let mut p = Self {
             shared: Shared {
@@ -284,23 +328,52 @@ impl Planner {
             ec_leaf_curve: None,
             rsa_leaf: false,
             sslv2_rechecked: false,
+            parallel: parallel.max(1),
+            groups13_started: false,
         };
         p.start_stage();
         p
     }
 
+    /// Whether the passes run side by side (more than one connection at once).
+    fn side_by_side(&self) -> bool {
+        self.parallel > 1
+    }
+
+    /// The number of stages.
+    fn stages(&self) -> usize {
+        if self.side_by_side() {
+            3
+        } else {
+            7
+        }
+    }
+
     /// Whether every pass has finished.
     pub fn is_done(&self) -> bool {
-        self.stage >= STAGES
+        self.stage >= self.stages()
     }
 
     /// The hellos that may go out now (several when independent).
     pub fn next_offers(&mut self) -> Vec<Offer> {
         let mut offers = Vec::new();
         loop {
-            for i in 0..self.slots.len() {
-                if let Some(offer) = self.offer_of(i) {
-                    offers.push(offer);
+            // A pass that finishes can let others move on (TLS 1.2's end
+            // releases the passes waiting on it; TLS 1.3's starts its group
+            // pass): ask every pass again until nothing changes.
+            loop {
+                // Before the offers (a pass splits between hellos) and after
+                // them (a pass that has just said it is done).
+                let split = self.after_finished_passes();
+                let before = offers.len();
+                for i in 0..self.slots.len() {
+                    if let Some(offer) = self.offer_of(i) {
+                        offers.push(offer);
+                    }
+                }
+                let finished = self.after_finished_passes();
+                if !split && !finished && offers.len() == before {
+                    break;
                 }
             }
             if !offers.is_empty() || self.is_done() {
@@ -317,13 +390,70 @@ impl Planner {
         }
     }
 
+    /// What finished passes start or release; whether anything changed.
+    fn after_finished_passes(&mut self) -> bool {
+        let mut changed = false;
+        if self.side_by_side() && self.stage == 0 {
+            // A TLS 1.2 pass that has shown the client decides splits into
+            // as many lanes as connections may be open at once.
+            let mut lanes = Vec::new();
+            for s in &mut self.slots {
+                if let (PassKind::Suites(p), false, Guard::Idle) = (&mut s.pass, s.done, &s.guard) {
+                    lanes.extend(p.split_off(self.parallel));
+                }
+            }
+            for lane in lanes {
+                self.slots.push(Slot::new(PassKind::Suites(Box::new(lane))));
+                changed = true;
+            }
+        }
+        for s in &self.slots {
+            if let PassKind::Suites(p) = &s.pass {
+                if s.done && !p.is_lane() && !self.shared.leads_done.contains(&p.version()) {
+                    self.shared.leads_done.push(p.version());
+                    changed = true;
+                }
+            }
+        }
+        for v in PROTOCOLS {
+            if self.shared.finished.contains(&v) {
+                continue;
+            }
+            let mut lanes = self
+                .slots
+                .iter()
+                .filter(|s| matches!(&s.pass, PassKind::Suites(p) if p.version() == v))
+                .peekable();
+            if lanes.peek().is_some() && lanes.all(|s| s.done) {
+                self.shared.finished.push(v);
+                changed = true;
+            }
+        }
+        if self.side_by_side() && self.stage == 0 && !self.groups13_started {
+            let found = self.slots.iter().find_map(|s| match &s.pass {
+                PassKind::Suites(p) if s.done && p.version() == ProtocolVersion::TLS13 => Some(p.found().to_vec()),
+                _ => None,
+            });
+            if let Some(found) = found {
+                self.groups13_started = true;
+                if let Some(pass) = self.tls13_group_pass(found) {
+                    self.slots.push(Slot::new(PassKind::Groups(pass)));
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
     fn offer_of(&mut self, i: usize) -> Option<Offer> {
         let slot = self.slots.get_mut(i)?;
         if slot.done {
             return None;
         }
+        let priority = priority(&slot.pass);
         let (spec, delay) = match std::mem::replace(&mut slot.guard, Guard::Idle) {
             Guard::Idle => match step(&mut slot.pass, &mut self.shared) {
+                Step::Wait => return None,
                 Step::Done => {
                     slot.done = true;
                     return None;
@@ -373,7 +503,12 @@ impl Planner {
         let id = self.next_id;
         self.next_id += 1;
         self.out.insert(id, i);
-        Some(Offer { id, spec, delay })
+        Some(Offer {
+            id,
+            spec,
+            delay,
+            priority,
+        })
     }
 
     /// Takes the reply to offer `id`.
@@ -520,8 +655,83 @@ impl Planner {
 
     fn start_stage(&mut self) {
         self.slots.clear();
+        let passes = if self.side_by_side() {
+            self.side_by_side_stage()
+        } else {
+            self.staged()
+        };
+        self.slots = passes.into_iter().map(Slot::new).collect();
+    }
+
+    /// The passes of a stage when every suite pass starts at once.
+    fn side_by_side_stage(&mut self) -> Vec<PassKind> {
+        match self.stage {
+            0 => {
+                let mut v = vec![
+                    PassKind::Sslv2(Sslv2Pass::default()),
+                    PassKind::Suites(Box::new(if self.side_by_side() {
+                        SuitePass::splittable(ProtocolVersion::TLS12)
+                    } else {
+                        SuitePass::new(ProtocolVersion::TLS12)
+                    })),
+                ];
+                for p in [
+                    ProtocolVersion::TLS13,
+                    ProtocolVersion::TLS11,
+                    ProtocolVersion::TLS10,
+                    ProtocolVersion::SSL3,
+                ] {
+                    v.push(PassKind::Suites(Box::new(SuitePass::new(p))));
+                }
+                v
+            }
+            // Both need every suite pass's result (and the TLS 1.3 groups).
+            1 => {
+                let mut v: Vec<PassKind> = self.tls12_group_pass().into_iter().map(PassKind::Groups).collect();
+                v.extend(self.scsv_pass().into_iter().map(PassKind::Scsv));
+                v
+            }
+            2 => self.sslv2_recheck(),
+            _ => vec![],
+        }
+    }
+
+    /// The SSLv2 hello's drop was believed without a control, and a
+    /// control failed since: ask again, this time checked.
+    fn sslv2_recheck(&mut self) -> Vec<PassKind> {
+        match &self.sslv2 {
+            Some((false, _, _, _, None, true)) if self.shared.suspicious && !self.shared.hostile => {
+                self.sslv2_rechecked = true;
+                vec![PassKind::Sslv2(Sslv2Pass::default())]
+            }
+            _ => vec![],
+        }
+    }
+
+    /// The TLS 1.3 group pass over `suites` (the TLS 1.3 suites found).
+    fn tls13_group_pass(&self, suites: Vec<CipherSuite>) -> Option<GroupPass> {
+        let first = suites.first().copied()?;
+        let mut remaining = tls13_groups();
+        let mut found = Vec::new();
+        // The suite pass already asked the first question with every group.
+        if let Some(g) = self.shared.first_retry_group.filter(|g| remaining.contains(g)) {
+            found.push(g);
+            remaining.retain(|x| *x != g);
+        }
+        Some(GroupPass {
+            version: ProtocolVersion::TLS13,
+            suites: vec![first],
+            remaining,
+            found,
+            keep: None,
+            finished: false,
+        })
+    }
+
+    /// The passes of a stage, one stage learning from the ones before.
+    fn staged(&mut self) -> Vec<PassKind> {
         let suites_of = |p: &Self, v: ProtocolVersion| p.suites_done.get(label(v)).map(|r| r.found.clone());
-        let passes: Vec<PassKind> = match self.stage {
+        match self.stage {
             0 => vec![
                 PassKind::Sslv2(Sslv2Pass::default()),
                 PassKind::Suites(Box::new(SuitePass::new(ProtocolVersion::TLS12))),
@@ -536,49 +746,16 @@ impl Planner {
                 PassKind::Suites(Box::new(SuitePass::new(ProtocolVersion::TLS10))),
             ],
             2 => vec![PassKind::Suites(Box::new(SuitePass::new(ProtocolVersion::SSL3)))],
-            3 => match suites_of(self, ProtocolVersion::TLS13) {
-                Some(s) if !s.is_empty() => {
-                    let mut remaining = tls13_groups();
-                    let mut found = Vec::new();
-                    // The suite pass already asked the first question with every group.
-                    if let Some(g) = self.shared.first_retry_group.filter(|g| remaining.contains(g)) {
-                        found.push(g);
-                        remaining.retain(|x| *x != g);
-                    }
-                    vec![PassKind::Groups(GroupPass {
-                        version: ProtocolVersion::TLS13,
-                        suites: s.into_iter().take(1).collect(),
-                        remaining,
-                        found,
-                        keep: None,
-                        finished: false,
-                    })]
-                }
-                _ => vec![],
-            },
+            3 => suites_of(self, ProtocolVersion::TLS13)
+                .and_then(|s| self.tls13_group_pass(s))
+                .into_iter()
+                .map(PassKind::Groups)
+                .collect(),
             4 => self.tls12_group_pass().into_iter().map(PassKind::Groups).collect(),
             5 => self.scsv_pass().into_iter().map(PassKind::Scsv).collect(),
-            // The SSLv2 hello's drop was believed without a control, and a
-            // control failed since: ask again, this time checked.
-            6 => match &self.sslv2 {
-                Some((false, _, _, _, None, true)) if self.shared.suspicious && !self.shared.hostile => {
-                    self.sslv2_rechecked = true;
-                    vec![PassKind::Sslv2(Sslv2Pass::default())]
-                }
-                _ => vec![],
-            },
+            6 => self.sslv2_recheck(),
             _ => vec![],
-        };
-        self.slots = passes
-            .into_iter()
-            .map(|pass| Slot {
-                pass,
-                guard: Guard::Idle,
-                connections: 0,
-                unsure: None,
-                done: false,
-            })
-            .collect();
+        }
     }
 
     /// The TLS ≤ 1.2 group pass: curves the TLS 1.3 pass did not find
@@ -681,11 +858,19 @@ impl Planner {
                     self.sslv2 = Some((supported, evidence, specs, connections + before, unsure, dropped));
                 }
                 PassKind::Suites(p) => {
+                    if !self.shared.finished.contains(&p.version()) {
+                        self.shared.finished.push(p.version());
+                    }
                     let mut r = p.finish(&mut self.shared, connections, unsure);
+                    r.connections = connections;
+                    // The second lane of a split pass joins the first.
+                    if let Some(first) = self.suites_done.get_mut(label(r.version)) {
+                        first.merge_lane(r);
+                        continue;
+                    }
                     if let Some(p) = r.preference {
                         self.shared.last_server_order = Some(p);
                     }
-                    r.connections = connections;
                     self.suites_done.insert(label(r.version), r);
                 }
                 PassKind::Groups(p) => {
@@ -719,7 +904,7 @@ impl Planner {
             }
             self.end_stage();
             self.stage += 1;
-            if self.stage < STAGES {
+            if self.stage < self.stages() {
                 self.start_stage();
             }
         }

@@ -116,6 +116,21 @@ pub struct PassResult {
 }
 
 impl PassResult {
+    /// Takes in what a second lane of the same pass found
+    /// ([`SuitePass::split_off`]).
+    pub fn merge_lane(&mut self, lane: PassResult) {
+        for s in lane.found {
+            if !self.found.contains(&s) {
+                self.found.push(s);
+            }
+        }
+        self.connections += lane.connections;
+        if self.unsure.is_none() && lane.unsure.is_some() {
+            self.unsure = lane.unsure;
+            self.evidence = lane.evidence;
+        }
+    }
+
     pub fn detail(&self) -> ProtocolDetail {
         ProtocolDetail {
             supported: !self.found.is_empty(),
@@ -182,15 +197,28 @@ pub struct SuitePass {
     /// Proven: a hello with them was refused, the same without them answered.
     special_broke: bool,
     families: Vec<(&'static str, Vec<CipherSuite>)>,
-    /// Suites of families that broke a hello at an earlier protocol and
-    /// were not answered on their own there: never offered here.
-    excluded: bool,
+    /// Suites of families that broke a hello at another protocol and were
+    /// not answered on their own there are never offered here: how many
+    /// such families were known when that was last applied.
+    excluded: usize,
     families_started: bool,
     intolerance_noted: bool,
     phase: Phase,
     pending: Option<Pending>,
     /// A hello decided by the last answer, to send next.
     next: Option<HelloSpec>,
+    /// An answer that ends or redirects the pass, held until the TLS 1.2
+    /// pass running beside this one has finished: what to do next depends
+    /// on what TLS 1.2 learnt (whether the server reads past the 64th
+    /// suite, which key exchange families break its hellos, whether a TLS
+    /// ≤ 1.2 version is supported at all), so the decision is the one the
+    /// pass would have made had it run after TLS 1.2.
+    deferred: Option<(Answer, Pending)>,
+    /// Whether this pass may hand part of its suites to other lanes (see
+    /// [`SuitePass::split_off`]); false once it has.
+    splittable: bool,
+    /// A lane split off another pass of the same protocol (its lead).
+    lane: bool,
 }
 
 impl SuitePass {
@@ -217,13 +245,117 @@ impl SuitePass {
             refused_with_special: None,
             special_broke: false,
             families: Vec::new(),
-            excluded: false,
+            excluded: 0,
             families_started: false,
             intolerance_noted: false,
             phase: Phase::Main,
             pending: None,
             next: None,
+            deferred: None,
+            splittable: false,
+            lane: false,
         }
+    }
+
+    /// Whether this pass is a lane split off another ([`SuitePass::split_off`]).
+    pub fn is_lane(&self) -> bool {
+        self.lane
+    }
+
+    /// A pass that may split into two lanes once the client is shown to
+    /// decide (the planner asks for it when connections can go out side
+    /// by side).
+    pub fn splittable(v: ProtocolVersion) -> Self {
+        Self {
+            splittable: true,
+            ..Self::new(v)
+        }
+    }
+
+    /// Under client preference, remove and retry over disjoint parts of
+    /// the suites finds the same suites, part by part, at the cost of one
+    /// more refusal per part: up to `lanes` lanes, lane i taking every
+    /// i-th remaining suite (so that each gets its share of the common
+    /// ones, which come first), all side by side; `self` keeps the first. Only between hellos, before any
+    /// window or family question has come up; the server's order is not
+    /// needed (the client decides), so nothing has to be merged but the
+    /// lists.
+    pub fn split_off(&mut self, lanes: usize) -> Vec<SuitePass> {
+        let ready = self.splittable
+            && self.preference == Some(Some(false))
+            && self.phase == Phase::Main
+            && self.pending.is_none()
+            && self.next.is_none()
+            && self.deferred.is_none()
+            && self.skip == 0
+            && self.limit.is_none()
+            && self.parked.is_empty()
+            && self.refused_with_special.is_none()
+            && !self.special_broke
+            && self.found.len() >= SPLIT_FOUND;
+        if !ready {
+            return Vec::new();
+        }
+        let normal = self
+            .remaining
+            .iter()
+            .filter(|s| !needs_more_than_a_certificate(**s))
+            .count();
+        let k = lanes.min(normal / SPLIT_AT_LEAST);
+        if k < 2 {
+            return Vec::new();
+        }
+        self.splittable = false;
+        let mut parts = vec![Vec::new(); k];
+        for (i, s) in self.remaining.iter().enumerate() {
+            if let Some(part) = parts.get_mut(i % k) {
+                part.push(*s);
+            }
+        }
+        let mut parts = parts.into_iter();
+        self.remaining = parts.next().unwrap_or_default();
+        parts
+            .map(|part| {
+                let mut lane = Self::new(self.v);
+                lane.lane = true;
+                lane.remaining = part;
+                lane.preference = Some(Some(false));
+                lane.deflate_tried = true;
+                lane.excluded = self.excluded;
+                lane.evidence = self.evidence.clone();
+                lane
+            })
+            .collect()
+    }
+
+    /// Whether the passes this one learns from have finished, so that it
+    /// may decide how to go on: what the staged order gave it (TLS 1.1 and
+    /// 1.0 after TLS 1.2, SSLv3 after every TLS ≤ 1.2 pass).
+    fn may_decide(&self, shared: &Shared) -> bool {
+        let before: &[ProtocolVersion] = match self.v {
+            ProtocolVersion::TLS11 | ProtocolVersion::TLS10 => &[ProtocolVersion::TLS12],
+            ProtocolVersion::SSL3 => &[ProtocolVersion::TLS12, ProtocolVersion::TLS11, ProtocolVersion::TLS10],
+            _ => &[],
+        };
+        // A lane leaves the question whether the server reads past the
+        // 64th suite to its lead, which asks it at most once.
+        let window = !self.lane || shared.reads_all.is_some() || shared.leads_done.contains(&self.v);
+        window && before.iter().all(|v| shared.finished.contains(v))
+    }
+
+    /// Whether this pass may still split into lanes.
+    pub fn may_split(&self) -> bool {
+        self.splittable
+    }
+
+    /// The protocol of this pass.
+    pub fn version(&self) -> ProtocolVersion {
+        self.v
+    }
+
+    /// The suites found so far, in the order found.
+    pub fn found(&self) -> &[CipherSuite] {
+        &self.found
     }
 
     fn spec(&self, suites: Vec<CipherSuite>, options: HelloOptions) -> HelloSpec {
@@ -237,12 +369,43 @@ impl SuitePass {
 
     /// The next hello, or `Done`.
     pub fn step(&mut self, shared: &mut Shared) -> Step {
+        if self.deferred.is_some() {
+            if !self.may_decide(shared) {
+                return Step::Wait;
+            }
+            if let Some((answer, pending)) = self.deferred.take() {
+                self.take_answer(shared, answer, pending);
+            }
+        }
         if let Some(spec) = self.next.take() {
             return Step::Send(spec);
         }
         loop {
             match self.phase {
                 Phase::Main => {
+                    if self.v == ProtocolVersion::TLS13
+                        && self.preference.is_none()
+                        && self.found.len() >= 2
+                        && shared.last_server_order.is_none()
+                        && !shared.finished.contains(&ProtocolVersion::TLS12)
+                    {
+                        // Whether the found suites may ride along depends on
+                        // who decided at TLS 1.2 (see `need`): wait for it.
+                        return Step::Wait;
+                    }
+                    if self.splittable && self.preference.is_none() && self.found.len() >= SPLIT_FOUND && self.skip == 0
+                    {
+                        // Who decides, asked now rather than at the end: a
+                        // client that decides lets the pass split in two.
+                        if self.remaining.len() >= 2 * SPLIT_AT_LEAST {
+                            let reversed: Vec<CipherSuite> = self.found.iter().rev().copied().take(WINDOW).collect();
+                            self.pending = Some(Pending::Preference {
+                                reversed: reversed.clone(),
+                            });
+                            return Step::Send(self.spec(reversed, HelloOptions::default()));
+                        }
+                        self.splittable = false;
+                    }
                     if let Some(spec) = self.main_offer(shared) {
                         return Step::Send(spec);
                     }
@@ -286,10 +449,11 @@ impl SuitePass {
     }
 
     fn main_offer(&mut self, shared: &Shared) -> Option<HelloSpec> {
-        if !self.excluded {
-            // What broke a hello at an earlier protocol, and was refused on
-            // its own there, is not asked again.
-            self.excluded = true;
+        if self.excluded < shared.bad_families.len() {
+            // What broke a hello at another protocol, and was refused on its
+            // own there, is not asked again (passes running side by side
+            // learn it as it comes).
+            self.excluded = shared.bad_families.len();
             self.remaining
                 .retain(|s| family_of(*s).is_none_or(|f| !shared.bad_families.contains(f)));
         }
@@ -357,6 +521,22 @@ impl SuitePass {
     /// Takes the answer to the hello out.
     pub fn record(&mut self, shared: &mut Shared, answer: Answer) {
         let Some(pending) = self.pending.take() else { return };
+        // Beside a TLS 1.2 pass still under way, only a new suite found is
+        // taken at once; anything that decides how the pass goes on waits
+        // for TLS 1.2 to finish (see `deferred`).
+        let waits = !self.may_decide(shared)
+            && !matches!((&pending, &answer), (
+                Pending::Main { offer, append, .. },
+                Answer::Chose { suite, .. },
+            ) if offer.contains(suite) && !(*append && self.found.contains(suite)));
+        if waits {
+            self.deferred = Some((answer, pending));
+            return;
+        }
+        self.take_answer(shared, answer, pending);
+    }
+
+    fn take_answer(&mut self, shared: &mut Shared, answer: Answer, pending: Pending) {
         match pending {
             Pending::Main {
                 sent,
@@ -412,6 +592,9 @@ impl SuitePass {
                     _ => None,
                 };
                 self.preference = Some(p);
+                if self.v == ProtocolVersion::TLS12 && shared.last_server_order.is_none() {
+                    shared.last_server_order = p;
+                }
             }
         }
     }
@@ -641,6 +824,12 @@ impl SuitePass {
         }
     }
 }
+
+/// A pass splits only when each lane gets at least this many suites to
+/// offer, and only once it has found this many (a short list is not worth
+/// the refusal each lane ends on).
+const SPLIT_AT_LEAST: usize = 8;
+const SPLIT_FOUND: usize = 8;
 
 /// The parked suites, one list per family.
 fn families(parked: &[CipherSuite]) -> Vec<(&'static str, Vec<CipherSuite>)> {

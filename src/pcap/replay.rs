@@ -246,6 +246,7 @@ async fn replay_one(r: &ConnectionRecord, cfg: &ReplayConfig) -> Outcome {
         connect_timeout: cfg.timeout,
         read_timeout: cfg.timeout,
         banner_timeout: cfg.timeout,
+        ..ProbeConfig::default()
     };
     let result = probe::run(&endpoint, &r.hello_writes, &probe_cfg).await;
     let now = replayed_answer(&result);

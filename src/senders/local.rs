@@ -37,6 +37,16 @@ pub fn postconf() -> Option<Settings> {
     let bin = ["/usr/sbin/postconf", "/usr/local/sbin/postconf"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())?;
+    // Without a main.cf postconf fails, but only after the second Postfix
+    // programs sleep on a fatal error: look first.
+    // (The usual config_directory of each install; MAIL_CONFIG names another.)
+    let dirs: Vec<std::path::PathBuf> = match std::env::var_os("MAIL_CONFIG") {
+        Some(d) => vec![d.into()],
+        None => vec!["/etc/postfix".into(), "/usr/local/etc/postfix".into()],
+    };
+    if !dirs.iter().any(|d| d.join("main.cf").is_file()) {
+        return None;
+    }
     let out = run_with_limit(Command::new(bin).args(PARAMS), Duration::from_secs(5))?;
     let mut s = Settings::new();
     for line in out.lines() {

@@ -77,7 +77,8 @@ pub async fn fetch(
     schemes: &[SignatureScheme],
     cfg: &ProbeConfig,
 ) -> Option<Fetch> {
-    gate.connection(run(endpoint, sni, schemes, cfg)).await
+    let cfg = gate.tuned(cfg);
+    gate.connection(run(endpoint, sni, schemes, &cfg)).await
 }
 
 async fn run(endpoint: &Endpoint, sni: Option<&str>, schemes: &[SignatureScheme], cfg: &ProbeConfig) -> Fetch {
@@ -124,7 +125,7 @@ async fn exchange(
     }
     // After a TLS 1.3 ServerHello only an encrypted alert would be valid,
     // and we hold no client keys: the connection is just closed.
-    probe::close(&mut stream).await;
+    probe::close(&mut stream, cfg.close_wait).await;
     Ok(())
 }
 

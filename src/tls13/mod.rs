@@ -67,13 +67,8 @@ pub async fn scan_chains(
     let Some(first) = fetch::fetch(gate, endpoint, sni, &default_schemes(), cfg).await else {
         return out;
     };
-    let leaf_key = match first.decrypted.as_ref().filter(|d| !d.certificates.is_empty()) {
-        Some(d) => {
-            out.chains.push(d.certificates.clone());
-            d.certificates
-                .first()
-                .map(|c| crate::certs::key_label(&[crate::certs::CertInfo::from_der(c)]))
-        }
+    match first.decrypted.as_ref().filter(|d| !d.certificates.is_empty()) {
+        Some(d) => out.chains.push(d.certificates.clone()),
         None => {
             let why = first.why_not().unwrap_or_default();
             out.findings.push(Finding::new(
@@ -82,15 +77,32 @@ pub async fn scan_chains(
                 "the server negotiates TLS 1.3, but its certificate chain could not be decrypted from the first flight, so the chain a TLS 1.3 sender sees is not judged",
                 why,
             ));
-            None
         }
-    };
-    let Some(schemes) = leaf_key.as_deref().and_then(other_key_type_schemes) else {
-        return out;
-    };
-    if !every_key_type {
-        return out;
     }
+    if every_key_type {
+        other_key_type(gate, endpoint, sni, cfg, &mut out).await;
+    }
+    out
+}
+
+/// The second half of [`scan_chains`] with `every_key_type`: given the
+/// chains fetched so far, the chain of another key type, when the server
+/// has one (one connection).
+pub async fn other_key_type(
+    gate: &HostGate,
+    endpoint: &Endpoint,
+    sni: Option<&str>,
+    cfg: &ProbeConfig,
+    out: &mut Chains,
+) {
+    let leaf_key = out
+        .chains
+        .first()
+        .and_then(|c| c.first())
+        .map(|c| crate::certs::key_label(&[crate::certs::CertInfo::from_der(c)]));
+    let Some(schemes) = leaf_key.as_deref().and_then(other_key_type_schemes) else {
+        return;
+    };
     // A server with a single certificate refuses this hello; that is the
     // answer, not a failure.
     if let Some(second) = fetch::fetch(gate, endpoint, sni, &schemes, cfg).await {
@@ -100,5 +112,4 @@ pub async fn scan_chains(
             }
         }
     }
-    out
 }

@@ -40,6 +40,15 @@ const SLACK: usize = 5;
 /// beside the enumeration.
 const SENDER: usize = 1;
 
+/// A long TLS 1.2 list under client preference is split into one lane per
+/// connection the host allows at once (`--per-host`, 2 by default) so that
+/// a far server costs half the round trips: SPEC §4's "one per chunk per
+/// protocol" for the second lane's refusal, and the hello that shows the
+/// client decides (which a split needs before it may merge by union).
+const LANES: usize = 2;
+/// The planner splits once this many TLS 1.2 suites are found.
+const SPLIT_FOUND: usize = 8;
+
 /// What a command printed and how it ended.
 #[derive(Debug)]
 pub struct Output {
@@ -279,7 +288,17 @@ impl Truth {
     /// protocol probed), one per group, the certificate hellos whose TLS 1.3
     /// flight hsscan decrypts, and [`SLACK`].
     pub fn connection_bound(&self) -> usize {
-        self.pairs() + PROTOCOLS.len() + self.groups.len() + self.tls13_chain_hellos() + SLACK + SENDER
+        self.pairs() + PROTOCOLS.len() + self.groups.len() + self.tls13_chain_hellos() + SLACK + SENDER + self.lanes()
+    }
+
+    /// [`LANES`] where the planner splits TLS 1.2.
+    pub fn lanes(&self) -> usize {
+        let tls12 = self.ciphers.get("TLSv1.2").map_or(0, Vec::len);
+        if !self.server_order && tls12 >= SPLIT_FOUND {
+            LANES
+        } else {
+            0
+        }
     }
 
     /// SPEC §4: TLS 1.3 hides the chain, so a TLS 1.3 server costs one
@@ -639,11 +658,12 @@ impl<'a> Check<'a> {
         let bound = self.truth.connection_bound() + extra;
         if usize::try_from(got).map_or(true, |g| g > bound) {
             self.problems.push(format!(
-                "connections {got} > bound {bound} = {} pairs + {} protocols + {} groups + {} TLS 1.3 certificate hellos + {SLACK} + {SENDER} sender + {extra} spoiled; {}",
+                "connections {got} > bound {bound} = {} pairs + {} protocols + {} groups + {} TLS 1.3 certificate hellos + {SLACK} + {SENDER} sender + {} lanes + {extra} spoiled; {}",
                 self.truth.pairs(),
                 PROTOCOLS.len(),
                 self.truth.groups.len(),
                 self.truth.tls13_chain_hellos(),
+                self.truth.lanes(),
                 self.per_protocol_connections()
             ));
         }

@@ -25,6 +25,7 @@ mod partner;
 mod pcap;
 mod policy_dane;
 mod policy_mta_sts;
+mod politeness;
 mod postfix;
 mod rogue;
 mod scan_failures;

@@ -1,0 +1,117 @@
+//! `--per-host` as the servers see it during `--enumerate`, whose passes
+//! and lanes run side by side: a real Postfix whose anvil refuses a client
+//! past `smtpd_client_connection_count_limit`, and the emulator's own count
+//! of the connections open on its address — for 1, 2 and 4.
+
+use serde_json::{json, Value};
+use std::time::Duration;
+
+use crate::bulk::{emulator_connections, full_log};
+use crate::emulate::emulator_with;
+use crate::postfix::Postfix;
+use crate::scan_support::hsscan;
+
+const PER_HOST: [usize; 3] = [1, 2, 4];
+
+/// The most connections anvil says it counted from one client at once.
+fn anvil_max(log: &str) -> Option<u64> {
+    log.lines()
+        .filter_map(|l| l.split("max connection count ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .max()
+}
+
+#[test]
+fn postfix_anvil_never_counts_more_than_per_host_during_enumerate() {
+    for n in PER_HOST {
+        let limit = n.to_string();
+        // Loopback is exempt from anvil limits unless the exceptions are
+        // emptied; anvil reports its counts every second.
+        let pf = Postfix::start(&[
+            ("smtpd_client_connection_count_limit", &limit),
+            ("smtpd_client_event_limit_exceptions", ""),
+            ("anvil_status_update_time", "1s"),
+        ]);
+        let run = hsscan(&[
+            "--json",
+            "--enumerate",
+            "--per-host",
+            &limit,
+            "--sender",
+            "postfix-3.7-openssl-3.0-may",
+            "--starttls",
+            "smtp",
+            &pf.target(),
+        ]);
+        let r: Value = run.record();
+        // The last second's count comes a second after the last connection.
+        std::thread::sleep(Duration::from_millis(2500));
+        let log = pf.log();
+        assert_eq!(r["status"], "negotiated", "per-host {n}: {r:#}\n{log}");
+        assert_eq!(r["enumeration"]["unsure"], json!([]), "per-host {n}: {r:#}\n{log}");
+        assert!(
+            !log.contains("Connection concurrency limit exceeded") && !log.contains("too many connections"),
+            "per-host {n}: anvil refused a connection\n{log}"
+        );
+        let max = anvil_max(&log);
+        assert!(
+            max.is_some_and(|m| m >= 1 && m <= n as u64),
+            "per-host {n}: anvil's max connection count {max:?}\n{log}"
+        );
+        if n > 1 {
+            // Side by side for real: more than one at once was used.
+            assert!(
+                max.is_some_and(|m| m > 1),
+                "per-host {n}: never more than one connection\n{log}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_emulator_never_sees_more_than_per_host_during_enumerate() {
+    for n in PER_HOST {
+        let limit = n.to_string();
+        let em = emulator_with(vec![
+            "emulate".into(),
+            "--profile".into(),
+            "postfix-default".into(),
+            "--json".into(),
+        ]);
+        let target = format!("smtp://127.0.0.1:{}", em.port);
+        let run = hsscan(&[
+            "--json",
+            "--enumerate",
+            "--per-host",
+            &limit,
+            "--sender",
+            "postfix-3.7-openssl-3.0-may",
+            &target,
+        ]);
+        let r: Value = run.record();
+        assert_eq!(r["status"], "negotiated", "per-host {n}: {r:#}");
+        assert_eq!(r["enumeration"]["unsure"], json!([]), "per-host {n}: {r:#}");
+        // Each connection's line is written as it ends: wait for the last.
+        let want = r["connections"].as_u64().unwrap_or(0) as usize;
+        let start = std::time::Instant::now();
+        let mut conns = emulator_connections(&full_log(&em, "hsscan-emulate"));
+        while conns.len() < want && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+            conns = emulator_connections(&full_log(&em, "hsscan-emulate"));
+        }
+        assert_eq!(
+            conns.len() as u64,
+            r["connections"].as_u64().unwrap_or(0),
+            "per-host {n}: the emulator's connections against hsscan's count"
+        );
+        let max = conns.iter().filter_map(|c| c["open_here"].as_u64()).max().unwrap_or(0);
+        assert!(
+            max >= 1 && max <= n as u64,
+            "per-host {n}: {max} open at once\n{}",
+            em.log()
+        );
+        if n > 1 {
+            assert!(max > 1, "per-host {n}: never more than one connection at once");
+        }
+    }
+}
