@@ -462,6 +462,7 @@ def measure(tool, tname, delay, per_host, a, truth, names, outdir):
         px = {}
     os.remove(ready) if os.path.exists(ready) else None
     found, unmapped, extra = PARSERS[tool](out, files, names)
+    extra.update(in_flight(os.path.join(outdir, tag + ".conns.jsonl"), wall))
     rec = {"target": tname, "delay_ms": delay, "tool": tool, "per_host": per_host if tool in ("hsscan", "quick") else None,
            "command": cmd, "wall_s": round(wall, 3), "exit": rc, "timed_out": timed_out, "load1": load,
            "proxy_connections": px.get("connections"), "max_open_server": px.get("max_open_server"),
@@ -477,6 +478,23 @@ def measure(tool, tname, delay, per_host, a, truth, names, outdir):
         f"/{px.get('max_open_client')}  " + ("exact" if rec.get("exact") else
                                             "" if tool == "quick" else f"NOT exact {rec.get('missing')} {rec.get('extra')}"))
     return rec
+
+
+def in_flight(conns, wall):
+    """Connections in flight on average (each from its accept at the proxy
+    until the client's close), and a connection's mean lifetime, from the
+    proxy's log."""
+    life = []
+    try:
+        for line in open(conns):
+            e = json.loads(line)
+            if e.get("ev") == "close" and e.get("client_end_read") is not None:
+                life.append(e["client_end_read"])
+    except (OSError, ValueError):
+        return {}
+    if not life or not wall:
+        return {}
+    return {"mean_in_flight": round(sum(life) / wall, 2), "mean_connection_s": round(sum(life) / len(life), 4)}
 
 
 def floor(rec, t, delay, per_host, outdir, tag):
@@ -525,10 +543,12 @@ def versions():
                 return m.group(0) if m else line
         return None
     try:
-        commit = run(["git", "-C", REPO, "describe", "--always", "--dirty"]).stdout.strip()
+        # The last commit that changed what the binary is built from.
+        commit = run(["git", "-C", REPO, "log", "-1", "--format=%h %cs", "--", "src", "wire", "Cargo.toml",
+                      "Cargo.lock"]).stdout.strip()
     except OSError:
         commit = None
-    return {"hsscan": first([A.hsscan, "--version"]), "hsscan commit": commit, "nmap": first(["nmap", "--version"], "Nmap version"),
+    return {"hsscan": first([A.hsscan, "--version"]), "hsscan source commit": commit, "nmap": first(["nmap", "--version"], "Nmap version"),
             "sslscan": first(["sslscan", "--version"], r"\d\.\d"),
             "sslyze": first([os.path.join(os.path.dirname(A.sslyze), "python"), "-c",
                              "import importlib.metadata as m; print(m.version('sslyze'))"]),
@@ -575,6 +595,8 @@ def table(doc):
             f"{p} {len(v)}" for p, v in tr.get("suites", {}).items()) + ")"
         rows = []
         for tool in doc["tools"]:
+            if tool == "quick" and not TARGETS[tname]["starttls"]:
+                continue
             phs = doc["per_host"] if tool == "hsscan" else ([2] if tool == "quick" else [None])
             for ph in phs:
                 label = tool if ph is None else (f"hsscan --enumerate --per-host {ph}" if tool == "hsscan"
@@ -590,7 +612,8 @@ def table(doc):
     lines += ["", "hsscan `--enumerate` against its floor, (hellos ÷ per-host) × round trips per hello × RTT"
               " (hellos = its own connection count; 4 round trips per hello over STARTTLS, 2 over implicit TLS)."
               " For the servers that serve one connection at a time, the serial floor is the larger of that and"
-              " one RTT per hello the server answered with a flight.", ""]
+              " one RTT per hello the server answered with a flight. \"In flight\": connections open on average"
+              " (the sum of their lifetimes, accept to the client's close, over the wall time).", ""]
     nz = [d for d in delays if d]
     lines.append("| target | per-host | hellos | " + " | ".join(f"{d} ms: time / floor = ratio" for d in nz) + " |")
     lines.append("|" + " --- |" * (3 + len(nz)))
@@ -607,6 +630,8 @@ def table(doc):
                     cells.append("")
                     continue
                 c = f"{r['wall_s']:.2f} / {r['floor_s']:.2f} s = **{r['ratio']:.2f}×**"
+                if r.get("mean_in_flight") is not None:
+                    c += f", {r['mean_in_flight']:.2f} in flight"
                 if "serial_floor_s" in r:
                     c += f" (serial floor {r['serial_floor_s']:.2f} s: {r['serial_ratio']:.2f}×)"
                 cells.append(c)
@@ -614,8 +639,8 @@ def table(doc):
     q = [x for x in res if x["tool"] == "quick" and x["delay_ms"]]
     if q:
         lines += ["", "hsscan's quick check (no `--enumerate`): wall time in round trips; the last column first takes"
-                  " off the wall time of the same check at 0 ms (process start, reading the local Postfix"
-                  " configuration: time that is not a round trip).", "",
+                  " off the wall time of the same check at 0 ms (process start and local work: time that is not"
+                  " a round trip).", "",
                   "| target | delay | wall | connections | round trips (wall ÷ RTT) | (wall − wall at 0 ms) ÷ RTT |",
                   "| --- | --- | --- | --- | --- | --- |"]
         for r in q:

@@ -7,9 +7,9 @@
 # run, inside a private network namespace that has only lo: nothing any
 # tool does (testssl.sh queries DNS at start-up) can leave the machine.
 #
-# Usage: bash benches/latency/run.sh [--delays 0,20,80] [--targets postfix,openssl,gnutls]
+# Usage: bash benches/latency/run.sh [--delays 0,20,80] [--targets postfix,openssl,gnutls[,openssl-wide]]
 #            [--tools hsscan,quick,nmap,sslscan,sslyze,testssl] [--per-host 1,2,4]
-#            [--out DIR] [--hsscan PATH] [--tool-timeout SECS]
+#            [--out DIR] [--hsscan PATH | --build] [--tool-timeout SECS]
 # Tools: bash benches/latency/setup.sh installs them. hsscan: the release
 # build (built here when target/release/hsscan is missing, or with --build).
 # Writes DIR/results.json, DIR/table.md and every tool's output in DIR/raw/
@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
         --out) out=$2; shift 2 ;;
         --build) build=1; shift ;;
         --hsscan) hsscan=$2; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; python3 "$here/bench.py" --help; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; python3 "$here/bench.py" --help; exit 0 ;;
         *) args+=("$1"); shift ;;
     esac
 done
