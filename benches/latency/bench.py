@@ -313,9 +313,6 @@ def parse_nmap(out, _files, names):
         m = re.match(r"\|       ((?:TLS|SSL)_[A-Za-z0-9_]+) ", line)
         if m and proto:
             add(found, unmapped, proto, m.group(1), names)
-        elif re.match(r"\|     \S", line):
-            # "|     compressors:" etc. end the suite list of the version only
-            pass
     return found, unmapped, {}
 
 
@@ -460,7 +457,8 @@ def measure(tool, tname, delay, per_host, a, truth, names, outdir):
         px = json.load(open(summary))
     except (OSError, ValueError):
         px = {}
-    os.remove(ready) if os.path.exists(ready) else None
+    if os.path.exists(ready):
+        os.remove(ready)
     found, unmapped, extra = PARSERS[tool](out, files, names)
     extra.update(in_flight(os.path.join(outdir, tag + ".conns.jsonl"), wall))
     rec = {"target": tname, "delay_ms": delay, "tool": tool, "per_host": per_host if tool in ("hsscan", "quick") else None,
