@@ -369,11 +369,17 @@ pub fn evaluate(lookup: &Lookup, host: &str, ips: &[IpChains]) -> Dane {
                 .filter(|e| e.matched.is_empty())
                 .map(|e| format!("{} ({})", e.ip, e.key.as_deref().unwrap_or("?")))
                 .collect();
+            let usable: Vec<String> = records
+                .iter()
+                .filter(|r| r.usable)
+                .map(|r| format!("{} {} {} {}", r.usage, r.selector, r.matching, r.data))
+                .collect();
             (
                 Outcome::TlsaInvalid,
                 format!(
-                    "no TLSA record at {} matches the chain of {}",
+                    "no TLSA record at {} ({}) matches the chain of {}",
                     lookup.tlsa_name,
+                    usable.join("; "),
                     bad.join(", ")
                 ),
             )
