@@ -83,7 +83,10 @@ pub enum Outcome {
     TlsaInvalid,
     /// The TLSA answer does not validate (bogus).
     DnssecInvalid,
-    /// A sender requiring DANE finds no secure TLSA records here.
+    /// A sender that requires DANE (Postfix `dane-only`, RFC 7672 §6)
+    /// finds no TLSA records that apply here (RFC 8460 §4.3.2): given only
+    /// when the run judges such a sender, where the result would otherwise
+    /// be `no-tlsa`.
     DaneRequired,
     /// No TLSA records that apply: none, or only insecure ones.
     NoTlsa,
@@ -101,6 +104,39 @@ impl Outcome {
             Self::TlsaInvalid | Self::DnssecInvalid | Self::ValidationFailure | Self::Error
         )
     }
+
+    /// The RFC 8460 name, as the JSON gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::TlsaInvalid => "tlsa-invalid",
+            Self::DnssecInvalid => "dnssec-invalid",
+            Self::DaneRequired => "dane-required",
+            Self::NoTlsa => "no-tlsa",
+            Self::ValidationFailure => "validation-failure",
+            Self::Error => "error",
+        }
+    }
+
+    /// Whether a sender at `dane-only` fails delivery here: where one at
+    /// `dane` does, and where no TLSA records apply.
+    pub fn fails_dane_only(self) -> bool {
+        self.fails_dane() || matches!(self, Self::NoTlsa | Self::DaneRequired)
+    }
+}
+
+/// `d` as a sender that requires DANE sees it: `no-tlsa` (no records,
+/// only insecure ones, or a host or MX RRset that is not secure) is
+/// `dane-required`, the detail saying why there are none.
+pub fn required(mut d: Dane) -> Dane {
+    if d.result == Outcome::NoTlsa {
+        d.result = Outcome::DaneRequired;
+        d.detail = format!(
+            "{}; a sender that requires DANE (smtp_tls_security_level = dane-only) defers mail to this host",
+            d.detail
+        );
+    }
+    d
 }
 
 /// One chain of one IP, matched.
@@ -420,15 +456,16 @@ pub fn findings(d: &Dane) -> Vec<crate::finding::Finding> {
         Outcome::DnssecInvalid => ("dane-dnssec-invalid", Severity::Critical),
         Outcome::ValidationFailure => ("dane-validation-failure", Severity::Critical),
         Outcome::Error => ("dane-lookup-error", Severity::High),
-        Outcome::DaneRequired | Outcome::NoTlsa => ("", Severity::Info),
+        Outcome::DaneRequired => ("dane-required", Severity::High),
+        Outcome::NoTlsa => ("", Severity::Info),
     };
     if !id.is_empty() {
-        out.push(Finding::new(
-            id,
-            severity,
-            "a sender at smtp_tls_security_level = dane defers mail to this MX",
-            d.detail.clone(),
-        ));
+        let message = if d.result == Outcome::DaneRequired {
+            "a sender at smtp_tls_security_level = dane-only defers mail to this MX: no DNSSEC-secure TLSA records apply to it"
+        } else {
+            "a sender at smtp_tls_security_level = dane defers mail to this MX"
+        };
+        out.push(Finding::new(id, severity, message, d.detail.clone()));
     }
     if d.dnssec == Security::Insecure && !d.records.is_empty() {
         out.push(Finding::new(

@@ -36,6 +36,10 @@ pub struct PolicyConfig {
     pub resolver: dnssec::Resolver,
     pub dane: bool,
     pub mta_sts: bool,
+    /// The run judges a sender that requires DANE (`dane-only`): DANE
+    /// results of hosts without applicable TLSA records are
+    /// `dane-required` rather than `no-tlsa` (RFC 8460 §4.3.2).
+    pub require_dane: bool,
     /// Roots for the MTA-STS policy fetch (`--ca-file`, else the system's).
     pub ca_file: Option<std::path::PathBuf>,
     /// `--resolve`: the policy host `mta-sts.DOMAIN` may be pinned too.
@@ -55,6 +59,7 @@ impl PolicyConfig {
         resolver: dnssec::Resolver,
         dane: bool,
         mta_sts: bool,
+        require_dane: bool,
         ca_file: Option<std::path::PathBuf>,
         overrides: HashMap<String, Vec<std::net::IpAddr>>,
     ) -> Self {
@@ -62,6 +67,7 @@ impl PolicyConfig {
             resolver,
             dane,
             mta_sts,
+            require_dane,
             ca_file,
             overrides,
             tlsa: Mutex::new(HashMap::new()),
@@ -104,6 +110,16 @@ impl PolicyConfig {
                 .security
         })
         .await
+    }
+
+    /// `d` as the run's senders see it: `dane-required` for `no-tlsa`
+    /// when one of them requires DANE.
+    fn as_required(&self, d: dane::Dane) -> dane::Dane {
+        if self.require_dane {
+            dane::required(d)
+        } else {
+            d
+        }
     }
 
     /// The domain whose MTA-STS policy applies to a single target `host`:
@@ -197,11 +213,11 @@ pub async fn scan_endpoint_policy(
     let negotiated = status == crate::outcome::Status::Negotiated;
     let dane = if policy.dane {
         let lookup = policy.tlsa(host, target.port).await;
-        Some(dane::evaluate(
+        Some(policy.as_required(dane::evaluate(
             &lookup,
             host,
             &[(ip, chains_of(negotiated, certificates))],
-        ))
+        )))
     } else {
         None
     };
@@ -278,6 +294,28 @@ pub struct DomainDane {
     pub mx: Vec<dane::Dane>,
 }
 
+impl DomainDane {
+    /// A domain some of whose MX hosts have TLSA records that apply and
+    /// some not: a sender at `dane` delivers to the others unauthenticated
+    /// (an attacker who blocks the protected hosts gets the mail), one at
+    /// `dane-only` defers to them (`dane-required`).
+    fn partial(&self) -> Option<crate::finding::Finding> {
+        use dane::Outcome::{DaneRequired, NoTlsa};
+        let (without, with): (Vec<&dane::Dane>, Vec<&dane::Dane>) =
+            self.mx.iter().partition(|d| matches!(d.result, NoTlsa | DaneRequired));
+        if without.is_empty() || with.is_empty() {
+            return None;
+        }
+        let names = |v: &[&dane::Dane]| v.iter().map(|d| d.tlsa_name.as_str()).collect::<Vec<_>>().join(", ");
+        Some(crate::finding::Finding::new(
+            "dane-partial",
+            crate::finding::Severity::Medium,
+            "only some MX hosts of the domain are DANE-protected: senders at dane deliver to the others without authentication, senders at dane-only defer to them",
+            format!("TLSA records apply at {}, none at {}", names(&with), names(&without)),
+        ))
+    }
+}
+
 /// `policy` of a domain record (SPEC §3c).
 #[derive(Debug, Clone, Serialize)]
 pub struct DomainPolicy {
@@ -294,6 +332,7 @@ impl DomainPolicy {
             .flat_map(|d| d.mx.iter())
             .flat_map(dane::findings)
             .collect();
+        out.extend(self.dane.as_ref().and_then(DomainDane::partial));
         out.extend(self.mta_sts.as_ref().map(mta_sts::findings).unwrap_or_default());
         out
     }
@@ -316,12 +355,12 @@ pub async fn domain_policy(
             let mut lookup = policy.tlsa(host, port).await;
             lookup.mx = Some(mx);
             let chains: Vec<dane::IpChains> = ips.iter().map(|(ip, e)| (*ip, e.chains.clone())).collect();
-            each.push(dane::evaluate(&lookup, host, &chains));
+            each.push(policy.as_required(dane::evaluate(&lookup, host, &chains)));
         }
         let result = each
             .iter()
             .map(|d| d.result)
-            .find(|r| r.fails_dane())
+            .find(|r| r.fails_dane() || *r == dane::Outcome::DaneRequired)
             .or_else(|| each.iter().map(|d| d.result).find(|r| *r == dane::Outcome::Valid))
             .unwrap_or(dane::Outcome::NoTlsa);
         Some(DomainDane { result, mx: each })

@@ -44,7 +44,8 @@ struct Lab {
 
 /// `dane.test` (signed): `good` has MX `mx` with a `3 1 1` record of the
 /// receiver's key, `bad` MX `mxbad` with a record of no key, `none` MX
-/// `mxnone` without TLSA; all three hosts are the receiver's address.
+/// `mxnone` without TLSA, `mixed` both `mx` and (less preferred)
+/// `mxnone`; all three hosts are the receiver's address.
 fn lab(tag: &str) -> Lab {
     let ns = Netns::new(tag);
     let mx = Postfix::start_relay_in(
@@ -63,7 +64,8 @@ fn lab(tag: &str) -> Lab {
     let records = format!(
         "good MX 10 mx\nmx A {ip}\n_25._tcp.mx TLSA 3 1 1 {rsa}\n\
          bad MX 10 mxbad\nmxbad A {ip}\n_25._tcp.mxbad TLSA 3 1 1 {wrong}\n\
-         none MX 10 mxnone\nmxnone A {ip}\n"
+         none MX 10 mxnone\nmxnone A {ip}\n\
+         mixed MX 10 mx\nmixed MX 20 mxnone\n"
     );
     let dns = DnsLab::start_in(
         Some(&ns),
@@ -177,57 +179,179 @@ fn endpoint(run: &Run, host: &str) -> Value {
         .unwrap_or_else(|| panic!("no endpoint record for {host}\n{}", run.describe()))
 }
 
-/// Matching TLSA: Postfix delivers over a verified TLS connection, and
-/// hsscan's verdict for it is TLS with DANE `valid`. A record that
-/// matches nothing: Postfix defers, and hsscan's verdict is no TLS, the
-/// reason naming the TLSA RRset and its record.
+/// One domain's case: what the relay's log must say, and what hsscan
+/// must say of the sender and of DANE at the domain's MX host.
+struct Case {
+    domain: &'static str,
+    mx_host: &'static str,
+    /// Postfix's `status=` word and reason (a prefix of it).
+    status: &'static str,
+    reason: &'static str,
+    /// How Postfix established TLS (`None`: no connection logged).
+    tls: Option<&'static str>,
+    /// Postfix's certificate verification failure, if it logs one.
+    verification: Option<&'static str>,
+    outcome: &'static str,
+    dane: &'static str,
+}
+
+/// Sends one message per case through `relay`, then scans each domain
+/// with hsscan judging that relay, and compares.
+fn check(lab: &Lab, relay: &Postfix, cases: &[Case]) {
+    for c in cases {
+        let rcpt = format!("user@{}", c.domain);
+        relay.sendmail("sender@relay.test.example", &rcpt, c.domain);
+        let truth = fate(relay, &rcpt, c.mx_host);
+        let run = lab.scan(relay, c.domain);
+        let e = endpoint(&run, c.mx_host);
+        let s = &e["senders"][0];
+        let ctx = || {
+            format!(
+                "{}: truth {truth:?}\n{e:#}\n{}\n{}",
+                c.domain,
+                run.describe(),
+                lab.logs(relay)
+            )
+        };
+        // The truth.
+        assert_eq!(truth.status, c.status, "{}", ctx());
+        assert!(truth.reason.starts_with(c.reason), "{}", ctx());
+        assert_eq!(truth.tls.as_deref(), c.tls, "{}", ctx());
+        match c.verification {
+            Some(v) => assert!(
+                truth.verification.as_deref().is_some_and(|t| t.contains(v)),
+                "{}",
+                ctx()
+            ),
+            None => assert_eq!(truth.verification, None, "{}", ctx()),
+        }
+        // hsscan's verdict for the same sender.
+        assert_eq!(s["outcome"], c.outcome, "{}", ctx());
+        assert_eq!(at(&e, "/policy/dane/result"), c.dane, "{}", ctx());
+        if c.outcome == "no-tls" {
+            assert_eq!(s["reason"]["kind"], "certificate-rejected", "{}", ctx());
+            let detail = s["reason"]["detail"].as_str().unwrap_or("");
+            let name = format!("_25._tcp.{}", c.mx_host);
+            assert!(detail.starts_with(&format!("DANE ({name}, {})", c.dane)), "{}", ctx());
+            for r in e["policy"]["dane"]["records"].as_array().into_iter().flatten() {
+                let record = format!(
+                    "{} {} {} {}",
+                    r["usage"],
+                    r["selector"],
+                    r["matching"],
+                    r["data"].as_str().unwrap_or("")
+                );
+                assert!(
+                    detail.contains(&record),
+                    "the reason names no record {record}: {}",
+                    ctx()
+                );
+            }
+        }
+    }
+}
+
+/// At `dane`: matching TLSA, Postfix delivers over a verified TLS
+/// connection and hsscan's verdict is TLS, DANE `valid`; a record that
+/// matches nothing, Postfix defers ("no matching DANE TLSA records") and
+/// hsscan's verdict is no TLS, the reason naming the TLSA RRset and its
+/// record; no TLSA at all, Postfix delivers over unauthenticated TLS and
+/// hsscan says TLS, `no-tlsa`.
 #[test]
 fn a_real_postfix_at_dane_and_hsscan_agree_on_matching_and_mismatching_tlsa() {
     let lab = lab("dane");
     let relay = lab.relay("dane");
-    let wrong = "00".repeat(32);
-    for (domain, mx_host, delivers) in [
-        ("good.dane.test", "mx.dane.test", true),
-        ("bad.dane.test", "mxbad.dane.test", false),
-    ] {
-        let rcpt = format!("user@{domain}");
-        relay.sendmail("sender@relay.test.example", &rcpt, domain);
-        let truth = fate(&relay, &rcpt, mx_host);
-        let run = lab.scan(&relay, domain);
-        let e = endpoint(&run, mx_host);
-        let s = &e["senders"][0];
-        let ctx = || {
-            format!(
-                "{domain}: truth {truth:?}\n{e:#}\n{}\n{}",
-                run.describe(),
-                lab.logs(&relay)
-            )
-        };
-        if delivers {
-            assert_eq!(truth.status, "sent", "{}", ctx());
-            assert!(truth.reason.starts_with("250 "), "{}", ctx());
-            assert_eq!(truth.tls.as_deref(), Some("Verified"), "{}", ctx());
-            assert_eq!(truth.verification, None, "{}", ctx());
-            assert_eq!(s["outcome"], "tls", "{}", ctx());
-            assert_eq!(at(&e, "/policy/dane/result"), "valid", "{}", ctx());
-        } else {
-            assert_eq!(truth.status, "deferred", "{}", ctx());
-            assert_eq!(truth.reason, "Server certificate not verified", "{}", ctx());
-            assert_ne!(truth.tls.as_deref(), Some("Verified"), "{}", ctx());
-            assert!(
-                truth
-                    .verification
-                    .as_deref()
-                    .is_some_and(|v| v.contains("no matching DANE TLSA records")),
-                "{}",
-                ctx()
-            );
-            assert_eq!(s["outcome"], "no-tls", "{}", ctx());
-            assert_eq!(at(&e, "/policy/dane/result"), "tlsa-invalid", "{}", ctx());
-            assert_eq!(s["reason"]["kind"], "certificate-rejected", "{}", ctx());
-            let detail = s["reason"]["detail"].as_str().unwrap_or("");
-            assert!(detail.contains(&format!("_25._tcp.{mx_host}")), "{}", ctx());
-            assert!(detail.contains(&format!("3 1 1 {wrong}")), "{}", ctx());
-        }
-    }
+    check(
+        &lab,
+        &relay,
+        &[
+            Case {
+                domain: "good.dane.test",
+                mx_host: "mx.dane.test",
+                status: "sent",
+                reason: "250 ",
+                tls: Some("Verified"),
+                verification: None,
+                outcome: "tls",
+                dane: "valid",
+            },
+            Case {
+                domain: "bad.dane.test",
+                mx_host: "mxbad.dane.test",
+                status: "deferred",
+                reason: "Server certificate not verified",
+                tls: Some("Untrusted"),
+                verification: Some("no matching DANE TLSA records"),
+                outcome: "no-tls",
+                dane: "tlsa-invalid",
+            },
+            Case {
+                domain: "none.dane.test",
+                mx_host: "mxnone.dane.test",
+                status: "sent",
+                reason: "250 ",
+                tls: Some("Untrusted"),
+                verification: None,
+                outcome: "tls",
+                dane: "no-tlsa",
+            },
+        ],
+    );
+}
+
+/// At `dane-only` (mandatory DANE, RFC 7672 §6): where no TLSA records
+/// apply Postfix makes no delivery, and hsscan says `dane-required`
+/// (RFC 8460) with no TLS for that sender; matching records still
+/// deliver. A domain whose second MX has no TLSA record gets
+/// `dane-required` as its domain result and the `dane-partial` finding.
+#[test]
+fn a_real_postfix_at_dane_only_defers_where_hsscan_says_dane_required() {
+    let lab = lab("dane-only");
+    let relay = lab.relay("dane-only");
+    check(
+        &lab,
+        &relay,
+        &[
+            Case {
+                domain: "good.dane.test",
+                mx_host: "mx.dane.test",
+                status: "sent",
+                reason: "250 ",
+                tls: Some("Verified"),
+                verification: None,
+                outcome: "tls",
+                dane: "valid",
+            },
+            Case {
+                domain: "none.dane.test",
+                mx_host: "mxnone.dane.test",
+                status: "deferred",
+                reason: "no TLSA records found",
+                tls: None,
+                verification: None,
+                outcome: "no-tls",
+                dane: "dane-required",
+            },
+        ],
+    );
+    let run = lab.scan(&relay, "mixed.dane.test");
+    let domain = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|r| r["record"] == "domain")
+        .unwrap_or_else(|| panic!("no domain record\n{}", run.describe()));
+    assert_eq!(at(&domain, "/policy/dane/result"), "dane-required", "{domain:#}");
+    assert_eq!(at(&domain, "/policy/dane/mx/0/result"), "valid", "{domain:#}");
+    assert_eq!(at(&domain, "/policy/dane/mx/1/result"), "dane-required", "{domain:#}");
+    let ids: Vec<&str> = domain["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&"dane-partial") && ids.contains(&"dane-required"),
+        "{domain:#}"
+    );
 }
