@@ -117,9 +117,9 @@ impl Summary {
             best,
             kind: v["failure"]["kind"].as_str().and_then(FailureKind::from_name),
             verdict: resumed_verdict(&v["verdict"]),
-            // A resumed record keeps no chains: its domain's policy is
-            // judged without them.
-            policy: crate::policy::EndpointInput::default(),
+            // The record keeps no DER: DANE matching works from the
+            // digests of its chains.
+            policy: crate::policy::EndpointInput::from_json(v),
         })
     }
 }

@@ -229,3 +229,34 @@ fn outcome_names_are_the_json_names() {
         assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
     }
 }
+
+#[test]
+fn chains_read_back_from_a_record_match_as_their_der_does() {
+    let c = chains();
+    let leaf = &c.rsa.chain[0];
+    let full = TLSA::new(
+        CertUsage::DaneEe,
+        Selector::Full,
+        Matching::Sha256,
+        Sha256::digest(leaf).to_vec(),
+    );
+    let records = vec![ee(leaf), full, ee(&c.ecdsa.chain[0])];
+    let l = lookup(Security::Secure, records);
+    let fresh = evaluate(&l, HOST, &[(ip(), vec![c.rsa.chain.clone()])]);
+    // What a record's certificates[].chain[] holds, read back.
+    let back: Vec<Cert> = c
+        .rsa
+        .chain
+        .iter()
+        .map(|d| Cert::from_json(&serde_json::to_value(crate::certs::CertInfo::from_der(d)).unwrap()).unwrap())
+        .collect();
+    assert!(back.iter().all(|b| b.der.is_none()));
+    let resumed = evaluate_certs(&l, HOST, &[(ip(), vec![back.clone()])]);
+    assert_eq!(resumed, fresh);
+    assert_eq!(resumed.per_endpoint[0].matched, vec![0, 1]);
+    // SHA-512 matching cannot be judged from the digests: said so.
+    let sha512 = TLSA::new(CertUsage::DaneEe, Selector::Spki, Matching::Sha512, vec![0; 64]);
+    let l = lookup(Security::Secure, vec![sha512]);
+    let resumed = evaluate_certs(&l, HOST, &[(ip(), vec![back])]);
+    assert!(resumed.detail.contains("could not be matched"), "{}", resumed.detail);
+}

@@ -243,10 +243,19 @@ pub async fn scan_endpoint_policy(
 /// §4.2: valid for the MX host name, trusted, in date); `None` when every
 /// chain is fine.
 pub fn certificate_problem(negotiated: bool, certificates: &[crate::certs::CertificateReport]) -> Option<String> {
+    problem_of(
+        negotiated,
+        certificates.len(),
+        certificates.iter().flat_map(|c| c.verdicts.iter()).map(|v| v.id),
+    )
+}
+
+/// [`certificate_problem`] from the number of chains and their verdict ids.
+fn problem_of<'a>(negotiated: bool, chains: usize, verdicts: impl Iterator<Item = &'a str>) -> Option<String> {
     if !negotiated {
         return Some("no TLS".to_owned());
     }
-    if certificates.is_empty() {
+    if chains == 0 {
         return Some("no certificate was seen".to_owned());
     }
     const REFUSED: [&str; 6] = [
@@ -257,20 +266,15 @@ pub fn certificate_problem(negotiated: bool, certificates: &[crate::certs::Certi
         "cert-self-signed",
         "cert-no-certificate",
     ];
-    let why: std::collections::BTreeSet<&str> = certificates
-        .iter()
-        .flat_map(|c| c.verdicts.iter())
-        .map(|v| v.id)
-        .filter(|id| REFUSED.contains(id))
-        .collect();
+    let why: std::collections::BTreeSet<&str> = verdicts.filter(|id| REFUSED.contains(id)).collect();
     (!why.is_empty()).then(|| why.into_iter().collect::<Vec<_>>().join(", "))
 }
 
 /// What a domain record's policy needs of one finished endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointInput {
-    /// The DER chains it presented (none when it negotiated nothing).
-    pub chains: Vec<Vec<Vec<u8>>>,
+    /// The chains it presented (none when it negotiated nothing).
+    pub chains: Vec<Vec<dane::Cert>>,
     /// Why an MTA-STS sender would refuse its certificate.
     pub certificate_problem: Option<String>,
 }
@@ -280,8 +284,43 @@ impl EndpointInput {
     pub fn of(status: crate::outcome::Status, certificates: &[crate::certs::CertificateReport]) -> Self {
         let negotiated = status == crate::outcome::Status::Negotiated;
         Self {
-            chains: chains_of(negotiated, certificates),
+            chains: chains_of(negotiated, certificates)
+                .iter()
+                .map(|c| c.iter().map(|d| dane::Cert::of_der(d)).collect())
+                .collect(),
             certificate_problem: certificate_problem(negotiated, certificates),
+        }
+    }
+
+    /// From an endpoint record an earlier run wrote (`--resume`): the
+    /// chains from its `certificates` (digests, key and names: the record
+    /// keeps no DER), the certificate problem from their verdicts, as
+    /// [`EndpointInput::of`] derives them from the scan.
+    pub fn from_json(v: &serde_json::Value) -> Self {
+        let negotiated = v["status"].as_str() == Some("negotiated");
+        let reports = v["certificates"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let chains: Vec<Vec<dane::Cert>> = if negotiated {
+            reports
+                .iter()
+                .map(|r| {
+                    r["chain"]
+                        .as_array()
+                        .map(|c| c.iter().filter_map(dane::Cert::from_json).collect())
+                        .unwrap_or_default()
+                })
+                .filter(|c: &Vec<dane::Cert>| !c.is_empty())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let verdicts: Vec<String> = reports
+            .iter()
+            .flat_map(|r| r["verdicts"].as_array().map(Vec::as_slice).unwrap_or(&[]))
+            .filter_map(|f| f["id"].as_str().map(str::to_owned))
+            .collect();
+        Self {
+            chains,
+            certificate_problem: problem_of(negotiated, reports.len(), verdicts.iter().map(String::as_str)),
         }
     }
 }
@@ -354,8 +393,8 @@ pub async fn domain_policy(
         for (host, ips) in hosts {
             let mut lookup = policy.tlsa(host, port).await;
             lookup.mx = Some(mx);
-            let chains: Vec<dane::IpChains> = ips.iter().map(|(ip, e)| (*ip, e.chains.clone())).collect();
-            each.push(policy.as_required(dane::evaluate(&lookup, host, &chains)));
+            let chains: Vec<dane::IpCerts> = ips.iter().map(|(ip, e)| (*ip, e.chains.clone())).collect();
+            each.push(policy.as_required(dane::evaluate_certs(&lookup, host, &chains)));
         }
         let result = each
             .iter()
