@@ -37,6 +37,10 @@ use tokio::sync::{mpsc, Semaphore};
 pub const WINDOW: usize = 1000;
 /// DNS lookups in flight.
 pub const DNS_IN_FLIGHT: usize = 128;
+/// Domain policy lookups (MTA-STS fetches, TLSA and TXT lookups) in
+/// flight at once; past this, finishing a domain waits for a slot.
+pub const POLICY_IN_FLIGHT: usize = 64;
+
 /// The SMTP port MX hosts are scanned on by default.
 pub const SMTP_PORT: u16 = 25;
 
@@ -117,9 +121,9 @@ impl Summary {
             best,
             kind: v["failure"]["kind"].as_str().and_then(FailureKind::from_name),
             verdict: resumed_verdict(&v["verdict"]),
-            // A resumed record keeps no chains: its domain's policy is
-            // judged without them.
-            policy: crate::policy::EndpointInput::default(),
+            // The record keeps no DER: DANE matching works from the
+            // digests of its chains.
+            policy: crate::policy::EndpointInput::from_json(v),
         })
     }
 }
@@ -655,6 +659,8 @@ pub async fn run(source: Domains, cfg: BulkConfig) -> std::io::Result<Finished> 
         stop: stop.clone(),
         policy: cfg.scan.policy.clone(),
         port: cfg.port,
+        lookups: tokio::task::JoinSet::new(),
+        lookup_slots: Arc::new(Semaphore::new(POLICY_IN_FLIGHT)),
     };
     let mut input_done = false;
     let mut input_error: Option<String> = None;
@@ -812,6 +818,8 @@ pub async fn run(source: Domains, cfg: BulkConfig) -> std::io::Result<Finished> 
             }
         }
     }
+    // Domain records still waiting for their policy lookups.
+    while out.lookups.join_next().await.is_some() {}
     let stopped = stop.why();
     let Out { writer, all_ok, .. } = out;
     if let Some(bar) = &progress {
@@ -842,6 +850,12 @@ struct Out {
     /// DANE, MTA-STS and TLS-RPT for the domain records (`None`: off).
     policy: Option<Arc<crate::policy::PolicyConfig>>,
     port: u16,
+    /// The domain records waiting for their policy: each task writes its
+    /// record when its lookups are done, so a slow MTA-STS fetch holds
+    /// back only its own domain's record.
+    lookups: tokio::task::JoinSet<()>,
+    /// At most [`POLICY_IN_FLIGHT`] of them.
+    lookup_slots: Arc<Semaphore>,
 }
 
 impl Out {
@@ -852,20 +866,32 @@ impl Out {
         }
     }
 
-    /// Writes a domain's record (all its endpoints are done).
+    /// Writes a domain's record (all its endpoints are done): at once, or
+    /// — when its policy is looked up — from a task of its own once the
+    /// lookups are done, while other records go on being written. The
+    /// lookups are cached per domain and per MX host as before.
     async fn domain(&mut self, d: &Domain) {
         let (mut record, ok) = domain_record(d, &self.done);
-        if let Some(p) = self.policy.as_ref().filter(|_| d.failure.is_none() && !d.null) {
-            let p = crate::policy::domain_policy(p, &d.name, self.port, &policy_hosts(d, &self.done)).await;
+        self.all_ok &= ok;
+        // Reap the lookups that are done, so the set stays small.
+        while self.lookups.try_join_next().is_some() {}
+        let Some(p) = self.policy.clone().filter(|_| d.failure.is_none() && !d.null) else {
+            write_domain(&self.writer.handle(), &self.tally, &self.stop, record).await;
+            return;
+        };
+        let hosts = policy_hosts(d, &self.done);
+        let (name, port) = (d.name.clone(), self.port);
+        let Ok(slot) = self.lookup_slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (writer, tally, stop) = (self.writer.handle(), self.tally.clone(), self.stop.clone());
+        self.lookups.spawn(async move {
+            let p = crate::policy::domain_policy(&p, &name, port, &hosts).await;
+            drop(slot);
             record.findings.extend(p.findings());
             record.policy = Some(p);
-        }
-        self.all_ok &= ok;
-        if let (Some(v), Ok(mut m)) = (record.verdict.as_ref(), self.tally.by_verdict.lock()) {
-            *m.entry(v.outcome.as_str()).or_default() += 1;
-        }
-        self.tally.domains_done.fetch_add(1, Ordering::SeqCst);
-        self.send(Record::Domain(Box::new(record))).await;
+            write_domain(&writer, &tally, &stop, record).await;
+        });
     }
 
     /// Records one finished endpoint and writes the domains it completes.
@@ -898,6 +924,18 @@ impl Out {
                 }
             }
         }
+    }
+}
+
+/// Counts a finished domain record and queues it.
+async fn write_domain(writer: &crate::output::WriteHandle, tally: &Tally, stop: &Stop, record: DomainRecord) {
+    if let (Some(v), Ok(mut m)) = (record.verdict.as_ref(), tally.by_verdict.lock()) {
+        *m.entry(v.outcome.as_str()).or_default() += 1;
+    }
+    tally.domains_done.fetch_add(1, Ordering::SeqCst);
+    // The writer is gone (stdout closed): stop starting anything.
+    if !writer.write(Record::Domain(Box::new(record))).await {
+        stop.set(crate::stop::Why::StdoutClosed);
     }
 }
 

@@ -117,6 +117,9 @@ pub struct CertInfo {
     pub signature_algorithm: String,
     /// Lowercase hex SHA-256 of the DER: the certificate's fingerprint.
     pub sha256: String,
+    /// Lowercase hex SHA-256 of the SubjectPublicKeyInfo (what a `3 1 1`
+    /// TLSA record holds); empty when the certificate does not parse.
+    pub spki_sha256: String,
     /// subjectAltName DNS names and IP addresses, in certificate order.
     pub san: Vec<String>,
 }
@@ -138,6 +141,7 @@ impl CertInfo {
                     key: describe_key(cert.public_key()),
                     signature_algorithm: signature_name(&cert.signature_algorithm),
                     sha256,
+                    spki_sha256: hex(&Sha256::digest(cert.public_key().raw)),
                     san: dns
                         .into_iter()
                         .map(str::to_owned)
@@ -154,6 +158,7 @@ impl CertInfo {
                 key: "unknown".to_owned(),
                 signature_algorithm: String::new(),
                 sha256,
+                spki_sha256: String::new(),
                 san: Vec::new(),
             },
         }

@@ -737,13 +737,21 @@ fn scan_config(args: &ScanArgs) -> anyhow::Result<crate::scan::ScanConfig> {
         cfg.at = at;
     }
     cfg.enumerate = args.enumerate;
-    cfg.policy = policy_config(args)?;
+    let require_dane = cfg
+        .senders
+        .profiles
+        .iter()
+        .any(|p| p.level == crate::senders::Level::DaneOnly);
+    cfg.policy = policy_config(args, require_dane)?;
     cfg.bisect = args.bisect;
     Ok(cfg)
 }
 
 /// DANE and MTA-STS: on with --mx unless turned off, else on request.
-fn policy_config(args: &ScanArgs) -> anyhow::Result<Option<std::sync::Arc<crate::policy::PolicyConfig>>> {
+fn policy_config(
+    args: &ScanArgs,
+    require_dane: bool,
+) -> anyhow::Result<Option<std::sync::Arc<crate::policy::PolicyConfig>>> {
     let dane = (args.mx || args.dane) && !args.no_dane;
     let mta_sts = (args.mx || args.mta_sts) && !args.no_mta_sts;
     if !dane && !mta_sts {
@@ -755,6 +763,7 @@ fn policy_config(args: &ScanArgs) -> anyhow::Result<Option<std::sync::Arc<crate:
         resolver,
         dane,
         mta_sts,
+        require_dane,
         args.ca_file.as_deref().map(std::path::PathBuf::from),
         parse_resolve(&args.resolve)?,
     ))))

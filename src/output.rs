@@ -87,10 +87,27 @@ impl Writer {
         self.tx.send(record).await.is_ok()
     }
 
+    /// A handle other tasks queue records with; [`Writer::finish`] waits
+    /// for the handles to be dropped, so drop them first.
+    pub fn handle(&self) -> WriteHandle {
+        WriteHandle(self.tx.clone())
+    }
+
     /// Writes what is queued and ends: the first write error, if any.
     pub async fn finish(self) -> std::io::Result<()> {
         drop(self.tx);
         self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Queues records for the [`Writer`] from another task.
+#[derive(Clone)]
+pub struct WriteHandle(mpsc::Sender<Record>);
+
+impl WriteHandle {
+    /// Queues one record; `false` when the writer is gone (stdout closed).
+    pub async fn write(&self, record: Record) -> bool {
+        self.0.send(record).await.is_ok()
     }
 }
 

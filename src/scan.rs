@@ -773,7 +773,8 @@ async fn scan_gated(
 
 /// The policies a sender honours (SPEC §8): a Postfix at `dane` fails
 /// where usable TLSA records do not match (or the lookup is bogus or
-/// fails), a sender that enforces MTA-STS (Gmail, Exchange Online) where
+/// fails), one at `dane-only` also where no TLSA records apply
+/// (`dane-required`), a sender that enforces MTA-STS (Gmail, Exchange Online) where
 /// an `enforce` policy does not cover the MX or its certificate.
 fn apply_policy(
     results: &mut [crate::senders::SenderResult],
@@ -785,15 +786,18 @@ fn apply_policy(
         if r.outcome != Outcome::Tls {
             continue;
         }
-        if profile.level == Level::Dane {
-            if let Some(d) = p.dane.as_ref().filter(|d| d.result.fails_dane()) {
-                r.outcome = Outcome::NoTls;
-                r.reason = Some(Reason {
-                    kind: ReasonKind::CertificateRejected,
-                    detail: format!("DANE ({}): {}", d.tlsa_name, d.detail),
-                });
-                continue;
-            }
+        let fails = |d: &crate::policy::dane::Dane| match profile.level {
+            Level::Dane => d.result.fails_dane(),
+            Level::DaneOnly => d.result.fails_dane_only(),
+            _ => false,
+        };
+        if let Some(d) = p.dane.as_ref().filter(|d| fails(d)) {
+            r.outcome = Outcome::NoTls;
+            r.reason = Some(Reason {
+                kind: ReasonKind::CertificateRejected,
+                detail: format!("DANE ({}, {}): {}", d.tlsa_name, d.result.as_str(), d.detail),
+            });
+            continue;
         }
         let enforces_sts = matches!(profile.mta.as_str(), "gmail" | "exchange-online");
         if enforces_sts {

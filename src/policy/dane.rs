@@ -46,8 +46,22 @@ impl TlsaRecord {
         }
     }
 
+    /// Whether this record matches `cert` as RFC 6698 §2.1 says: from
+    /// the DER when it is at hand, else from the digests an earlier
+    /// record kept (SHA-256 matching only; `None` for the others).
+    fn matches(&self, cert: &Cert) -> Option<bool> {
+        if let Some(der) = &cert.der {
+            return Some(self.matches_der(der));
+        }
+        match (self.selector, self.matching) {
+            (0, 1) if !cert.sha256.is_empty() => Some(cert.sha256 == self.raw),
+            (1, 1) if !cert.spki_sha256.is_empty() => Some(cert.spki_sha256 == self.raw),
+            _ => None,
+        }
+    }
+
     /// Whether this record matches `cert` (DER) as RFC 6698 §2.1 says.
-    fn matches_cert(&self, cert: &[u8]) -> bool {
+    fn matches_der(&self, cert: &[u8]) -> bool {
         let selected: Vec<u8> = match self.selector {
             0 => cert.to_vec(),
             1 => match spki(cert) {
@@ -64,6 +78,63 @@ impl TlsaRecord {
         };
         digest == self.raw
     }
+}
+
+/// What DANE matching needs of one certificate: its DER when the scan
+/// saw it, or — for an endpoint record read back by `--resume`, which
+/// keeps no DER — the `sha256` and `spki_sha256` digests, key and names
+/// the record gives (SPEC §3 `certificates[].chain[]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cert {
+    pub der: Option<Vec<u8>>,
+    pub sha256: Vec<u8>,
+    pub spki_sha256: Vec<u8>,
+    /// `RSA 2048`, `EC P-256`, … or `unknown`.
+    pub key: String,
+    /// subjectAltName entries, for DANE-TA's name check.
+    pub san: Vec<String>,
+}
+
+impl Cert {
+    /// From a certificate as sent.
+    pub fn of_der(der: &[u8]) -> Self {
+        let info = crate::certs::CertInfo::from_der(der);
+        Self {
+            der: Some(der.to_vec()),
+            sha256: unhex(&info.sha256).unwrap_or_default(),
+            spki_sha256: unhex(&info.spki_sha256).unwrap_or_default(),
+            key: info.key,
+            san: info.san,
+        }
+    }
+
+    /// From a `certificates[].chain[]` entry of an earlier record; `None`
+    /// when it holds no usable digest.
+    pub fn from_json(v: &serde_json::Value) -> Option<Self> {
+        let sha256 = unhex(v["sha256"].as_str()?)?;
+        let spki_sha256 = v["spki_sha256"].as_str().and_then(unhex).unwrap_or_default();
+        Some(Self {
+            der: None,
+            sha256,
+            spki_sha256,
+            key: v["key"].as_str().unwrap_or("unknown").to_owned(),
+            san: v["san"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Lowercase or uppercase hex to bytes; `None` unless it is hex of whole bytes.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
 }
 
 /// The SubjectPublicKeyInfo of a DER certificate, as encoded.
@@ -83,7 +154,10 @@ pub enum Outcome {
     TlsaInvalid,
     /// The TLSA answer does not validate (bogus).
     DnssecInvalid,
-    /// A sender requiring DANE finds no secure TLSA records here.
+    /// A sender that requires DANE (Postfix `dane-only`, RFC 7672 §6)
+    /// finds no TLSA records that apply here (RFC 8460 §4.3.2): given only
+    /// when the run judges such a sender, where the result would otherwise
+    /// be `no-tlsa`.
     DaneRequired,
     /// No TLSA records that apply: none, or only insecure ones.
     NoTlsa,
@@ -101,6 +175,39 @@ impl Outcome {
             Self::TlsaInvalid | Self::DnssecInvalid | Self::ValidationFailure | Self::Error
         )
     }
+
+    /// The RFC 8460 name, as the JSON gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::TlsaInvalid => "tlsa-invalid",
+            Self::DnssecInvalid => "dnssec-invalid",
+            Self::DaneRequired => "dane-required",
+            Self::NoTlsa => "no-tlsa",
+            Self::ValidationFailure => "validation-failure",
+            Self::Error => "error",
+        }
+    }
+
+    /// Whether a sender at `dane-only` fails delivery here: where one at
+    /// `dane` does, and where no TLSA records apply.
+    pub fn fails_dane_only(self) -> bool {
+        self.fails_dane() || matches!(self, Self::NoTlsa | Self::DaneRequired)
+    }
+}
+
+/// `d` as a sender that requires DANE sees it: `no-tlsa` (no records,
+/// only insecure ones, or a host or MX RRset that is not secure) is
+/// `dane-required`, the detail saying why there are none.
+pub fn required(mut d: Dane) -> Dane {
+    if d.result == Outcome::NoTlsa {
+        d.result = Outcome::DaneRequired;
+        d.detail = format!(
+            "{}; a sender that requires DANE (smtp_tls_security_level = dane-only) defers mail to this host",
+            d.detail
+        );
+    }
+    d
 }
 
 /// One chain of one IP, matched.
@@ -211,43 +318,75 @@ fn records(answer: &Answer) -> Vec<TlsaRecord> {
         .collect()
 }
 
-/// The usable records that match `chain` (DER, leaf first) for `host`:
+/// The usable records that match `chain` (leaf first) for `host`:
 /// DANE-EE against the leaf, names ignored; DANE-TA against any
-/// certificate of the chain, with the leaf's names checked.
-fn matching(records: &[TlsaRecord], chain: &[Vec<u8>], host: &str) -> Vec<usize> {
+/// certificate of the chain, with the leaf's names checked. Also the
+/// usable records that could not be judged (a resumed chain's digests do
+/// not serve that matching type).
+fn matching(records: &[TlsaRecord], chain: &[Cert], host: &str) -> (Vec<usize>, Vec<usize>) {
     let Some(leaf) = chain.first() else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
-    let named = || {
-        let info = crate::certs::CertInfo::from_der(leaf);
-        info.san.iter().any(|n| crate::certs::matches_hostname(n, host))
-    };
-    records
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.usable)
-        .filter(|(_, r)| match r.usage {
-            3 => r.matches_cert(leaf),
-            2 => chain.iter().any(|c| r.matches_cert(c)) && named(),
-            _ => false,
-        })
-        .map(|(i, _)| i)
-        .collect()
+    let named = || leaf.san.iter().any(|n| crate::certs::matches_hostname(n, host));
+    let (mut matched, mut unknown) = (Vec::new(), Vec::new());
+    for (i, r) in records.iter().enumerate().filter(|(_, r)| r.usable) {
+        let m = match r.usage {
+            3 => r.matches(leaf),
+            2 => {
+                let each: Vec<Option<bool>> = chain.iter().map(|c| r.matches(c)).collect();
+                if each.contains(&Some(true)) {
+                    Some(named())
+                } else if each.contains(&None) {
+                    None
+                } else {
+                    Some(false)
+                }
+            }
+            _ => Some(false),
+        };
+        match m {
+            Some(true) => matched.push(i),
+            Some(false) => {}
+            None => unknown.push(i),
+        }
+    }
+    (matched, unknown)
 }
 
 /// The chains of one IP: `(ip, chains)`, each chain DER leaf first; no
 /// chain at all when the IP negotiated no TLS.
 pub type IpChains = (IpAddr, Vec<Vec<Vec<u8>>>);
 
-/// Judges `lookup` against the chains every IP of the host presented.
+/// The chains of one IP as DANE matching needs them (see [`Cert`]).
+pub type IpCerts = (IpAddr, Vec<Vec<Cert>>);
+
+/// Judges `lookup` against the chains (DER) every IP of the host presented.
 pub fn evaluate(lookup: &Lookup, host: &str, ips: &[IpChains]) -> Dane {
+    let ips: Vec<IpCerts> = ips
+        .iter()
+        .map(|(ip, chains)| {
+            (
+                *ip,
+                chains
+                    .iter()
+                    .map(|c| c.iter().map(|d| Cert::of_der(d)).collect())
+                    .collect(),
+            )
+        })
+        .collect();
+    evaluate_certs(lookup, host, &ips)
+}
+
+/// [`evaluate`] of chains given as [`Cert`]s.
+pub fn evaluate_certs(lookup: &Lookup, host: &str, ips: &[IpCerts]) -> Dane {
     let records = records(&lookup.tlsa);
-    let key_of = |chain: &[Vec<u8>]| {
+    let key_of = |chain: &[Cert]| {
         chain
             .first()
-            .map(|c| crate::certs::CertInfo::from_der(c).key)
+            .map(|c| c.key.clone())
             .unwrap_or_else(|| "unknown".to_owned())
     };
+    let mut unjudged: Vec<usize> = Vec::new();
     let mut per_endpoint = Vec::new();
     let mut key_types: Vec<String> = Vec::new();
     let mut missing: Vec<String> = Vec::new();
@@ -267,7 +406,12 @@ pub fn evaluate(lookup: &Lookup, host: &str, ips: &[IpChains]) -> Dane {
         let mut ip_matches = false;
         for chain in chains {
             let key = key_of(chain);
-            let matched = matching(&records, chain, host);
+            let (matched, unknown) = matching(&records, chain, host);
+            for u in unknown {
+                if !unjudged.contains(&u) {
+                    unjudged.push(u);
+                }
+            }
             ip_matches |= !matched.is_empty();
             if !key_types.contains(&key) {
                 key_types.push(key.clone());
@@ -369,11 +513,17 @@ pub fn evaluate(lookup: &Lookup, host: &str, ips: &[IpChains]) -> Dane {
                 .filter(|e| e.matched.is_empty())
                 .map(|e| format!("{} ({})", e.ip, e.key.as_deref().unwrap_or("?")))
                 .collect();
+            let usable: Vec<String> = records
+                .iter()
+                .filter(|r| r.usable)
+                .map(|r| format!("{} {} {} {}", r.usage, r.selector, r.matching, r.data))
+                .collect();
             (
                 Outcome::TlsaInvalid,
                 format!(
-                    "no TLSA record at {} matches the chain of {}",
+                    "no TLSA record at {} ({}) matches the chain of {}",
                     lookup.tlsa_name,
+                    usable.join("; "),
                     bad.join(", ")
                 ),
             )
@@ -389,6 +539,16 @@ pub fn evaluate(lookup: &Lookup, host: &str, ips: &[IpChains]) -> Dane {
             Outcome::Valid,
             format!("every chain presented matches a TLSA record at {}", lookup.tlsa_name),
         ),
+    };
+    let detail = if unjudged.is_empty() {
+        detail
+    } else {
+        unjudged.sort_unstable();
+        let which: Vec<String> = unjudged.iter().map(usize::to_string).collect();
+        format!(
+            "{detail} (records {} could not be matched: the chains come from an earlier record, which keeps only SHA-256 digests)",
+            which.join(", ")
+        )
     };
     Dane {
         tlsa_name: lookup.tlsa_name.clone(),
@@ -414,15 +574,16 @@ pub fn findings(d: &Dane) -> Vec<crate::finding::Finding> {
         Outcome::DnssecInvalid => ("dane-dnssec-invalid", Severity::Critical),
         Outcome::ValidationFailure => ("dane-validation-failure", Severity::Critical),
         Outcome::Error => ("dane-lookup-error", Severity::High),
-        Outcome::DaneRequired | Outcome::NoTlsa => ("", Severity::Info),
+        Outcome::DaneRequired => ("dane-required", Severity::High),
+        Outcome::NoTlsa => ("", Severity::Info),
     };
     if !id.is_empty() {
-        out.push(Finding::new(
-            id,
-            severity,
-            "a sender at smtp_tls_security_level = dane defers mail to this MX",
-            d.detail.clone(),
-        ));
+        let message = if d.result == Outcome::DaneRequired {
+            "a sender at smtp_tls_security_level = dane-only defers mail to this MX: no DNSSEC-secure TLSA records apply to it"
+        } else {
+            "a sender at smtp_tls_security_level = dane defers mail to this MX"
+        };
+        out.push(Finding::new(id, severity, message, d.detail.clone()));
     }
     if d.dnssec == Security::Insecure && !d.records.is_empty() {
         out.push(Finding::new(

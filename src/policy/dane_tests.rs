@@ -181,3 +181,82 @@ fn an_address_without_tls_fails_secure_dane() {
     );
     assert_eq!(d.result, Outcome::ValidationFailure, "{d:#?}");
 }
+
+#[test]
+fn a_sender_requiring_dane_sees_every_kind_of_no_tlsa_as_dane_required_and_nothing_else() {
+    let c = chains();
+    let ips = [(ip(), vec![c.rsa.chain.clone()])];
+    let secure_none = evaluate(&lookup(Security::Secure, vec![]), HOST, &ips);
+    let insecure = evaluate(&lookup(Security::Insecure, vec![ee(&c.rsa.chain[0])]), HOST, &ips);
+    let mut unsigned_mx = lookup(Security::Secure, vec![ee(&c.rsa.chain[0])]);
+    unsigned_mx.mx = Some(Security::Insecure);
+    let unsigned_mx = evaluate(&unsigned_mx, HOST, &ips);
+    for d in [secure_none, insecure, unsigned_mx] {
+        assert_eq!(d.result, Outcome::NoTlsa, "{d:#?}");
+        let why = d.detail.clone();
+        let r = required(d);
+        assert_eq!(r.result, Outcome::DaneRequired, "{r:#?}");
+        assert!(
+            r.detail.starts_with(&why) && r.detail.contains("dane-only"),
+            "{}",
+            r.detail
+        );
+        assert!(r.result.fails_dane_only() && !r.result.fails_dane());
+        assert_eq!(findings(&r).first().map(|f| f.id), Some("dane-required"));
+    }
+    // Every other result is left as it is.
+    let valid = evaluate(&lookup(Security::Secure, vec![ee(&c.rsa.chain[0])]), HOST, &ips);
+    let invalid = evaluate(&lookup(Security::Secure, vec![ee(&c.ecdsa.chain[0])]), HOST, &ips);
+    let bogus = evaluate(&lookup(Security::Bogus, vec![]), HOST, &ips);
+    let failed = evaluate(&lookup(Security::Error, vec![]), HOST, &ips);
+    for d in [valid, invalid, bogus, failed] {
+        assert_eq!(required(d.clone()), d);
+    }
+}
+
+#[test]
+fn outcome_names_are_the_json_names() {
+    use Outcome::*;
+    for o in [
+        Valid,
+        TlsaInvalid,
+        DnssecInvalid,
+        DaneRequired,
+        NoTlsa,
+        ValidationFailure,
+        Error,
+    ] {
+        assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+    }
+}
+
+#[test]
+fn chains_read_back_from_a_record_match_as_their_der_does() {
+    let c = chains();
+    let leaf = &c.rsa.chain[0];
+    let full = TLSA::new(
+        CertUsage::DaneEe,
+        Selector::Full,
+        Matching::Sha256,
+        Sha256::digest(leaf).to_vec(),
+    );
+    let records = vec![ee(leaf), full, ee(&c.ecdsa.chain[0])];
+    let l = lookup(Security::Secure, records);
+    let fresh = evaluate(&l, HOST, &[(ip(), vec![c.rsa.chain.clone()])]);
+    // What a record's certificates[].chain[] holds, read back.
+    let back: Vec<Cert> = c
+        .rsa
+        .chain
+        .iter()
+        .map(|d| Cert::from_json(&serde_json::to_value(crate::certs::CertInfo::from_der(d)).unwrap()).unwrap())
+        .collect();
+    assert!(back.iter().all(|b| b.der.is_none()));
+    let resumed = evaluate_certs(&l, HOST, &[(ip(), vec![back.clone()])]);
+    assert_eq!(resumed, fresh);
+    assert_eq!(resumed.per_endpoint[0].matched, vec![0, 1]);
+    // SHA-512 matching cannot be judged from the digests: said so.
+    let sha512 = TLSA::new(CertUsage::DaneEe, Selector::Spki, Matching::Sha512, vec![0; 64]);
+    let l = lookup(Security::Secure, vec![sha512]);
+    let resumed = evaluate_certs(&l, HOST, &[(ip(), vec![back])]);
+    assert!(resumed.detail.contains("could not be matched"), "{}", resumed.detail);
+}

@@ -36,6 +36,10 @@ pub struct PolicyConfig {
     pub resolver: dnssec::Resolver,
     pub dane: bool,
     pub mta_sts: bool,
+    /// The run judges a sender that requires DANE (`dane-only`): DANE
+    /// results of hosts without applicable TLSA records are
+    /// `dane-required` rather than `no-tlsa` (RFC 8460 §4.3.2).
+    pub require_dane: bool,
     /// Roots for the MTA-STS policy fetch (`--ca-file`, else the system's).
     pub ca_file: Option<std::path::PathBuf>,
     /// `--resolve`: the policy host `mta-sts.DOMAIN` may be pinned too.
@@ -55,6 +59,7 @@ impl PolicyConfig {
         resolver: dnssec::Resolver,
         dane: bool,
         mta_sts: bool,
+        require_dane: bool,
         ca_file: Option<std::path::PathBuf>,
         overrides: HashMap<String, Vec<std::net::IpAddr>>,
     ) -> Self {
@@ -62,6 +67,7 @@ impl PolicyConfig {
             resolver,
             dane,
             mta_sts,
+            require_dane,
             ca_file,
             overrides,
             tlsa: Mutex::new(HashMap::new()),
@@ -104,6 +110,16 @@ impl PolicyConfig {
                 .security
         })
         .await
+    }
+
+    /// `d` as the run's senders see it: `dane-required` for `no-tlsa`
+    /// when one of them requires DANE.
+    fn as_required(&self, d: dane::Dane) -> dane::Dane {
+        if self.require_dane {
+            dane::required(d)
+        } else {
+            d
+        }
     }
 
     /// The domain whose MTA-STS policy applies to a single target `host`:
@@ -197,11 +213,11 @@ pub async fn scan_endpoint_policy(
     let negotiated = status == crate::outcome::Status::Negotiated;
     let dane = if policy.dane {
         let lookup = policy.tlsa(host, target.port).await;
-        Some(dane::evaluate(
+        Some(policy.as_required(dane::evaluate(
             &lookup,
             host,
             &[(ip, chains_of(negotiated, certificates))],
-        ))
+        )))
     } else {
         None
     };
@@ -227,10 +243,19 @@ pub async fn scan_endpoint_policy(
 /// §4.2: valid for the MX host name, trusted, in date); `None` when every
 /// chain is fine.
 pub fn certificate_problem(negotiated: bool, certificates: &[crate::certs::CertificateReport]) -> Option<String> {
+    problem_of(
+        negotiated,
+        certificates.len(),
+        certificates.iter().flat_map(|c| c.verdicts.iter()).map(|v| v.id),
+    )
+}
+
+/// [`certificate_problem`] from the number of chains and their verdict ids.
+fn problem_of<'a>(negotiated: bool, chains: usize, verdicts: impl Iterator<Item = &'a str>) -> Option<String> {
     if !negotiated {
         return Some("no TLS".to_owned());
     }
-    if certificates.is_empty() {
+    if chains == 0 {
         return Some("no certificate was seen".to_owned());
     }
     const REFUSED: [&str; 6] = [
@@ -241,20 +266,15 @@ pub fn certificate_problem(negotiated: bool, certificates: &[crate::certs::Certi
         "cert-self-signed",
         "cert-no-certificate",
     ];
-    let why: std::collections::BTreeSet<&str> = certificates
-        .iter()
-        .flat_map(|c| c.verdicts.iter())
-        .map(|v| v.id)
-        .filter(|id| REFUSED.contains(id))
-        .collect();
+    let why: std::collections::BTreeSet<&str> = verdicts.filter(|id| REFUSED.contains(id)).collect();
     (!why.is_empty()).then(|| why.into_iter().collect::<Vec<_>>().join(", "))
 }
 
 /// What a domain record's policy needs of one finished endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointInput {
-    /// The DER chains it presented (none when it negotiated nothing).
-    pub chains: Vec<Vec<Vec<u8>>>,
+    /// The chains it presented (none when it negotiated nothing).
+    pub chains: Vec<Vec<dane::Cert>>,
     /// Why an MTA-STS sender would refuse its certificate.
     pub certificate_problem: Option<String>,
 }
@@ -264,8 +284,43 @@ impl EndpointInput {
     pub fn of(status: crate::outcome::Status, certificates: &[crate::certs::CertificateReport]) -> Self {
         let negotiated = status == crate::outcome::Status::Negotiated;
         Self {
-            chains: chains_of(negotiated, certificates),
+            chains: chains_of(negotiated, certificates)
+                .iter()
+                .map(|c| c.iter().map(|d| dane::Cert::of_der(d)).collect())
+                .collect(),
             certificate_problem: certificate_problem(negotiated, certificates),
+        }
+    }
+
+    /// From an endpoint record an earlier run wrote (`--resume`): the
+    /// chains from its `certificates` (digests, key and names: the record
+    /// keeps no DER), the certificate problem from their verdicts, as
+    /// [`EndpointInput::of`] derives them from the scan.
+    pub fn from_json(v: &serde_json::Value) -> Self {
+        let negotiated = v["status"].as_str() == Some("negotiated");
+        let reports = v["certificates"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let chains: Vec<Vec<dane::Cert>> = if negotiated {
+            reports
+                .iter()
+                .map(|r| {
+                    r["chain"]
+                        .as_array()
+                        .map(|c| c.iter().filter_map(dane::Cert::from_json).collect())
+                        .unwrap_or_default()
+                })
+                .filter(|c: &Vec<dane::Cert>| !c.is_empty())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let verdicts: Vec<String> = reports
+            .iter()
+            .flat_map(|r| r["verdicts"].as_array().map(Vec::as_slice).unwrap_or(&[]))
+            .filter_map(|f| f["id"].as_str().map(str::to_owned))
+            .collect();
+        Self {
+            chains,
+            certificate_problem: problem_of(negotiated, reports.len(), verdicts.iter().map(String::as_str)),
         }
     }
 }
@@ -276,6 +331,28 @@ impl EndpointInput {
 pub struct DomainDane {
     pub result: dane::Outcome,
     pub mx: Vec<dane::Dane>,
+}
+
+impl DomainDane {
+    /// A domain some of whose MX hosts have TLSA records that apply and
+    /// some not: a sender at `dane` delivers to the others unauthenticated
+    /// (an attacker who blocks the protected hosts gets the mail), one at
+    /// `dane-only` defers to them (`dane-required`).
+    fn partial(&self) -> Option<crate::finding::Finding> {
+        use dane::Outcome::{DaneRequired, NoTlsa};
+        let (without, with): (Vec<&dane::Dane>, Vec<&dane::Dane>) =
+            self.mx.iter().partition(|d| matches!(d.result, NoTlsa | DaneRequired));
+        if without.is_empty() || with.is_empty() {
+            return None;
+        }
+        let names = |v: &[&dane::Dane]| v.iter().map(|d| d.tlsa_name.as_str()).collect::<Vec<_>>().join(", ");
+        Some(crate::finding::Finding::new(
+            "dane-partial",
+            crate::finding::Severity::Medium,
+            "only some MX hosts of the domain are DANE-protected: senders at dane deliver to the others without authentication, senders at dane-only defer to them",
+            format!("TLSA records apply at {}, none at {}", names(&with), names(&without)),
+        ))
+    }
 }
 
 /// `policy` of a domain record (SPEC §3c).
@@ -294,6 +371,7 @@ impl DomainPolicy {
             .flat_map(|d| d.mx.iter())
             .flat_map(dane::findings)
             .collect();
+        out.extend(self.dane.as_ref().and_then(DomainDane::partial));
         out.extend(self.mta_sts.as_ref().map(mta_sts::findings).unwrap_or_default());
         out
     }
@@ -315,13 +393,13 @@ pub async fn domain_policy(
         for (host, ips) in hosts {
             let mut lookup = policy.tlsa(host, port).await;
             lookup.mx = Some(mx);
-            let chains: Vec<dane::IpChains> = ips.iter().map(|(ip, e)| (*ip, e.chains.clone())).collect();
-            each.push(dane::evaluate(&lookup, host, &chains));
+            let chains: Vec<dane::IpCerts> = ips.iter().map(|(ip, e)| (*ip, e.chains.clone())).collect();
+            each.push(policy.as_required(dane::evaluate_certs(&lookup, host, &chains)));
         }
         let result = each
             .iter()
             .map(|d| d.result)
-            .find(|r| r.fails_dane())
+            .find(|r| r.fails_dane() || *r == dane::Outcome::DaneRequired)
             .or_else(|| each.iter().map(|d| d.result).find(|r| *r == dane::Outcome::Valid))
             .unwrap_or(dane::Outcome::NoTlsa);
         Some(DomainDane { result, mx: each })

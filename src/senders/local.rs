@@ -159,7 +159,8 @@ pub fn from_settings(s: &Settings, openssl: Option<&str>) -> Profile {
         }
         "may" => Level::May,
         "encrypt" => Level::Encrypt,
-        "dane" | "dane-only" => Level::Dane,
+        "dane" => Level::Dane,
+        "dane-only" => Level::DaneOnly,
         "verify" | "fingerprint" => Level::Verify,
         "secure" => Level::Secure,
         other => {
@@ -192,7 +193,7 @@ pub fn from_settings(s: &Settings, openssl: Option<&str>) -> Profile {
         _ => "postfix-openssl-1.0.2-verify",
     };
     let mut p = Profile::shipped(base).unwrap_or_else(|_| unreachable_default());
-    let mandatory = level >= Level::Encrypt && level != Level::Dane;
+    let mandatory = level >= Level::Encrypt && !matches!(level, Level::Dane | Level::DaneOnly);
     let protocols = if mandatory {
         get("smtp_tls_mandatory_protocols")
     } else {

@@ -122,6 +122,9 @@ pub enum Level {
     May,
     Encrypt,
     Dane,
+    /// Postfix `dane-only` (RFC 7672 §6, mandatory DANE): no usable
+    /// secure TLSA records, no delivery.
+    DaneOnly,
     Verify,
     Secure,
 }
@@ -133,6 +136,7 @@ impl Level {
             Level::May => "may",
             Level::Encrypt => "encrypt",
             Level::Dane => "dane",
+            Level::DaneOnly => "dane-only",
             Level::Verify => "verify",
             Level::Secure => "secure",
         }

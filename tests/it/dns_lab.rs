@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::netns::{ip_program, Netns};
 use crate::support::{certs, Server, Tool};
 
 pub const KNOTD: Tool = Tool {
@@ -55,17 +56,27 @@ pub struct Zone {
 pub struct DnsLab {
     pub knot: Server,
     pub unbound: Server,
+    /// Where unbound listens: its free port, or 53 inside a namespace.
+    resolver_port: u16,
 }
 
 impl DnsLab {
     /// The validating resolver, as `--dns` takes it.
     pub fn resolver(&self) -> String {
-        format!("127.0.0.1:{}", self.unbound.port)
+        format!("127.0.0.1:{}", self.resolver_port)
     }
 
     /// Starts knot with `zones` and unbound in front of it; `servfail`
     /// names a zone whose lookups fail.
     pub fn start(tag: &str, zones: &[Zone], servfail: &str) -> Self {
+        Self::start_in(None, tag, zones, servfail)
+    }
+
+    /// [`DnsLab::start`] inside the namespace `netns`, if one is given:
+    /// knot and unbound run there, unbound on 127.0.0.1:53, which the
+    /// namespace's resolv.conf names (so the system resolver of every
+    /// program run inside is the lab's validating resolver).
+    pub fn start_in(netns: Option<&Netns>, tag: &str, zones: &[Zone], servfail: &str) -> Self {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -97,7 +108,7 @@ impl DnsLab {
             )
         };
         let conf2 = conf.clone();
-        let knot = Server::start_program("knotd", sbin(KNOTD), move |port| {
+        let knot = start_maybe_in(netns, "knotd", sbin(KNOTD), move |port| {
             std::fs::write(&conf2, knot_conf(port)).expect("knot.conf");
             vec!["-c".into(), conf2.display().to_string()]
         });
@@ -154,16 +165,48 @@ impl DnsLab {
         ));
         let uconf = dir.join("unbound.conf");
         let d = dir.display().to_string();
-        let unbound = Server::start_program("unbound", sbin(UNBOUND), move |port| {
+        let fixed = netns.map(|_| 53);
+        let unbound = start_maybe_in(netns, "unbound", sbin(UNBOUND), move |port| {
+            let port = fixed.unwrap_or(port);
             let text = format!(
                 "server:\n    interface: 127.0.0.1@{port}\n    port: {port}\n    do-daemonize: no\n    username: \"\"\n    chroot: \"\"\n    directory: \"{d}\"\n    pidfile: \"\"\n    use-syslog: no\n    logfile: \"\"\n    verbosity: 1\n    do-not-query-localhost: no\n    module-config: \"validator iterator\"\n    qname-minimisation: no\n    access-control: 127.0.0.0/8 allow\n    local-zone: \"test.\" nodefault\n{anchors}{stubs}"
             );
             std::fs::write(&uconf, text).expect("unbound.conf");
             vec!["-d".into(), "-c".into(), uconf.display().to_string()]
         });
-        let mut lab = Self { knot, unbound };
-        drop(lab.unbound.connect());
+        let resolver_port = fixed.unwrap_or(unbound.port);
+        let mut lab = Self {
+            knot,
+            unbound,
+            resolver_port,
+        };
+        match netns {
+            Some(ns) => ns.wait_for_listener(resolver_port, || lab.unbound.log()),
+            None => drop(lab.unbound.connect()),
+        }
         lab
+    }
+}
+
+/// A server started directly, or through `ip netns exec` inside `netns`
+/// (which execs the program, so the guard's pid is the server's own).
+fn start_maybe_in(
+    netns: Option<&Netns>,
+    name: &'static str,
+    program: PathBuf,
+    args: impl Fn(u16) -> Vec<String> + 'static,
+) -> Server {
+    match netns {
+        None => Server::start_program(name, program, args),
+        Some(ns) => {
+            let ns_name = ns.name.clone();
+            Server::start_program(name, ip_program(), move |port| {
+                let mut v = vec!["netns".to_owned(), "exec".to_owned(), ns_name.clone()];
+                v.push(program.display().to_string());
+                v.extend(args(port));
+                v
+            })
+        }
     }
 }
 

@@ -345,3 +345,116 @@ fn a_dane_sender_fails_where_the_tlsa_records_do_not_match() {
         assert_eq!(r["verdict"]["outcome"], want, "{r:#}");
     }
 }
+
+/// `3 0 1` data of a PEM certificate: the SHA-256 of its DER.
+fn cert_sha256(pem: &str) -> String {
+    let path = certs().join(pem);
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "openssl x509 -in '{}' -outform DER | sha256sum",
+            path.display()
+        ))
+        .output()
+        .expect("openssl | sha256sum");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `--resume` after a run that wrote a domain's endpoint records but not
+/// its domain record (killed in between): the resumed run writes the
+/// domain record from the earlier endpoint records, and its `policy.dane`
+/// — each record matched against the chains those records describe —
+/// equals the one the uninterrupted run wrote.
+#[test]
+fn a_resumed_domain_gets_the_dane_result_of_a_fresh_run() {
+    let pf = crate::postfix::Postfix::start(&[]);
+    let port = pf.port;
+    let (spki, cert) = (spki_sha256("rsa.pem"), cert_sha256("rsa.pem"));
+    let wrong = "11".repeat(32);
+    let dns = DnsLab::start(
+        "resume",
+        &[Zone {
+            name: "res.test",
+            kind: Kind::Signed,
+            records: format!(
+                "@ MX 10 mx\nmx A {ip}\n_{port}._tcp.mx TLSA 3 1 1 {spki}\n_{port}._tcp.mx TLSA 3 0 1 {cert}\n\
+                     bad MX 10 mxbad\nmxbad A {ip}\n_{port}._tcp.mxbad TLSA 3 1 1 {wrong}\n",
+                ip = pf.ip
+            ),
+        }],
+        "servfail.test",
+    );
+    let resolver = dns.resolver();
+    let port_arg = port.to_string();
+    let ca = certs().join("ca.pem").display().to_string();
+    let dir = certs().join("resume-dane");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let saved = dir.join("endpoints.jsonl");
+    let saved_arg = saved.display().to_string();
+    let mut args = vec![
+        "--mx",
+        "--jsonl",
+        "-q",
+        "--dns",
+        &resolver,
+        "--mx-port",
+        &port_arg,
+        "--ca-file",
+        &ca,
+        "res.test",
+        "bad.res.test",
+    ];
+    let fresh = hsscan(&args);
+    let records = |run: &Run| -> Vec<Value> {
+        run.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let logs = || format!("{}\n{}\n{}", dns.knot.log(), dns.unbound.log(), pf.log());
+    let first = records(&fresh);
+    let endpoints: String = first
+        .iter()
+        .filter(|r| r["record"] == "endpoint")
+        .map(|r| format!("{r}\n"))
+        .collect();
+    assert_eq!(endpoints.lines().count(), 2, "{}\n{}", fresh.describe(), logs());
+    std::fs::write(&saved, endpoints).expect("write the endpoint records");
+    args.extend(["--resume", &saved_arg]);
+    let resumed = hsscan(&args);
+    let second = records(&resumed);
+    // Nothing is scanned again: only the two domain records are written.
+    assert!(second.iter().all(|r| r["record"] == "domain"), "{}", resumed.describe());
+    let domain = |rs: &[Value], name: &str| {
+        rs.iter()
+            .find(|r| r["record"] == "domain" && r["domain"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no domain record for {name}\n{}\n{}", resumed.describe(), logs()))
+    };
+    for (name, result) in [("res.test", "valid"), ("bad.res.test", "tlsa-invalid")] {
+        let (a, b) = (domain(&first, name), domain(&second, name));
+        assert_eq!(at(&a, "/policy/dane/result"), result, "{a:#}");
+        assert_eq!(
+            at(&a, "/policy/dane"),
+            at(&b, "/policy/dane"),
+            "fresh {a:#}\nresumed {b:#}"
+        );
+        assert_eq!(
+            at(&a, "/policy/mta_sts"),
+            at(&b, "/policy/mta_sts"),
+            "fresh {a:#}\nresumed {b:#}"
+        );
+    }
+    // Both records match, the SPKI one and the whole-certificate one.
+    let a = domain(&first, "res.test");
+    assert_eq!(
+        at(&a, "/policy/dane/mx/0/per_endpoint/0/matched"),
+        &serde_json::json!([0, 1]),
+        "{a:#}"
+    );
+}

@@ -26,6 +26,33 @@ pub const NGINX: Tool = Tool {
 /// 443, so the lab takes a loopback address of its own for it.
 const POLICY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 61);
 
+/// Where the held policy server listens (port 443 too).
+const HELD_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 62);
+
+/// Port 443 of these loopback addresses is one per machine, not per test
+/// process: two runs of the suite at once would collide on it. Whoever
+/// binds it first holds a lock for as long as its server runs, and the
+/// others wait their turn. The lock is an abstract Unix socket bound under
+/// a fixed name: one holder per machine (network namespace), released when
+/// the listener drops, and by the kernel when the process dies.
+fn port_443_lock() -> std::os::unix::net::UnixListener {
+    use std::os::linux::net::SocketAddrExt as _;
+    const NAME: &[u8] = b"hsscan-it-loopback-port-443";
+    /// How long a test waits for another run to be done with the port.
+    const WAIT: Duration = Duration::from_secs(600);
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(NAME).expect("an abstract socket name");
+    let start = Instant::now();
+    loop {
+        match std::os::unix::net::UnixListener::bind_addr(&addr) {
+            Ok(l) => return l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && start.elapsed() < WAIT => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("cannot take the port-443 lock (another test run holding it for {WAIT:?}?): {e}"),
+        }
+    }
+}
+
 /// (domain label, policy body or None for no file, whether nginx has a
 /// certificate for its mta-sts host, whether the MX certificate names its MX).
 const CASES: [(&str, Option<&str>, bool, bool); 9] = [
@@ -134,9 +161,12 @@ struct Lab {
     dns: DnsLab,
     _nginx: Server,
     mx: Server,
+    // Released after nginx is gone.
+    _port: std::os::unix::net::UnixListener,
 }
 
 fn lab() -> Lab {
+    let port = port_443_lock();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -238,7 +268,12 @@ fn lab() -> Lab {
         }],
         "servfail.test",
     );
-    Lab { dns, _nginx: nginx, mx }
+    Lab {
+        dns,
+        _nginx: nginx,
+        mx,
+        _port: port,
+    }
 }
 
 impl Lab {
@@ -344,4 +379,154 @@ fn mta_sts_results_follow_each_policy_and_certificate() {
             );
         }
     }
+}
+
+/// Domain records wait for their own policy lookups only: of two domains
+/// sharing one MX host, the first's MTA-STS policy server (a real HTTPS
+/// server that holds its answer until the test releases it) does not hold
+/// back the second's record, and once released the first's record comes,
+/// with the policy it served. Each record is written exactly once.
+#[test]
+fn a_slow_policy_fetch_holds_back_no_other_domains_record() {
+    use std::io::BufRead as _;
+    let port = port_443_lock();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let dir = certs().join(format!("held-{nanos}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (chain, key) = leaf(&dir, "held", &["mta-sts.slow.wr.test".to_owned()]);
+    let body = dir.join("policy.txt");
+    std::fs::write(&body, "version: STSv1\nmode: enforce\nmx: mx.wr.test\nmax_age: 86400\n").unwrap();
+    let release = dir.join("release");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/held_https.py");
+    let args: Vec<String> = [
+        script.display().to_string(),
+        HELD_IP.to_string(),
+        "443".to_owned(),
+        chain.display().to_string(),
+        key.display().to_string(),
+        body.display().to_string(),
+        release.display().to_string(),
+    ]
+    .into();
+    let held = Server::start("held-https", crate::scan_support::PYTHON3, move |_| args.clone());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !held.log().contains("listening") {
+        assert!(
+            Instant::now() < deadline,
+            "the held HTTPS server did not start\n{}",
+            held.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pf = crate::postfix::Postfix::start(&[]);
+    let dns = DnsLab::start(
+        "held",
+        &[Zone {
+            name: "wr.test",
+            kind: Kind::Plain,
+            records: format!(
+                "slow MX 10 mx\nfast MX 10 mx\nmx A {}\n_mta-sts.slow TXT \"v=STSv1; id=1;\"\nmta-sts.slow A {HELD_IP}\n",
+                pf.ip
+            ),
+        }],
+        "servfail.test",
+    );
+    let ca = certs().join("ca.pem").display().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hsscan"))
+        .args(["--mx", "--jsonl", "-q", "--timeout", "30", "--dns"])
+        .arg(dns.resolver())
+        .args([
+            "--mx-port",
+            &pf.port.to_string(),
+            "--ca-file",
+            &ca,
+            "slow.wr.test",
+            "fast.wr.test",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("hsscan runs");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let logs = || {
+        format!(
+            "{}\n{}\n{}\n{}",
+            held.log(),
+            dns.knot.log(),
+            dns.unbound.log(),
+            pf.log()
+        )
+    };
+    // A bound on a run that hangs, not a measurement: the fetch's own
+    // timeout (twice --timeout capped at 10 s) is far below it.
+    const HANG: Duration = Duration::from_secs(90);
+    let mut seen: Vec<Value> = Vec::new();
+    let domain_in = |seen: &[Value], name: &str| {
+        seen.iter()
+            .filter(|r| r["record"] == "domain" && r["domain"] == name)
+            .count()
+    };
+    // Until fast.wr.test's record is out, the policy server has not answered.
+    while domain_in(&seen, "fast.wr.test") == 0 {
+        let r = rx
+            .recv_timeout(HANG)
+            .unwrap_or_else(|_| panic!("no record for fast.wr.test\n{seen:#?}\n{}", logs()));
+        seen.push(r);
+    }
+    assert_eq!(domain_in(&seen, "slow.wr.test"), 0, "{seen:#?}\n{}", logs());
+    // slow.wr.test's fetch is under way (it may not have reached the
+    // server yet): once the server holds it, still no record for it.
+    let deadline = Instant::now() + HANG;
+    while !held.log().contains("request /.well-known/mta-sts.txt") {
+        assert!(Instant::now() < deadline, "no policy request\n{}", logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    seen.extend(rx.try_iter());
+    assert_eq!(domain_in(&seen, "slow.wr.test"), 0, "{seen:#?}\n{}", logs());
+    assert!(!held.log().contains("released"), "{}", logs());
+    std::fs::write(&release, "").unwrap();
+    while let Ok(r) = rx.recv_timeout(HANG) {
+        seen.push(r);
+    }
+    let status = child.wait().expect("hsscan exits");
+    let _ = reader.join();
+    assert!(status.code().is_some(), "{status}");
+    assert_eq!(domain_in(&seen, "slow.wr.test"), 1, "{seen:#?}");
+    assert_eq!(domain_in(&seen, "fast.wr.test"), 1, "{seen:#?}");
+    assert_eq!(
+        seen.iter().filter(|r| r["record"] == "endpoint").count(),
+        1,
+        "{seen:#?}"
+    );
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    let slow = seen
+        .iter()
+        .find(|r| r["domain"] == "slow.wr.test")
+        .cloned()
+        .unwrap_or_default();
+    // The policy the held server served (the MX, Postfix with the test
+    // leaf, is not named by it: certificate-host-mismatch).
+    assert_eq!(at(&slow, "/policy/mta_sts/fetch/status"), 200, "{slow:#}\n{}", logs());
+    assert_eq!(at(&slow, "/policy/mta_sts/policy/mode"), "enforce", "{slow:#}");
+    assert_eq!(at(&slow, "/policy/mta_sts/mx_matches/mx.wr.test"), true, "{slow:#}");
+    assert!(held.log().contains("released"), "{}", logs());
+    let fast = seen
+        .iter()
+        .find(|r| r["domain"] == "fast.wr.test")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(at(&fast, "/policy/mta_sts/result"), "none", "{fast:#}");
+    drop(held);
+    drop(port);
 }

@@ -34,6 +34,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::netns::Netns;
 use crate::support::{certs, Tool};
 
 pub const POSTFIX: Tool = Tool {
@@ -98,13 +99,13 @@ impl Postfix {
     /// the RSA leaf and the intermediate), `overrides` replacing or adding
     /// main.cf parameters.
     pub fn start(overrides: &[(&str, &str)]) -> Self {
-        Self::start_with(overrides, Services::Receive, None)
+        Self::start_with(overrides, Services::Receive, None, None)
     }
 
     /// [`Postfix::start`] listening on `port` of its 127.0.0.x address
     /// (bulk MX tests put every MX host on one port).
     pub fn start_on_port(port: u16, overrides: &[(&str, &str)]) -> Self {
-        Self::start_with(overrides, Services::Receive, Some(port))
+        Self::start_with(overrides, Services::Receive, Some(port), None)
     }
 
     /// Starts an instance that also queues and delivers: the smtpd of
@@ -114,10 +115,25 @@ impl Postfix {
     /// `overrides` say where it goes, e.g. `relayhost = [127.0.0.1]:PORT`,
     /// and who may relay (`mynetworks`).
     pub fn start_relay(overrides: &[(&str, &str)]) -> Self {
-        Self::start_with(overrides, Services::Relay, None)
+        Self::start_with(overrides, Services::Relay, None, None)
     }
 
-    fn start_with(overrides: &[(&str, &str)], services: Services, fixed_port: Option<u16>) -> Self {
+    /// [`Postfix::start_relay`] inside the network namespace `netns`
+    /// (`ip netns exec`: master and every daemon it starts live there, and
+    /// their system resolver is the one the namespace's resolv.conf
+    /// names), its smtpd on `port` (a namespace has every port free: an
+    /// MX there may listen on 25). Mail is submitted with
+    /// [`Postfix::sendmail`], which needs no network.
+    pub fn start_relay_in(netns: &Netns, port: u16, overrides: &[(&str, &str)]) -> Self {
+        Self::start_with(overrides, Services::Relay, Some(port), Some(netns))
+    }
+
+    fn start_with(
+        overrides: &[(&str, &str)],
+        services: Services,
+        fixed_port: Option<u16>,
+        netns: Option<&Netns>,
+    ) -> Self {
         let program = postfix_program();
         remove_stale_instances(&program);
         let ip = next_ip();
@@ -134,7 +150,11 @@ impl Postfix {
             // Each attempt's log on its own, so an old bind error is not read twice.
             let _ = fs::remove_file(dir.join("maillog"));
             let begun = Instant::now();
-            let out = run_bounded(Command::new(&program).arg("-c").arg(dir.join("conf")).arg("start"));
+            let mut start = match netns {
+                Some(ns) => ns.command(&program),
+                None => Command::new(&program),
+            };
+            let out = run_bounded(start.arg("-c").arg(dir.join("conf")).arg("start"));
             let started_in = begun.elapsed();
             if out.status.success() {
                 let master_pid = fs::read_to_string(dir.join("queue/pid/master.pid"))
@@ -229,6 +249,41 @@ impl Postfix {
         );
     }
 
+    /// Submits a message from `from` to `to` with this instance's
+    /// `sendmail` (postdrop into its maildrop queue: no network, so it
+    /// works from outside the instance's namespace too).
+    pub fn sendmail(&self, from: &str, to: &str, subject: &str) {
+        let p = Path::new("/usr/sbin/sendmail");
+        let program = if p.is_file() {
+            p.to_path_buf()
+        } else {
+            PathBuf::from("sendmail")
+        };
+        let mut child = Command::new(program)
+            .arg("-C")
+            .arg(self.conf_dir())
+            .args(["-f", from, "--", to])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run sendmail: {e}"));
+        let message = format!("From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nA test message.\r\n");
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            stdin.write_all(message.as_bytes()).expect("write to sendmail");
+        }
+        let out = child.wait_with_output().expect("sendmail runs");
+        assert!(
+            out.status.success(),
+            "sendmail -C {} {to}: {}{}\n{}",
+            self.conf_dir().display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+    }
+
     /// `ip:port` as hsscan takes it.
     pub fn target(&self) -> String {
         format!("{}:{}", self.ip, self.port)
@@ -244,10 +299,16 @@ impl Postfix {
     /// hands its lines to postlogd, which writes them a little later, so a
     /// line about a session may land after the client has gone.
     pub fn log_when(&self, done: impl Fn(&str) -> bool) -> String {
+        self.log_when_within(LOG_WINDOW, done)
+    }
+
+    /// [`Postfix::log_when`] waiting at most `window` (a delivery through
+    /// the queue takes longer than a line about a session).
+    pub fn log_when_within(&self, window: Duration, done: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let log = self.log();
-            if done(&log) || start.elapsed() > LOG_WINDOW {
+            if done(&log) || start.elapsed() > window {
                 return log;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -55,7 +55,13 @@ impl Run {
 
 /// Runs `hsscan args…` with no stdin, waiting at most [`RUN_DEADLINE`].
 pub fn hsscan(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hsscan"))
+    hsscan_command(Command::new(env!("CARGO_BIN_EXE_hsscan")), args)
+}
+
+/// [`hsscan`] started by `cmd` (the binary itself, or a wrapper such as
+/// `ip netns exec NAME hsscan`, with its own environment).
+pub fn hsscan_command(mut cmd: Command, args: &[&str]) -> Run {
+    let mut child = cmd
         .args(args)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
