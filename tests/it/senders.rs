@@ -108,7 +108,16 @@ fn finger(level: &str, protocols: Option<&str>, host: &str, port: u16, starttls:
     let verified_needed = matches!(level, "verify" | "secure");
     match established {
         Some(l) if !verified_needed || l.contains("Verified TLS connection") => Truth { tls: true, line: l },
-        Some(l) => Truth { tls: false, line: l },
+        // Established but not verified: the verification error says why.
+        Some(l) => Truth {
+            tls: false,
+            line: text
+                .lines()
+                .filter(|x| x.contains("verification failed"))
+                .chain([l.as_str()])
+                .collect::<Vec<_>>()
+                .join(" | "),
+        },
         None => Truth {
             tls: false,
             line: text
@@ -377,46 +386,59 @@ fn openssl(name: &'static str, args: &[&str]) -> Receiver {
     Receiver::server(name, openssl_s_server(name, &all), false)
 }
 
-/// A 1024-bit RSA leaf signed by the test CA, for the weak-key receiver.
-fn rsa1024() -> (PathBuf, PathBuf) {
+/// An RSA leaf of `bits` bits (CN=localhost) signed by the test
+/// intermediate, for the weak-key receivers.
+fn rsa_leaf(bits: u32) -> (PathBuf, PathBuf) {
     let dir = certs();
-    let key = dir.join("rsa1024.key");
-    let pem = dir.join("rsa1024.pem");
+    let key = dir.join(format!("rsa{bits}.key"));
+    let pem = dir.join(format!("rsa{bits}.pem"));
+    let csr = format!("rsa{bits}.csr");
     if !pem.exists() {
         let ok = Command::new("openssl")
             .current_dir(dir)
-            .args(["req", "-newkey", "rsa:1024", "-nodes", "-keyout"])
+            .args(["req", "-newkey", &format!("rsa:{bits}"), "-nodes", "-keyout"])
             .arg(&key)
-            .args(["-subj", "/CN=localhost", "-out", "rsa1024.csr"])
+            .args(["-subj", "/CN=localhost", "-out", &csr])
+            .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
             && Command::new("openssl")
                 .current_dir(dir)
-                .args([
-                    "x509",
-                    "-req",
-                    "-in",
-                    "rsa1024.csr",
-                    "-CA",
-                    "int.pem",
-                    "-CAkey",
-                    "int.key",
-                ])
-                .args(["-set_serial", "1024", "-days", "30", "-out"])
+                .args(["x509", "-req", "-in", &csr, "-CA", "int.pem", "-CAkey", "int.key"])
+                .args(["-set_serial", &bits.to_string(), "-days", "30", "-out"])
                 .arg(&pem)
                 .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success());
-        assert!(ok, "making the 1024-bit RSA certificate");
+        assert!(ok, "making the {bits}-bit RSA certificate");
     }
     (pem, key)
 }
 
+/// DH parameters of `bits` bits, made once per test process.
+fn dhparam(bits: u32) -> String {
+    let path = certs().join(format!("dh{bits}.pem"));
+    if !path.exists() {
+        let ok = Command::new("openssl")
+            .args(["dhparam", "-out"])
+            .arg(&path)
+            .arg(bits.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "openssl dhparam {bits}");
+    }
+    path.display().to_string()
+}
+
 /// `gnutls-serv` with the RSA chain and only what `priority` allows.
-fn gnutls_serv(name: &'static str, priority: &'static str) -> Receiver {
+fn gnutls_serv(name: &'static str, priority: &'static str, extra: &[String]) -> Receiver {
+    let extra = extra.to_vec();
     let server = Server::start(name, GNUTLS_SERV, move |port| {
         let d = certs();
-        vec![
+        let mut args: Vec<String> = vec![
             "--port".into(),
             port.to_string(),
             "--x509certfile".into(),
@@ -425,7 +447,9 @@ fn gnutls_serv(name: &'static str, priority: &'static str) -> Receiver {
             d.join("rsa.key").display().to_string(),
             "--priority".into(),
             priority.into(),
-        ]
+        ];
+        args.extend(extra.iter().cloned());
+        args
     });
     Receiver::server(name, server, false)
 }
@@ -467,23 +491,13 @@ fn postfix_tls10(name: &'static str, exclude: &str) -> Receiver {
 }
 
 fn receivers() -> Vec<Receiver> {
-    let dh1024 = certs().join("dh1024.pem");
-    if !dh1024.exists() {
-        let ok = Command::new("openssl")
-            .args(["dhparam", "-out"])
-            .arg(&dh1024)
-            .arg("1024")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "openssl dhparam 1024");
-    }
-    let dh = dh1024.display().to_string();
-    let (pem, key) = rsa1024();
-    let (pem, key) = (pem.display().to_string(), key.display().to_string());
+    let dh = dhparam(1024);
     let chain = certs().join("int.pem").display().to_string();
-    let weak = openssl_weak_key(&pem, &key, &chain);
+    let weak_key = |bits: u32| {
+        let (pem, key) = rsa_leaf(bits);
+        openssl_weak_key(&pem.display().to_string(), &key.display().to_string(), &chain)
+    };
+    let (rsa1024, rsa768) = (weak_key(1024), weak_key(768));
     vec![
         openssl("defaults", &[]),
         openssl(
@@ -512,14 +526,25 @@ fn receivers() -> Vec<Receiver> {
             ],
         ),
         openssl("ffdhe2048-only", &["-groups", "ffdhe2048"]),
-        Receiver::server("rsa1024", weak, false),
+        Receiver::server("rsa1024", rsa1024, false),
+        Receiver::server("rsa768", rsa768, false),
         gnutls_serv(
             "gnutls-3des-only",
             "NONE:+VERS-TLS1.2:+3DES-CBC:+RSA:+SHA1:+COMP-NULL:+SIGN-ALL:+CTYPE-X509",
+            &[],
         ),
         gnutls_serv(
             "gnutls-arcfour-only",
             "NONE:+VERS-TLS1.2:+VERS-TLS1.1:+VERS-TLS1.0:+ARCFOUR-128:+RSA:+ECDHE-RSA:+SHA1:+MD5:+COMP-NULL:+SIGN-ALL:+CURVE-ALL:+CTYPE-X509",
+            &[],
+        ),
+        // Only DHE with a 768-bit group: OpenSSL 3.0 refuses to load one
+        // even at security level 0, gnutls-serv serves it (to a client
+        // that does not list RFC 7919 groups it must, see the matrix).
+        gnutls_serv(
+            "gnutls-dh768",
+            "NONE:+VERS-TLS1.2:+AES-128-GCM:+DHE-RSA:+AEAD:+COMP-NULL:+SIGN-ALL:+CTYPE-X509",
+            &["--dhparams".into(), dhparam(768)],
         ),
         tlslite_sslv3_rc4(),
         postfix_tls10("postfix-tls1.0-rsa", "kEECDH, kEDH"),
@@ -557,7 +582,7 @@ fn real_reason(t: &Truth) -> Option<&'static str> {
         Some("legacy-signature")
     } else if has("dh key too small") || has("dh_key_too_small") {
         Some("weak-dh")
-    } else if has("key too small") {
+    } else if has("key too small") || has("key too weak") {
         Some("weak-key")
     } else if has("unsupported protocol")
         || has("protocol version")

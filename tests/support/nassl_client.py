@@ -30,6 +30,16 @@ from nassl.ssl_client import OpenSslVerifyEnum, OpenSslVersionEnum
 SSL_OP_NO_SSLv2 = 0x01000000
 SSL_OP_NO_SSLv3 = 0x02000000
 TIMEOUT = 5
+# X509_V_ERR_* codes (OpenSSL's x509_vfy.h) the tests tell apart.
+VERIFY_ERRORS = {
+    2: "unable to get issuer certificate",
+    18: "self-signed certificate",
+    20: "unable to get local issuer certificate",
+    62: "hostname mismatch",
+    66: "EE certificate key too weak",
+    67: "CA certificate key too weak",
+    68: "CA signature digest algorithm too weak",
+}
 CAP = 64 * 1024
 
 
@@ -89,6 +99,7 @@ def main():
     else:
         from nassl.ssl_client import SslClient as Client
     sock = socket.create_connection((a.host, a.port), timeout=TIMEOUT)
+    client = None
     try:
         if a.starttls:
             starttls(sock)
@@ -115,7 +126,11 @@ def main():
         print("established %s" % cipher)
         return 0
     except Exception as e:  # the failure is the result
-        print("failed: %s: %s" % (type(e).__name__, e))
+        why = " ".join(str(e).split())
+        if client is not None and "certificate verify failed" in why:
+            code = client._ssl.get_verify_result()
+            why += " (verify error %d: %s)" % (code, VERIFY_ERRORS.get(code, "see x509_vfy.h"))
+        print("failed: %s: %s" % (type(e).__name__, why))
         return 1
     finally:
         sock.close()
