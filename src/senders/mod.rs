@@ -616,15 +616,17 @@ fn legacy_scheme(s: hsscan_wire::SignatureScheme) -> bool {
     hash == 1 || hash == 2
 }
 
-/// Certificate findings that a verifying sender refuses.
+/// Certificate findings (ids of [`crate::certs`]) that a verifying sender
+/// refuses.
 const REJECTING: &[&str] = &[
     "cert-untrusted",
     "cert-expired",
     "cert-not-yet-valid",
-    "cert-name-mismatch",
+    "cert-hostname-mismatch",
     "cert-missing-intermediate",
     "cert-self-signed",
-    "cert-signature-invalid",
+    "cert-no-certificate",
+    "cert-unparsable",
 ];
 
 /// Judges what the server answered to `profile`'s own hello (`p`).
@@ -1009,6 +1011,20 @@ mod tests {
         assert!(!p.sni, "Postfix sends no SNI by default");
         let v = Profile::shipped("postfix-3.7-openssl-3.0-verify").expect("profile");
         assert_eq!(v.prepare(None).expect("encodes").cipher_count, 74);
+    }
+
+    /// Every id a verifying sender refuses is one the certificate checks
+    /// really emit (a misspelt id would never match and let a verifying
+    /// sender "accept" a chain for another name).
+    #[test]
+    fn rejecting_ids_are_ids_the_certificate_checks_emit() {
+        let source = include_str!("../certs.rs");
+        for id in REJECTING {
+            assert!(
+                source.contains(&format!("\"{id}\"")),
+                "{id} is not a finding of certs.rs"
+            );
+        }
     }
 
     #[test]

@@ -389,23 +389,29 @@ fn openssl(name: &'static str, args: &[&str]) -> Receiver {
 /// An RSA leaf of `bits` bits (CN=localhost) signed by the test
 /// intermediate, for the weak-key receivers.
 fn rsa_leaf(bits: u32) -> (PathBuf, PathBuf) {
+    leaf(&format!("rsa{bits}"), bits, "localhost")
+}
+
+/// An RSA leaf `tag.pem`/`tag.key` of `bits` bits for `cn` (no SAN), signed
+/// by the test intermediate.
+fn leaf(tag: &str, bits: u32, cn: &str) -> (PathBuf, PathBuf) {
     let dir = certs();
-    let key = dir.join(format!("rsa{bits}.key"));
-    let pem = dir.join(format!("rsa{bits}.pem"));
-    let csr = format!("rsa{bits}.csr");
+    let key = dir.join(format!("{tag}.key"));
+    let pem = dir.join(format!("{tag}.pem"));
+    let csr = format!("{tag}.csr");
     if !pem.exists() {
         let ok = Command::new("openssl")
             .current_dir(dir)
             .args(["req", "-newkey", &format!("rsa:{bits}"), "-nodes", "-keyout"])
             .arg(&key)
-            .args(["-subj", "/CN=localhost", "-out", &csr])
+            .args(["-subj", &format!("/CN={cn}"), "-out", &csr])
             .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
             && Command::new("openssl")
                 .current_dir(dir)
                 .args(["x509", "-req", "-in", &csr, "-CA", "int.pem", "-CAkey", "int.key"])
-                .args(["-set_serial", &bits.to_string(), "-days", "30", "-out"])
+                .args(["-set_serial", &format!("{bits}{}", tag.len()), "-days", "30", "-out"])
                 .arg(&pem)
                 .stdin(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
@@ -498,6 +504,8 @@ fn receivers() -> Vec<Receiver> {
         openssl_weak_key(&pem.display().to_string(), &key.display().to_string(), &chain)
     };
     let (rsa1024, rsa768) = (weak_key(1024), weak_key(768));
+    let (pem, key) = leaf("other-name", 2048, "other.test.example");
+    let other_name = openssl_weak_key(&pem.display().to_string(), &key.display().to_string(), &chain);
     vec![
         openssl("defaults", &[]),
         openssl(
@@ -528,6 +536,8 @@ fn receivers() -> Vec<Receiver> {
         openssl("ffdhe2048-only", &["-groups", "ffdhe2048"]),
         Receiver::server("rsa1024", rsa1024, false),
         Receiver::server("rsa768", rsa768, false),
+        // A valid chain for another name: a verifying sender refuses it.
+        Receiver::server("other-name", other_name, false),
         gnutls_serv(
             "gnutls-3des-only",
             "NONE:+VERS-TLS1.2:+3DES-CBC:+RSA:+SHA1:+COMP-NULL:+SIGN-ALL:+CTYPE-X509",
