@@ -64,6 +64,12 @@ fn posttls_finger(level: &str, protocols: Option<&str>, host: &str, port: u16) -
 /// mode; at verify the certificate must name `localhost` (every test
 /// leaf does).
 fn finger(level: &str, protocols: Option<&str>, host: &str, port: u16, starttls: bool) -> Truth {
+    let extra: Vec<&str> = protocols.map(|p| vec!["-p", p]).unwrap_or_default();
+    finger_with(level, &extra, host, port, starttls)
+}
+
+/// [`finger`] with more posttls-finger options (`-p …`, `-o name=value`).
+fn finger_with(level: &str, extra: &[&str], host: &str, port: u16, starttls: bool) -> Truth {
     let bin = posttls_finger_path();
     let config = empty_config("finger");
     // -h native: /etc/hosts, not DNS; no dnssec_probe: nothing but
@@ -88,9 +94,7 @@ fn finger(level: &str, protocols: Option<&str>, host: &str, port: u16, starttls:
         level.into(),
     ]);
     args.extend(["-F".into(), certs().join("ca.pem").display().to_string()]);
-    if let Some(p) = protocols {
-        args.extend(["-p".into(), p.into()]);
-    }
+    args.extend(extra.iter().map(|x| (*x).to_owned()));
     args.push(format!("[{host}]:{port}"));
     // The name a verifying sender matches (posttls-finger's match list).
     args.push("localhost".into());
@@ -893,4 +897,189 @@ fn the_advised_policy_line_makes_a_real_postfix_relay_deliver_over_tls() {
     crate::emulate_postfix::submit(&relay);
     let after = relay.log_when(|l| established(l) >= 1);
     assert_eq!(established(&after), 1, "no TLS after the advised line:\n{after}");
+}
+
+/// `hsscan --sender local` (MAIL_CONFIG = `conf`) against a Postfix
+/// receiver over STARTTLS.
+fn hsscan_local(conf: &Path, target: &str) -> Value {
+    let hsscan = Path::new(env!("CARGO_BIN_EXE_hsscan"));
+    let args: Vec<String> = vec![
+        target.into(),
+        "--starttls".into(),
+        "smtp".into(),
+        "--json".into(),
+        "--sender".into(),
+        "local".into(),
+        "--ca-file".into(),
+        certs().join("ca.pem").display().to_string(),
+    ];
+    let out = run(
+        hsscan,
+        &args,
+        &[("MAIL_CONFIG", conf.to_str().unwrap_or("/tmp"))],
+        TOOL_LIMIT,
+    );
+    serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("hsscan {args:?} printed no JSON ({e}):\n{}\n{}", out.stdout, out.stderr))
+}
+
+/// SPEC §8 advice at `verify`, verified on a real Postfix relay: a relay
+/// at `smtp_tls_security_level = verify` (OpenSSL 3.0, security level 1)
+/// meets a Postfix receiver speaking only TLS 1.0, whose (EC)DHE
+/// ServerKeyExchange is signed with MD5+SHA-1. hsscan (`--sender local`,
+/// reading the relay's own main.cf) says `legacy-signature` and advises:
+/// - when the receiver also has static RSA: keep `verify` and exclude the
+///   ephemeral key exchanges for that next hop (`exclude=kEECDH:kEDH`) —
+///   after the line the relay's delivery is *verified* TLS;
+/// - when it has only ECDHE: a scoped `encrypt` exception (Postfix runs
+///   OpenSSL at level 0 below verify) — after the line the delivery goes
+///   over (unverified) TLS.
+///
+/// Before the line the relay's TLS handshake fails on the signature and
+/// the mail is deferred; the truth is Postfix's own log.
+#[test]
+fn verify_advice_for_a_legacy_signature_makes_a_real_relay_deliver_over_tls() {
+    use crate::postfix::Postfix;
+    let only10 = "!SSLv2, !SSLv3, !TLSv1.1, !TLSv1.2, !TLSv1.3";
+    for (variant, exclude, want_attr, want_log) in [
+        (
+            "ecdhe-and-rsa",
+            "kEDH",
+            "verify exclude=kEECDH:kEDH",
+            "Verified TLS connection established to",
+        ),
+        ("ecdhe-only", "kRSA, kEDH", "encrypt", "TLS connection established to"),
+    ] {
+        // On 127.0.0.1: the test leaf names localhost and 127.0.0.1, so
+        // hsscan's name check passes for the literal next hop the relay uses.
+        let receiver = Postfix::start_at(
+            std::net::Ipv4Addr::LOCALHOST,
+            &[
+                ("smtpd_tls_protocols", only10),
+                ("smtpd_tls_mandatory_protocols", only10),
+                ("smtpd_tls_exclude_ciphers", exclude),
+            ],
+        );
+        let nexthop = format!("[{}]:{}", receiver.ip, receiver.port);
+        let ca = certs().join("ca.pem").display().to_string();
+        let relay = Postfix::start_relay(&[
+            ("relayhost", &nexthop),
+            ("mynetworks", "127.0.0.0/8"),
+            ("smtp_tls_security_level", "verify"),
+            ("smtp_tls_CAfile", &ca),
+            // The literal next hop is an address; the leaf names localhost.
+            ("smtp_tls_verify_cert_match", "localhost"),
+            ("smtp_tls_loglevel", "1"),
+        ]);
+        let conf = relay.conf_dir();
+        let record = hsscan_local(&conf, &receiver.target());
+        let s = &record["senders"][0];
+        assert_eq!(s["sender"], "local", "{variant}: {record:#}");
+        assert_eq!(s["outcome"], "no-tls", "{variant}: {record:#}");
+        assert_eq!(s["reason"]["kind"], "legacy-signature", "{variant}: {record:#}");
+        let fix = record["advice"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|x| x["action"] == "postfix-policy" && x["expect"] == "tls")
+            })
+            .unwrap_or_else(|| panic!("{variant}: no policy advice: {record:#}"));
+        let line = fix["policy_line"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(line, format!("{nexthop} {want_attr}"), "{variant}: {record:#}");
+
+        let established = |log: &str| log.matches(want_log).count();
+        crate::emulate_postfix::submit(&relay);
+        let before = relay.log_when(|l| l.contains("status=deferred"));
+        assert_eq!(established(&before), 0, "{variant}: TLS before the advice?\n{before}");
+        assert!(
+            before.contains("legacy sigalg disallowed or unsupported"),
+            "{variant}: the relay's handshake should fail on the signature:\n{before}"
+        );
+
+        let table = conf.join("tls_policy");
+        std::fs::write(&table, format!("{line}\n")).expect("write tls_policy");
+        relay.postmap(&table);
+        relay.reconfigure(&[("smtp_tls_policy_maps", &format!("hash:{}", table.display()))]);
+        crate::emulate_postfix::submit(&relay);
+        let after = relay.log_when(|l| established(l) >= 1);
+        assert_eq!(
+            established(&after),
+            1,
+            "{variant}: no {want_log:?} after the advised line:\n{after}"
+        );
+    }
+}
+
+/// SPEC §8: where the advice says no setting of the sender can do TLS,
+/// the real sender fails with every relaxation its profile allows. Postfix
+/// 3.7 on OpenSSL 3.0 against receivers offering only 3DES, only RC4, or
+/// only SSLv3: hsscan's advice is `no-tls-possible` (expect plaintext), and
+/// posttls-finger fails at `may` and `encrypt`, with the lowest cipher
+/// grade (`export`, also for the mandatory ciphers), with
+/// `protocols >= TLSv1`, and with all of these at once.
+#[test]
+fn where_no_tls_is_possible_every_relaxation_of_the_real_sender_fails() {
+    let receivers = [
+        gnutls_serv(
+            "gnutls-3des-only-relax",
+            "NONE:+VERS-TLS1.2:+3DES-CBC:+RSA:+SHA1:+COMP-NULL:+SIGN-ALL:+CTYPE-X509",
+            &[],
+        ),
+        gnutls_serv(
+            "gnutls-arcfour-only-relax",
+            "NONE:+VERS-TLS1.2:+VERS-TLS1.1:+VERS-TLS1.0:+ARCFOUR-128:+RSA:+ECDHE-RSA:+SHA1:+MD5:+COMP-NULL:+SIGN-ALL:+CURVE-ALL:+CTYPE-X509",
+            &[],
+        ),
+        tlslite_sslv3_rc4(),
+    ];
+    let relaxations: &[(&str, &[&str])] = &[
+        ("may", &[]),
+        ("encrypt", &[]),
+        ("may", &["-o", "smtp_tls_ciphers=export"]),
+        ("encrypt", &["-o", "smtp_tls_mandatory_ciphers=export"]),
+        ("may", &["-p", ">=TLSv1"]),
+        (
+            "encrypt",
+            &[
+                "-p",
+                ">=TLSv1",
+                "-o",
+                "smtp_tls_mandatory_protocols=>=TLSv1",
+                "-o",
+                "smtp_tls_mandatory_ciphers=export",
+            ],
+        ),
+    ];
+    let mut problems = Vec::new();
+    for r in &receivers {
+        let host = r.ip.to_string();
+        let record = hsscan_senders(
+            &["postfix-3.7-openssl-3.0-may"],
+            &host,
+            "localhost",
+            r.port,
+            r.starttls,
+            &[],
+        );
+        let advice = record["advice"].as_array().cloned().unwrap_or_default();
+        let none = advice
+            .iter()
+            .find(|a| a["action"] == "no-tls-possible")
+            .cloned()
+            .unwrap_or(Value::Null);
+        if none["expect"] != "plaintext" || advice.iter().any(|a| a["expect"] == "tls") {
+            problems.push(format!("{}: advice is not 'no TLS possible': {advice:#?}", r.name));
+        }
+        for (level, extra) in relaxations {
+            let truth = finger_with(level, extra, &host, r.port, r.starttls);
+            eprintln!("{:<26} -l {level} {extra:?}: {}", r.name, truth.line);
+            if truth.tls {
+                problems.push(format!(
+                    "{}: posttls-finger -l {level} {extra:?} got TLS, yet the advice says none is possible: {}",
+                    r.name, truth.line
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
