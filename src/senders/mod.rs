@@ -98,8 +98,12 @@ const CAPTURES: &[(&str, &str)] = &[
         include_str!("captures/postfix-openssl-1.0.2e-verify.hex"),
     ),
     (
-        "postfix-openssl-1.1.1w-may",
-        include_str!("captures/postfix-openssl-1.1.1w-may.hex"),
+        "postfix-openssl-1.1.1w-may-level0",
+        include_str!("captures/postfix-openssl-1.1.1w-may-level0.hex"),
+    ),
+    (
+        "postfix-openssl-1.1.1w-verify",
+        include_str!("captures/postfix-openssl-1.1.1w-verify.hex"),
     ),
     (
         "exim-gnutls-3.7.9-normal",

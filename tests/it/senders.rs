@@ -527,6 +527,12 @@ fn receivers() -> Vec<Receiver> {
         ),
         openssl("tls1.0-rsa", &["-tls1", "-cipher", "AES256-SHA:@SECLEVEL=0"]),
         openssl("tls1.3-only", &["-tls1_3"]),
+        // Only anonymous suites, no certificate: what a sender below verify
+        // offers (Postfix's medium grade keeps aNULL) decides.
+        openssl(
+            "anonymous-only",
+            &["-tls1_2", "-nocert", "-cipher", "aNULL:@SECLEVEL=0"],
+        ),
         openssl(
             "dh1024",
             &[
