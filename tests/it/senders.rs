@@ -640,28 +640,32 @@ fn each_sender_outcome_equals_the_real_sender() {
     let receivers = receivers();
     let ids: Vec<&str> = SENDERS.iter().map(|(id, _)| *id).collect();
     let endpoints: Vec<Endpoint> = receivers.iter().map(Receiver::endpoint).collect();
-    let rows: Vec<Vec<(String, Option<String>)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = endpoints
-            .iter()
-            .map(|&e| {
-                let ids = &ids;
-                scope.spawn(move || {
-                    let record = hsscan_senders(ids, &e.ip.to_string(), "localhost", e.port, e.starttls, &[]);
-                    SENDERS
-                        .iter()
-                        .map(|(sender, client)| cell(e, sender, *client, &record))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| vec![("a receiver's thread panicked".into(), Some(String::new()))])
-            })
-            .collect()
+    // A few receivers at a time: the machine is shared with the rest of
+    // the suite.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: std::sync::Mutex<Vec<Option<Vec<Cell>>>> = std::sync::Mutex::new(vec![None; endpoints.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..WORKERS {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(&e) = endpoints.get(i) else { break };
+                let record = hsscan_senders(&ids, &e.ip.to_string(), "localhost", e.port, e.starttls, &[]);
+                let cells: Vec<_> = SENDERS
+                    .iter()
+                    .map(|(sender, client)| cell(e, sender, *client, &record))
+                    .collect();
+                if let Ok(mut d) = done.lock() {
+                    d[i] = Some(cells);
+                }
+            });
+        }
     });
+    let rows: Vec<Vec<Cell>> = done
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| vec![("this receiver's worker panicked".into(), Some(String::new()))]))
+        .collect();
     let mut problems = Vec::new();
     let mut matrix = Vec::new();
     for (r, cells) in receivers.iter().zip(rows) {
@@ -686,8 +690,14 @@ fn each_sender_outcome_equals_the_real_sender() {
     );
 }
 
+/// A matrix cell: its line, and what is wrong with it.
+type Cell = (String, Option<String>);
+
+/// How many receivers the matrix works on at once.
+const WORKERS: usize = 4;
+
 /// One cell of the matrix: its line, and what is wrong with it.
-fn cell(e: Endpoint, sender: &str, client: RealClient, record: &Value) -> (String, Option<String>) {
+fn cell(e: Endpoint, sender: &str, client: RealClient, record: &Value) -> Cell {
     let truth = client.run(e);
     let got = record["senders"]
         .as_array()
