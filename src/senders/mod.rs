@@ -98,8 +98,12 @@ const CAPTURES: &[(&str, &str)] = &[
         include_str!("captures/postfix-openssl-1.0.2e-verify.hex"),
     ),
     (
-        "postfix-openssl-1.1.1w-may",
-        include_str!("captures/postfix-openssl-1.1.1w-may.hex"),
+        "postfix-openssl-1.1.1w-may-level0",
+        include_str!("captures/postfix-openssl-1.1.1w-may-level0.hex"),
+    ),
+    (
+        "postfix-openssl-1.1.1w-verify",
+        include_str!("captures/postfix-openssl-1.1.1w-verify.hex"),
     ),
     (
         "exim-gnutls-3.7.9-normal",
@@ -620,15 +624,17 @@ fn legacy_scheme(s: hsscan_wire::SignatureScheme) -> bool {
     hash == 1 || hash == 2
 }
 
-/// Certificate findings that a verifying sender refuses.
+/// Certificate findings (ids of [`crate::certs`]) that a verifying sender
+/// refuses.
 const REJECTING: &[&str] = &[
     "cert-untrusted",
     "cert-expired",
     "cert-not-yet-valid",
-    "cert-name-mismatch",
+    "cert-hostname-mismatch",
     "cert-missing-intermediate",
     "cert-self-signed",
-    "cert-signature-invalid",
+    "cert-no-certificate",
+    "cert-unparsable",
 ];
 
 /// Judges what the server answered to `profile`'s own hello (`p`).
@@ -1013,6 +1019,20 @@ mod tests {
         assert!(!p.sni, "Postfix sends no SNI by default");
         let v = Profile::shipped("postfix-3.7-openssl-3.0-verify").expect("profile");
         assert_eq!(v.prepare(None).expect("encodes").cipher_count, 74);
+    }
+
+    /// Every id a verifying sender refuses is one the certificate checks
+    /// really emit (a misspelt id would never match and let a verifying
+    /// sender "accept" a chain for another name).
+    #[test]
+    fn rejecting_ids_are_ids_the_certificate_checks_emit() {
+        let source = include_str!("../certs.rs");
+        for id in REJECTING {
+            assert!(
+                source.contains(&format!("\"{id}\"")),
+                "{id} is not a finding of certs.rs"
+            );
+        }
     }
 
     #[test]

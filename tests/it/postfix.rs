@@ -128,15 +128,32 @@ impl Postfix {
         Self::start_with(overrides, Services::Relay, Some(port), Some(netns))
     }
 
+    /// [`Postfix::start`] on `ip` (a free port of it) instead of the next
+    /// 127.0.0.x: a receiver on 127.0.0.1, whose address the test leaf's
+    /// IP SAN names.
+    pub fn start_at(ip: Ipv4Addr, overrides: &[(&str, &str)]) -> Self {
+        Self::start_full(overrides, Services::Receive, None, None, Some(ip))
+    }
+
     fn start_with(
         overrides: &[(&str, &str)],
         services: Services,
         fixed_port: Option<u16>,
         netns: Option<&Netns>,
     ) -> Self {
+        Self::start_full(overrides, services, fixed_port, netns, None)
+    }
+
+    fn start_full(
+        overrides: &[(&str, &str)],
+        services: Services,
+        fixed_port: Option<u16>,
+        netns: Option<&Netns>,
+        fixed_ip: Option<Ipv4Addr>,
+    ) -> Self {
         let program = postfix_program();
         remove_stale_instances(&program);
-        let ip = next_ip();
+        let ip = fixed_ip.unwrap_or_else(next_ip);
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{ip}-{nanos}", std::process::id()));
         for sub in ["conf", "queue", "data"] {

@@ -22,11 +22,11 @@ c35 = P["openssl-3.5-default"]["capture"]
 write("postfix-openssl-3.5-may", {
     "id": "postfix-openssl-3.5-may", "name": "Postfix on OpenSSL 3.5 (X25519MLKEM768 key share) at smtp_tls_security_level = may",
     "mta": "postfix", "mta_version": "3.10", "library": "OpenSSL 3.5", "level": "may", "derivation": "derived",
-    "sources": "OpenSSL 3.5.0 default ClientHello (testssl.sh client-simulation data, shared/data/client-profiles.json openssl-3.5-default): suites, groups, key shares X25519MLKEM768 + X25519, TLS 1.2-1.3; Postfix sends no SNI by default; a Postfix below verify runs OpenSSL at security level 0 (observed with Postfix 3.7 on OpenSSL 3.0)"},
+    "sources": "OpenSSL 3.5.0 default ClientHello (testssl.sh client-simulation data, shared/data/client-profiles.json openssl-3.5-default): suites, groups, key shares X25519MLKEM768 + X25519, TLS 1.2-1.3; Postfix sends no SNI by default; a Postfix below verify runs OpenSSL at security level 0 (observed with Postfix 3.7 on OpenSSL 3.0); DH groups below 1024 bits are refused even at security level 0 (OpenSSL 1.1.0 and later, ssl_security_default_callback: no DH keys weaker than 1024 bits at level 0; the real client against gnutls-serv with a 768-bit group: 'dh key too small', tests/it/senders.rs)."},
     {"versions": ["TLSv1.3", "TLSv1.2"], "cipher_suites": codes(c35["cipher_suites"]),
      "groups": ["0x11ec", "0x001d", "0x0017", "0x001e", "0x0018", "0x0019", "0x0100", "0x0101"],
      "key_shares": [g.lower() for g in c35["key_share_groups"]], "sni": False},
-    {"min_version": "TLSv1.2", "legacy_signatures": True, "min_dh_bits": 512, "min_rsa_bits": 512, "certificate": "any"})
+    {"min_version": "TLSv1.2", "legacy_signatures": True, "min_dh_bits": 1024, "min_rsa_bits": 512, "certificate": "any"})
 write("postfix-openssl-3.5-verify", {
     "id": "postfix-openssl-3.5-verify", "name": "Postfix on OpenSSL 3.5 (X25519MLKEM768 key share) at smtp_tls_security_level = verify",
     "mta": "postfix", "mta_version": "3.10", "library": "OpenSSL 3.5", "level": "verify", "derivation": "derived",
