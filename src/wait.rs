@@ -24,6 +24,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 static STATE: Mutex<State> = Mutex::new(State {
     waits: Vec::new(),
     bar: None,
+    progress: None,
 });
 
 struct Wait {
@@ -36,24 +37,33 @@ struct Wait {
 struct State {
     waits: Vec<Wait>,
     bar: Option<indicatif::ProgressBar>,
+    /// Work under way that takes a while (an enumeration's passes), since when.
+    progress: Option<(Instant, String)>,
 }
 
 impl State {
-    /// Shows the oldest long wait, or clears the spinner when there is none.
+    /// Shows the oldest long wait, else the work under way once it has
+    /// lasted [`SHOW_AFTER`], or clears the spinner when there is neither.
     fn refresh(&mut self, now: Instant) {
         let longest = self
             .waits
             .iter()
             .filter(|w| now.duration_since(w.since) >= SHOW_AFTER)
             .min_by_key(|w| w.since);
-        match longest {
-            Some(w) => {
-                let message = format!(
-                    "waiting for {} ({} s of at most {} s)",
-                    w.what,
-                    now.duration_since(w.since).as_secs(),
-                    w.limit.as_secs()
-                );
+        let message = match (longest, &self.progress) {
+            (Some(w), _) => Some(format!(
+                "waiting for {} ({} s of at most {} s)",
+                w.what,
+                now.duration_since(w.since).as_secs(),
+                w.limit.as_secs()
+            )),
+            (None, Some((since, text))) if now.duration_since(*since) >= SHOW_AFTER => {
+                Some(format!("{text} ({} s)", now.duration_since(*since).as_secs()))
+            }
+            _ => None,
+        };
+        match message {
+            Some(message) => {
                 let bar = self.bar.get_or_insert_with(|| {
                     let bar = indicatif::ProgressBar::new_spinner();
                     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -90,6 +100,30 @@ impl Drop for Waiting {
         // right after the wait never shares a line with the spinner.
         s.refresh(Instant::now());
     }
+}
+
+/// Says what work is under way (built only when the spinner is on), e.g.
+/// an enumeration's passes and connections; shown once it has lasted
+/// [`SHOW_AFTER`], until [`progress_done`].
+pub fn progress(text: impl FnOnce() -> String) {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let text = text();
+    let mut s = state();
+    let since = s.progress.as_ref().map_or_else(Instant::now, |(t, _)| *t);
+    s.progress = Some((since, text));
+}
+
+/// The work [`progress`] described is over: cleared at once, before any
+/// result reaches stdout.
+pub fn progress_done() {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut s = state();
+    s.progress = None;
+    s.refresh(Instant::now());
 }
 
 /// Registers a wait of at most `limit` for `what` (built only when the
@@ -143,6 +177,7 @@ impl Drop for Spinner {
         }
         let mut s = state();
         s.waits.clear();
+        s.progress = None;
         s.refresh(Instant::now());
     }
 }
@@ -154,5 +189,8 @@ mod tests {
     #[test]
     fn waits_are_free_and_unrecorded_while_the_spinner_is_off() {
         assert!(begin(|| unreachable!("not built while off"), Duration::from_secs(1)).is_none());
+        progress(|| unreachable!("not built while off"));
+        progress_done();
+        assert!(state().progress.is_none());
     }
 }

@@ -359,3 +359,17 @@ fn a_server_hostile_for_two_connections_is_enumerated_exactly_after_retries() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn the_progress_line_names_the_passes_under_way() {
+    let known = Some((ProtocolVersion::TLS12, CipherSuite(0xc02f)));
+    let mut staged = Planner::new(known, Duration::ZERO, 1);
+    let _ = staged.next_offers();
+    assert_eq!(staged.running(), "SSLv2, TLSv1.2");
+    let mut side_by_side = Planner::new(known, Duration::ZERO, 2);
+    let _ = side_by_side.next_offers();
+    assert_eq!(
+        side_by_side.running(),
+        "SSLv2, TLSv1.2, TLSv1.3, TLSv1.1, TLSv1.0, SSLv3"
+    );
+}

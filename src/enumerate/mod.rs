@@ -200,6 +200,14 @@ pub async fn enumerate(gate: &HostGate, endpoint: &Endpoint, drive: &Drive<'_>) 
                 (offer.id, gate.probe(endpoint, &hello, drive.probe).await)
             });
         }
+        crate::wait::progress(|| {
+            format!(
+                "enumerating {}: {} · {} connections",
+                endpoint.addr,
+                planner.running(),
+                gate.used()
+            )
+        });
         match inflight.next().await {
             Some((id, Some(r))) => planner.record(id, Reply::Answered(&r)),
             Some((id, None)) => planner.record(id, Reply::NotSent(&budget)),
@@ -208,6 +216,7 @@ pub async fn enumerate(gate: &HostGate, endpoint: &Endpoint, drive: &Drive<'_>) 
             None => break,
         }
     }
+    crate::wait::progress_done();
     let outcome = planner.finish();
     let enumeration = Enumeration {
         protocols: outcome.protocols.clone(),

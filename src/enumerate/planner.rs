@@ -335,6 +335,28 @@ impl Planner {
         p
     }
 
+    /// The passes under way, for a progress line: `TLSv1.2 (2 lanes), TLSv1.0, groups`.
+    pub fn running(&self) -> String {
+        let mut names: Vec<(String, usize)> = Vec::new();
+        for s in self.slots.iter().filter(|s| !s.done) {
+            let name = match &s.pass {
+                PassKind::Suites(p) => label(p.version()).to_owned(),
+                PassKind::Groups(p) => format!("{} groups", label(p.version)),
+                PassKind::Sslv2(_) => "SSLv2".to_owned(),
+                PassKind::Scsv(_) => "fallback SCSV".to_owned(),
+            };
+            match names.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, k)) => *k += 1,
+                None => names.push((name, 1)),
+            }
+        }
+        let parts: Vec<String> = names
+            .into_iter()
+            .map(|(n, k)| if k > 1 { format!("{n} ({k} lanes)") } else { n })
+            .collect();
+        parts.join(", ")
+    }
+
     /// Whether the passes run side by side (more than one connection at once).
     fn side_by_side(&self) -> bool {
         self.parallel > 1
