@@ -306,6 +306,23 @@ fn a_record_version_is_found_on_request() {
 }
 
 #[test]
+fn a_version_intolerant_receiver_is_found_by_the_legacy_version() {
+    // A TLS 1.0 server that drops any hello whose client_version is above
+    // TLS 1.0 (the version intolerance of the TLS 1.2 transition): the
+    // sender's 0x0303 hello is dropped, hsscan's TLS 1.0 hello answered.
+    let mut p = receiver("max_legacy_version = \"0x0301\"", None, false);
+    p.tls.versions.retain(|v| *v == ProtocolVersion::TLS10);
+    let (b, used) = run(&p, sender(POSTFIX), true, None);
+    expect(
+        "max_legacy_version = 0x0301",
+        &b,
+        "legacy-version",
+        &["0x0301", "0x0303"],
+    );
+    assert!(used <= 16, "{used} connections");
+}
+
+#[test]
 fn tolerant_receivers_show_no_intolerance() {
     let mut problems = Vec::new();
     for (name, _) in SHIPPED {

@@ -126,6 +126,7 @@ struct MisbehaveFile {
     max_key_share_bytes: Option<usize>,
     drop_extension: Option<String>,
     record_version: Option<String>,
+    max_legacy_version: Option<String>,
 }
 
 /// What the emulator does instead of answering.
@@ -241,6 +242,10 @@ pub struct Misbehave {
     pub drop_extension: Option<hsscan_wire::ExtensionType>,
     /// Drops hellos in records of any other version.
     pub record_version: Option<ProtocolVersion>,
+    /// Drops hellos whose legacy_version (client_version) is above this:
+    /// version intolerance, the servers that broke when clients first
+    /// offered TLS 1.2.
+    pub max_legacy_version: Option<ProtocolVersion>,
 }
 
 #[derive(Debug, Clone)]
@@ -455,6 +460,16 @@ impl Profile {
                         .and_then(|h| u16::from_str_radix(h, 16).ok())
                         .map(ProtocolVersion)
                         .ok_or_else(|| anyhow!("misbehave.record_version: '{s}' is not a 0x code such as 0x0301"))
+                })
+                .transpose()?,
+            max_legacy_version: m
+                .max_legacy_version
+                .as_deref()
+                .map(|s| {
+                    s.strip_prefix("0x")
+                        .and_then(|h| u16::from_str_radix(h, 16).ok())
+                        .map(ProtocolVersion)
+                        .ok_or_else(|| anyhow!("misbehave.max_legacy_version: '{s}' is not a 0x code such as 0x0301"))
                 })
                 .transpose()?,
         };

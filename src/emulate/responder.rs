@@ -414,6 +414,15 @@ impl Responder<'_> {
                 return Some(self.intolerance(format!("the hello carries extension {:#06x}", t.0)));
             }
         }
+        if let Some(max) = m.max_legacy_version {
+            if rank(hello.legacy_version) > rank(max) {
+                return Some(self.intolerance(format!(
+                    "legacy_version {} is above {}",
+                    hello.legacy_version.hex(),
+                    max.hex()
+                )));
+            }
+        }
         if let (Some(want), Some(got)) = (m.record_version, arrival.record_version) {
             if want != got {
                 return Some(self.intolerance(format!("record version {} instead of {}", got.hex(), want.hex())));
