@@ -1,8 +1,8 @@
 //! Hello intolerance bisection end to end: the CLI against an emulated
 //! receiver that drops long hellos names `hello-intolerance` and the
 //! property for the headline sender; `--bisect` against real servers
-//! (openssl s_server at its defaults, a Postfix smtpd) finds nothing and
-//! says so.
+//! (openssl s_server at its defaults, gnutls-serv at NORMAL, tlslite-ng
+//! from SSLv3 to TLS 1.2, a Postfix smtpd) finds nothing and says so.
 
 use crate::emulate::emulator_config;
 use crate::postfix::Postfix;
@@ -95,6 +95,26 @@ fn bisect_finds_nothing_on_openssl_s_server_defaults() {
     let r = run.record();
     no_intolerance(&r, &run.describe());
     assert!(r["enumeration"].is_null());
+}
+
+#[test]
+fn bisect_finds_nothing_on_gnutls_serv_at_normal() {
+    let mut server = crate::wire_gnutls::gnutls_serv("gnutls-serv-bisect", "NORMAL:+VERS-TLS1.0:+VERS-TLS1.1".into());
+    drop(server.connect());
+    let target = format!("127.0.0.1:{}", server.port);
+    let run = hsscan(&[&target, "--starttls", "none", "--bisect", "--json"]);
+    let r = run.record();
+    no_intolerance(&r, &format!("{}\n{}", run.describe(), server.log()));
+}
+
+#[test]
+fn bisect_finds_nothing_on_tlslite_with_sslv3_to_tls12() {
+    let mut server = crate::wire_tlslite::tls_py("tlslite-bisect", "rc4,3des,aes128,aes256,aes128gcm,aes256gcm");
+    drop(server.connect());
+    let target = format!("127.0.0.1:{}", server.port);
+    let run = hsscan(&[&target, "--starttls", "none", "--bisect", "--json"]);
+    let r = run.record();
+    no_intolerance(&r, &format!("{}\n{}", run.describe(), server.log()));
 }
 
 #[test]
