@@ -188,3 +188,94 @@ fn a_receiver_dropping_post_quantum_shares_gets_a_verified_transport_without_the
         r["connections"], r["intolerance"][0]["evidence"]
     );
 }
+
+/// A receiver that drops every hello offering TLS 1.3 (a middlebox of the
+/// TLS 1.3 transition), in front of a real Postfix relay: the relay's own
+/// hello is dropped; hsscan, as that relay (`--sender local`), names the
+/// intolerance and advises a policy line without TLS 1.3; with that line
+/// postmap'd into the relay's smtp_tls_policy_maps, the relay's next hello
+/// is answered and it gets past the server flight to its ClientKeyExchange
+/// (the emulator completes no handshake: that is as far as TLS goes here).
+#[test]
+fn a_tls13_intolerant_receiver_gets_a_policy_line_that_a_real_relay_gets_past() {
+    use crate::bulk::{emulator_connections, full_log};
+    let toml = format!("{POSTFIX_DEFAULT}\n[misbehave]\ntls13_supported_versions = true\nintolerance = \"reset\"\n");
+    let em = crate::emulate::emulator_with(vec![
+        "emulate".into(),
+        "--json".into(),
+        "--config".into(),
+        crate::emulate::profile_file("tls13-intolerant", &toml)
+            .display()
+            .to_string(),
+    ]);
+    let nexthop = format!("[127.0.0.1]:{}", em.port);
+    let relay = Postfix::start_relay(&[
+        ("relayhost", &nexthop),
+        ("mynetworks", "127.0.0.0/8"),
+        ("smtp_tls_security_level", "may"),
+        ("smtp_tls_loglevel", "1"),
+    ]);
+    let conf = relay.conf_dir();
+    let out = crate::enum_support::run(
+        std::path::Path::new(env!("CARGO_BIN_EXE_hsscan")),
+        &[
+            format!("127.0.0.1:{}", em.port),
+            "--starttls".into(),
+            "smtp".into(),
+            "--json".into(),
+            "--sender".into(),
+            "local".into(),
+        ],
+        &[("MAIL_CONFIG", conf.to_str().unwrap_or("/tmp"))],
+        crate::enum_support::TOOL_LIMIT,
+    );
+    let r: Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}\n{}", out.stdout, out.stderr));
+    let sender = &r["senders"][0];
+    assert_eq!(s(&sender["outcome"]), "no-tls", "{r:#}");
+    assert_eq!(s(&sender["reason"]["kind"]), "hello-intolerance", "{r:#}");
+    let line = r["advice"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["action"] == "postfix-policy"))
+        .and_then(|x| x["policy_line"].as_str())
+        .unwrap_or_else(|| panic!("no policy line: {r:#}"))
+        .to_owned();
+    assert!(line.starts_with(&nexthop), "{line}");
+    println!("advised: {line}; reason: {}", s(&sender["reason"]["detail"]));
+
+    // Accepted: the emulator's record of a connection whose client got as
+    // far as its ClientKeyExchange.
+    let accepted = |em: &crate::support::Server| {
+        emulator_connections(&full_log(em, "hsscan-emulate"))
+            .iter()
+            .filter(|c| c["client_reply"]["result"] == "accepted")
+            .count()
+    };
+    crate::emulate_postfix::submit(&relay);
+    let before = relay.log_when(|l| l.contains("status=") && l.contains("relay="));
+    assert_eq!(
+        accepted(&em),
+        0,
+        "the relay got past the flight before the advice?\n{before}"
+    );
+    assert!(
+        before.contains("Cannot start TLS"),
+        "the relay's TLS attempt should fail:\n{before}"
+    );
+
+    let table = conf.join("tls_policy");
+    std::fs::write(&table, format!("{line}\n")).expect("write tls_policy");
+    relay.postmap(&table);
+    relay.reconfigure(&[("smtp_tls_policy_maps", &format!("hash:{}", table.display()))]);
+    crate::emulate_postfix::submit(&relay);
+    let start = std::time::Instant::now();
+    while accepted(&em) == 0 && start.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        accepted(&em) >= 1,
+        "no ClientKeyExchange after the advised line {line:?}:\n{}\n{}",
+        relay.log(),
+        em.log()
+    );
+}
