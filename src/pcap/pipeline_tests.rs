@@ -1043,3 +1043,37 @@ fn tls_after_an_unknown_preamble_is_found_by_its_record_header() {
         assert!(r[0].smtp.is_none());
     }
 }
+
+#[test]
+fn a_dropped_hello_names_what_in_it_some_receivers_drop() {
+    // OpenSSL 3.5's Postfix hello: over 1,500 bytes with an X25519MLKEM768
+    // share, reset by the server unanswered.
+    let p35 = crate::senders::Profile::shipped("postfix-openssl-3.5-may").expect("profile");
+    let hello: Vec<u8> = p35.prepare(None).expect("encodes").writes.concat();
+    let mut p = Pcap::new();
+    let mut t = Tcp::new(40011, 465);
+    t.open(&mut p);
+    t.data(&mut p, Who::C, &hello);
+    t.rst(&mut p, Who::S);
+    let r = records(&p);
+    assert_eq!(r.len(), 1);
+    assert_eq!(verdict(&r[0]), ("failed", Some(FailureKind::ResetAfterHello)));
+    let m = &r[0].verdict.message;
+    assert!(m.contains("a post-quantum key share (X25519MLKEM768)"), "{m}");
+    assert!(m.contains("-byte hello, longer than some middleboxes read"), "{m}");
+    assert!(m.contains("hsscan --bisect"), "{m}");
+
+    // A small hello of nothing unusual: the plain verdict.
+    let mut p = Pcap::new();
+    let mut t = Tcp::new(40012, 465);
+    t.open(&mut p);
+    t.data(&mut p, Who::C, &client_hello_record());
+    t.rst(&mut p, Who::S);
+    let r = records(&p);
+    assert_eq!(verdict(&r[0]), ("failed", Some(FailureKind::ResetAfterHello)));
+    assert!(
+        !r[0].verdict.message.contains("some receivers"),
+        "{}",
+        r[0].verdict.message
+    );
+}

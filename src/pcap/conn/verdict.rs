@@ -337,6 +337,26 @@ impl Conn {
 
     /// The ClientHello got no TLS answer.
     fn no_answer(&self, capture_end: Timestamp) -> Verdict {
+        let mut v = self.no_answer_plain(capture_end);
+        // A hello dropped unanswered: say what in it some receivers drop.
+        let dropped = matches!(
+            v.kind,
+            Some(FailureKind::ResetAfterHello | FailureKind::ClosedAfterHello | FailureKind::TimeoutAfterHello)
+        );
+        if let (true, Some(h)) = (dropped, self.hello.as_ref()) {
+            let hints = intolerance_hints(h);
+            if !hints.is_empty() {
+                v.message = format!(
+                    "{}; the hello has what some receivers and devices in front of them drop: {} (`hsscan --bisect` against the server names which, if any)",
+                    v.message,
+                    hints.join("; ")
+                );
+            }
+        }
+        v
+    }
+
+    fn no_answer_plain(&self, capture_end: Timestamp) -> Verdict {
         let hello_at = self.hello_at.unwrap_or(self.started);
         let retry = if self.retry.is_some() && self.hellos >= 2 {
             "the second ClientHello (after a HelloRetryRequest)"
@@ -444,4 +464,40 @@ fn keyword(ext: &str) -> String {
 fn classify_plaintext(bytes: &[u8]) -> Verdict {
     let f = crate::probe::classify_plaintext(bytes);
     failed(f.kind, f.detail)
+}
+
+/// What in a ClientHello is known to make some receivers drop it (SPEC §8
+/// intolerances): a capture shows one hello, so these are candidates, not
+/// a finding; `--bisect` settles it against the live server.
+pub(crate) fn intolerance_hints(h: &crate::pcap::report::ClientHelloSeen) -> Vec<String> {
+    use hsscan_wire::catalog::{self, GroupKind};
+    let mut out = Vec::new();
+    // The handshake message: what is on the wire minus the record headers.
+    let message = h.bytes.saturating_sub(5 * h.records.max(1));
+    if (256..512).contains(&message) {
+        out.push(format!(
+            "a {message}-byte hello, in the 256–511 range some load balancers (F5) drop (RFC 7685 pads past it)"
+        ));
+    } else if message >= 512 {
+        out.push(format!("a {message}-byte hello, longer than some middleboxes read"));
+    }
+    let pq: Vec<String> = h
+        .key_share_groups
+        .iter()
+        .filter(|g| catalog::group(**g).is_some_and(|i| matches!(i.kind, GroupKind::MlKem | GroupKind::Hybrid)))
+        .map(|g| g.name().map_or_else(|| g.hex(), str::to_owned))
+        .collect();
+    if !pq.is_empty() {
+        out.push(format!("a post-quantum key share ({})", pq.join(", ")));
+    }
+    if h.cipher_suites.len() > 64 {
+        out.push(format!(
+            "{} cipher suites, more than the 64 Windows 2003 Schannel reads",
+            h.cipher_suites.len()
+        ));
+    }
+    if h.records > 1 {
+        out.push(format!("the hello split over {} records", h.records));
+    }
+    out
 }
