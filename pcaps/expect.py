@@ -47,6 +47,7 @@ SCENARIOS = {
     "no-shared-cipher.pcap": {"verdict": ("failed", "alert")},
     "lb-drop.pcap": {"smtp": True, "preamble": "smtp", "verdict": ("failed", "closed-after-hello")},
     "reset.pcap": {"smtp": True, "preamble": "smtp", "verdict": ("failed", "reset-after-hello")},
+    "postfix-hello-512.pcap": {"smtp": True, "preamble": "smtp", "verdict": ("failed", "reset-after-hello")},
     "starttls-rejected.pcap": {"smtp": True, "preamble": "smtp", "verdict": ("failed", "starttls-rejected")},
     # The SSLv2 probe reads the SERVER-HELLO and closes.
     "sslv2.pcap": {"verdict": ("failed", "closed-after-hello")},

@@ -181,6 +181,22 @@ make_reset() {
   stop_last
 }
 
+make_postfix_hello_512() {
+  # Postfix's own TLS engine (posttls-finger at may, Postfix 3.7 on OpenSSL
+  # 3.0) against a receiver that resets hellos over 512 bytes on the wire:
+  # Postfix's 517-byte hello is dropped (hello-length intolerance).
+  { cat ../src/emulate/profiles/postfix-default.toml
+    printf '\n[misbehave]\nmax_hello_bytes = 512\nintolerance = "reset"\n'; } >"$WORK/hello512.toml"
+  mkdir -p "$WORK/pf"
+  printf 'compatibility_level = 3.6\nmyhostname = client.test.example\n' >"$WORK/pf/main.cf"
+  start_capture postfix-hello-512.pcap "$1"
+  emulator "$1" --config "$WORK/hello512.toml" --exit-after 1
+  MAIL_CONFIG=$WORK/pf posttls-finger -c -l may -a ipv4 -h native -o dnssec_probe= -t 5 "[127.0.0.1]:$1" \
+    >>"$WORK/servers.log" 2>&1 || true
+  stop_capture
+  stop_last
+}
+
 make_starttls_rejected() {
   sed -e 's/^starttls = "offer"/starttls = "reject"/' ../src/emulate/profiles/postfix-default.toml \
     >"$WORK/reject.toml"
@@ -441,7 +457,7 @@ make_socks5() {
 }
 make_http_connect() { proxy_capture http-connect connect "$1" -p -x "http://127.0.0.1:$1" https://127.0.0.1:TARGET/; }
 
-ALL="tls13 tls12 tls10 starttls gnutls implicit_to_starttls ehlo_to_tls no_shared_cipher lb_drop reset
+ALL="tls13 tls12 tls10 starttls gnutls implicit_to_starttls ehlo_to_tls no_shared_cipher lb_drop reset postfix_hello_512
 starttls_rejected sslv2 hrr split_hello grease client_rejects_tls12 client_rejects_tls13 nano pcapng link_types postfix
 imap pop3 ftp irc xmpp ldap socks4 socks4a socks5 http_connect"
 for name in ${*:-$ALL}; do

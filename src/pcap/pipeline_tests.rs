@@ -1060,7 +1060,7 @@ fn a_dropped_hello_names_what_in_it_some_receivers_drop() {
     assert_eq!(verdict(&r[0]), ("failed", Some(FailureKind::ResetAfterHello)));
     let m = &r[0].verdict.message;
     assert!(m.contains("a post-quantum key share (X25519MLKEM768)"), "{m}");
-    assert!(m.contains("-byte hello, longer than some middleboxes read"), "{m}");
+    assert!(m.contains("bytes on the wire"), "{m}");
     assert!(m.contains("hsscan --bisect"), "{m}");
 
     // A small hello of nothing unusual: the plain verdict.

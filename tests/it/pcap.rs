@@ -125,6 +125,7 @@ captures! {
     no_shared_cipher_draws_handshake_failure => "no-shared-cipher.pcap",
     load_balancer_closes_after_the_hello => "lb-drop.pcap",
     reset_after_the_hello => "reset.pcap",
+    postfix_hello_over_512_bytes_reset => "postfix-hello-512.pcap",
     starttls_rejected_with_454 => "starttls-rejected.pcap",
     sslv2_format_hello => "sslv2.pcap",
     hello_retry_request_then_a_second_hello => "hrr.pcap",
@@ -434,4 +435,28 @@ fn make_postfix_capture() {
     std::fs::copy(&out, pcaps().join("postfix.pcap")).expect("copy the capture");
     let _ = std::fs::remove_file(&out);
     println!("{}", receiver.log());
+}
+
+/// A real failing session: Postfix's own TLS engine (posttls-finger) against
+/// a receiver that resets hellos over 512 bytes (pcaps/make.sh). The
+/// capture's verdict names the hello's length among the candidates, the
+/// same property the live bisection names against that receiver
+/// (tests/it/bisect.rs, `a_receiver_dropping_hellos_over_512_bytes_…`).
+#[test]
+fn a_real_session_dropped_for_its_length_names_the_length() {
+    let capture = pcaps().join("postfix-hello-512.pcap");
+    let out = hsscan(&["--json", capture.to_str().expect("utf-8 path")]);
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let v = &lines[0]["verdict"];
+    assert_eq!(v["kind"], "reset-after-hello", "{v:#}");
+    assert_eq!(lines[0]["client_hello"]["bytes"], 517, "{:#}", lines[0]["client_hello"]);
+    let m = v["message"].as_str().unwrap_or("");
+    assert!(
+        m.contains(
+            "a hello of 517 bytes on the wire (512 in its handshake message), longer than some middleboxes read"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("hsscan --bisect"), "{m}");
 }

@@ -476,10 +476,14 @@ pub(crate) fn intolerance_hints(h: &crate::pcap::report::ClientHelloSeen) -> Vec
     let message = h.bytes.saturating_sub(5 * h.records.max(1));
     if (256..512).contains(&message) {
         out.push(format!(
-            "a {message}-byte hello, in the 256–511 range some load balancers (F5) drop (RFC 7685 pads past it)"
+            "a hello of {} bytes on the wire, its handshake message of {message} in the 256–511 range some load balancers (F5) drop (RFC 7685 pads past it)",
+            h.bytes
         ));
     } else if message >= 512 {
-        out.push(format!("a {message}-byte hello, longer than some middleboxes read"));
+        out.push(format!(
+            "a hello of {} bytes on the wire ({message} in its handshake message), longer than some middleboxes read",
+            h.bytes
+        ));
     }
     let pq: Vec<String> = h
         .key_share_groups
