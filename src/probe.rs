@@ -24,7 +24,7 @@ pub struct ProbeConfig {
     /// For the SMTP banner (postscreen greeting delays).
     pub banner_timeout: Duration,
     /// After our close, how long to wait for the server's (see [`close`]);
-    /// the gate shortens it for a far host ([`crate::gate`]).
+    /// the per-IP gate shortens it for a far host.
     pub close_wait: Duration,
 }
 
