@@ -76,7 +76,8 @@ thread_local! {
 /// says: the reply reader (banner, EHLO reply, STARTTLS reply, QUIT
 /// reply), the EHLO keyword list and the failure mapping. The same bytes
 /// in one read and in many small ones give the same dialog and the same
-/// failure stage and kind.
+/// failure stage and kind, and after a 220 to STARTTLS the leftover plus
+/// what was not read yet is the same: no byte of the TLS stream is lost.
 pub fn smtp(data: &[u8]) {
     let run = |reads: Vec<&[u8]>| {
         let mut peer = Peer { reads: reads.into() };
@@ -94,13 +95,14 @@ pub fn smtp(data: &[u8]) {
             ))
         });
         let outcome = match result {
-            Ok(leftover) => {
+            Ok(mut leftover) => {
                 assert_eq!(
                     dialog.starttls,
                     Some("offered"),
                     "a dialog that succeeded without STARTTLS"
                 );
-                Ok(leftover.len())
+                peer.reads.iter().for_each(|r| leftover.extend_from_slice(r));
+                Ok(leftover)
             }
             Err(f) => Err((f.stage, f.kind)),
         };
