@@ -14,6 +14,7 @@ pub mod dns;
 pub mod emulate;
 pub mod enumerate;
 pub mod finding;
+pub mod fuzzing;
 pub mod gate;
 pub mod hellos;
 pub mod limits;
