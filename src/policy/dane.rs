@@ -302,8 +302,11 @@ pub async fn lookup(resolver: &Resolver, host: &str, port: u16, mx: Option<Secur
     }
 }
 
+/// The RRset's records in a fixed order (an RRset has none; resolvers
+/// rotate it), so that a report, and the indexes into it, do not change
+/// from one lookup to the next.
 fn records(answer: &Answer) -> Vec<TlsaRecord> {
-    answer
+    let mut out: Vec<TlsaRecord> = answer
         .records
         .iter()
         .filter_map(|r| match r {
@@ -315,7 +318,9 @@ fn records(answer: &Answer) -> Vec<TlsaRecord> {
             )),
             _ => None,
         })
-        .collect()
+        .collect();
+    out.sort_by(|a, b| (a.usage, a.selector, a.matching, &a.data).cmp(&(b.usage, b.selector, b.matching, &b.data)));
+    out
 }
 
 /// The usable records that match `chain` (leaf first) for `host`:
