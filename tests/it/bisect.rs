@@ -15,23 +15,34 @@ fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("")
 }
 
-#[test]
-fn a_receiver_dropping_hellos_over_512_bytes_names_the_length_for_the_sender() {
-    // Truth: the profile drops hellos longer than 512 bytes on the wire;
-    // the quick check's modern hello is 512, Postfix 3.7's is 517.
-    let toml = format!("{POSTFIX_DEFAULT}\n[misbehave]\nmax_hello_bytes = 512\nintolerance = \"reset\"\n");
-    let em = emulator_config("max-hello-512", &toml);
+/// hsscan as `sender` against the Postfix-like emulator with `misbehave`
+/// (the `[misbehave]` lines of its profile), over STARTTLS.
+fn scan_as(name: &str, misbehave: &str, sender: &str) -> (crate::support::Server, crate::scan_support::Run) {
+    let toml = format!("{POSTFIX_DEFAULT}\n[misbehave]\n{misbehave}\n");
+    let em = emulator_config(name, &toml);
     let target = format!("127.0.0.1:{}", em.port);
     let run = hsscan(&[
         &target,
         "--starttls",
         "smtp",
         "--sender",
-        "postfix-3.7-openssl-3.0-may",
+        sender,
         "--json",
         "--ehlo",
         EHLO,
     ]);
+    (em, run)
+}
+
+#[test]
+fn a_receiver_dropping_hellos_over_512_bytes_names_the_length_for_the_sender() {
+    // Truth: the profile drops hellos longer than 512 bytes on the wire;
+    // the quick check's modern hello is 512, Postfix 3.7's is 517.
+    let (_em, run) = scan_as(
+        "max-hello-512",
+        "max_hello_bytes = 512\nintolerance = \"reset\"",
+        "postfix-3.7-openssl-3.0-may",
+    );
     let r = run.record();
     let ctx = run.describe();
     let sender = &r["senders"][0];
@@ -86,35 +97,36 @@ fn no_intolerance(r: &Value, ctx: &str) {
     println!("{}: {}", s(&r["target"]["input"]), s(&f["message"]));
 }
 
-#[test]
-fn bisect_finds_nothing_on_openssl_s_server_defaults() {
-    let mut server = crate::support::openssl_s_server("openssl-s_server-bisect", &[]);
+/// `--bisect` against a real implicit-TLS server: it finds nothing and
+/// says so, and (without `--enumerate`) fills no enumeration.
+fn bisect_finds_nothing_on(mut server: crate::support::Server) {
     drop(server.connect());
     let target = format!("127.0.0.1:{}", server.port);
     let run = hsscan(&[&target, "--starttls", "none", "--bisect", "--json"]);
     let r = run.record();
-    no_intolerance(&r, &run.describe());
+    no_intolerance(&r, &format!("{}\n{}", run.describe(), server.log()));
     assert!(r["enumeration"].is_null());
 }
 
 #[test]
+fn bisect_finds_nothing_on_openssl_s_server_defaults() {
+    bisect_finds_nothing_on(crate::support::openssl_s_server("openssl-s_server-bisect", &[]));
+}
+
+#[test]
 fn bisect_finds_nothing_on_gnutls_serv_at_normal() {
-    let mut server = crate::wire_gnutls::gnutls_serv("gnutls-serv-bisect", "NORMAL:+VERS-TLS1.0:+VERS-TLS1.1".into());
-    drop(server.connect());
-    let target = format!("127.0.0.1:{}", server.port);
-    let run = hsscan(&[&target, "--starttls", "none", "--bisect", "--json"]);
-    let r = run.record();
-    no_intolerance(&r, &format!("{}\n{}", run.describe(), server.log()));
+    bisect_finds_nothing_on(crate::wire_gnutls::gnutls_serv(
+        "gnutls-serv-bisect",
+        "NORMAL:+VERS-TLS1.0:+VERS-TLS1.1".into(),
+    ));
 }
 
 #[test]
 fn bisect_finds_nothing_on_tlslite_with_sslv3_to_tls12() {
-    let mut server = crate::wire_tlslite::tls_py("tlslite-bisect", "rc4,3des,aes128,aes256,aes128gcm,aes256gcm");
-    drop(server.connect());
-    let target = format!("127.0.0.1:{}", server.port);
-    let run = hsscan(&[&target, "--starttls", "none", "--bisect", "--json"]);
-    let r = run.record();
-    no_intolerance(&r, &format!("{}\n{}", run.describe(), server.log()));
+    bisect_finds_nothing_on(crate::wire_tlslite::tls_py(
+        "tlslite-bisect",
+        "rc4,3des,aes128,aes256,aes128gcm,aes256gcm",
+    ));
 }
 
 #[test]
@@ -141,19 +153,11 @@ fn bisect_finds_nothing_on_postfix_smtpd_and_fills_the_enumeration() {
 fn a_receiver_dropping_post_quantum_shares_gets_a_verified_transport_without_them() {
     // Truth: the profile drops hellos whose key_share carries more than
     // 200 bytes; OpenSSL 3.5's X25519MLKEM768 share is 1,216.
-    let toml = format!("{POSTFIX_DEFAULT}\n[misbehave]\nmax_key_share_bytes = 200\n");
-    let em = emulator_config("max-key-share-200", &toml);
-    let target = format!("127.0.0.1:{}", em.port);
-    let run = hsscan(&[
-        &target,
-        "--starttls",
-        "smtp",
-        "--sender",
+    let (_em, run) = scan_as(
+        "max-key-share-200",
+        "max_key_share_bytes = 200",
         "postfix-openssl-3.5-may",
-        "--json",
-        "--ehlo",
-        EHLO,
-    ]);
+    );
     let r = run.record();
     let ctx = run.describe();
     let sender = &r["senders"][0];
