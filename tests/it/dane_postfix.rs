@@ -181,6 +181,18 @@ fn endpoint(run: &Run, host: &str) -> Value {
 
 /// One domain's case: what the relay's log must say, and what hsscan
 /// must say of the sender and of DANE at the domain's MX host.
+/// A matching TLSA record: verified TLS, delivered, at `dane` and `dane-only` alike.
+const GOOD: Case = Case {
+    domain: "good.dane.test",
+    mx_host: "mx.dane.test",
+    status: "sent",
+    reason: "250 ",
+    tls: Some("Verified"),
+    verification: None,
+    outcome: "tls",
+    dane: "valid",
+};
+
 struct Case {
     domain: &'static str,
     mx_host: &'static str,
@@ -265,16 +277,7 @@ fn a_real_postfix_at_dane_and_hsscan_agree_on_matching_and_mismatching_tlsa() {
         &lab,
         &relay,
         &[
-            Case {
-                domain: "good.dane.test",
-                mx_host: "mx.dane.test",
-                status: "sent",
-                reason: "250 ",
-                tls: Some("Verified"),
-                verification: None,
-                outcome: "tls",
-                dane: "valid",
-            },
+            GOOD,
             Case {
                 domain: "bad.dane.test",
                 mx_host: "mxbad.dane.test",
@@ -312,16 +315,7 @@ fn a_real_postfix_at_dane_only_defers_where_hsscan_says_dane_required() {
         &lab,
         &relay,
         &[
-            Case {
-                domain: "good.dane.test",
-                mx_host: "mx.dane.test",
-                status: "sent",
-                reason: "250 ",
-                tls: Some("Verified"),
-                verification: None,
-                outcome: "tls",
-                dane: "valid",
-            },
+            GOOD,
             Case {
                 domain: "none.dane.test",
                 mx_host: "mxnone.dane.test",
