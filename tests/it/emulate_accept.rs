@@ -545,7 +545,7 @@ fn the_headline_for_exchange_2007_and_2010_equals_what_the_real_postfix_does() {
             let conf = certs().join(format!("main-cf-{profile}-{}", label.replace([' ', '>', '='], "")));
             std::fs::create_dir_all(&conf).expect("config dir");
             let main_cf: String = overrides.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
-            std::fs::write(conf.join("main.cf"), main_cf).expect("main.cf");
+            crate::support::write_postfix_file(&conf.join("main.cf"), &main_cf);
             let out = std::process::Command::new(hsscan)
                 .args([
                     &format!("127.0.0.1:{}", em.port),

@@ -308,7 +308,7 @@ fn a_dane_sender_fails_where_the_tlsa_records_do_not_match() {
     let lab = lab("dane-sender");
     let conf = certs().join("main-cf-dane");
     std::fs::create_dir_all(&conf).expect("config dir");
-    std::fs::write(conf.join("main.cf"), "smtp_tls_security_level = dane\n").expect("main.cf");
+    crate::support::write_postfix_file(&conf.join("main.cf"), "smtp_tls_security_level = dane\n");
     let dns = lab.dns.resolver();
     let ca = certs().join("ca.pem").display().to_string();
     for (host, want, kind) in [

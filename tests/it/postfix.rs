@@ -516,17 +516,7 @@ fn write_config(dir: &Path, ip: Ipv4Addr, port: u16, overrides: &[(&str, &str)],
     if services == Services::Relay {
         master_cf.push_str(RELAY_SERVICES);
     }
-    // Postfix rereads a main.cf modified within the last second or two
-    // until it is older (dozing 300 ms a time): a start took 1.8 s with a
-    // fresh main.cf and 0.25 s with one dated a minute back.
-    let past = SystemTime::now() - Duration::from_secs(60);
     for (name, text) in [("main.cf", main_cf), ("master.cf", master_cf)] {
-        let path = dir.join("conf").join(name);
-        fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        fs::File::options()
-            .write(true)
-            .open(&path)
-            .and_then(|f| f.set_modified(past))
-            .unwrap_or_else(|e| panic!("date {} back: {e}", path.display()));
+        crate::support::write_postfix_file(&dir.join("conf").join(name), &text);
     }
 }

@@ -43,7 +43,7 @@ fn posttls_finger_path() -> PathBuf {
 fn empty_config(name: &str) -> PathBuf {
     let dir = certs().join(format!("postfix-config-{name}"));
     std::fs::create_dir_all(&dir).expect("config dir");
-    std::fs::write(dir.join("main.cf"), "").expect("main.cf");
+    crate::support::write_postfix_file(&dir.join("main.cf"), "");
     dir
 }
 
@@ -775,11 +775,10 @@ fn a_tls12_minimum_fails_on_tls10_and_the_advice_relaxes_only_that_destination()
     assert!(!truth.tls, "posttls-finger -p >=TLSv1.2 got TLS: {}", truth.line);
     let config = certs().join("postfix-config-min12");
     std::fs::create_dir_all(&config).expect("config dir");
-    std::fs::write(
-        config.join("main.cf"),
+    crate::support::write_postfix_file(
+        &config.join("main.cf"),
         "smtp_tls_security_level = may\nsmtp_tls_protocols = >=TLSv1.2\n",
-    )
-    .expect("main.cf");
+    );
     let record = hsscan_sender(
         "local",
         "localhost",

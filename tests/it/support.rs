@@ -119,6 +119,30 @@ fn remove_stale_cert_dirs() {
     }
 }
 
+/// Writes a Postfix configuration file (`main.cf`, `master.cf`) dated a
+/// minute back, atomically: every Postfix program (posttls-finger, postconf,
+/// the daemons) rereads a main.cf modified within the last second or two
+/// until it is older, dozing 300 ms a time. A file rewritten by parallel
+/// tests never got old: posttls-finger runs that take 1 s alone took 4 to
+/// 30 s. Same content already there and old: left alone.
+pub fn write_postfix_file(path: &Path, text: &str) {
+    let past = SystemTime::now() - Duration::from_secs(60);
+    let old = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).is_ok_and(|t| t <= past);
+    if fs::read_to_string(path).is_ok_and(|t| t == text) && old(path) {
+        return;
+    }
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
+    fs::write(&tmp, text).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
+    File::options()
+        .write(true)
+        .open(&tmp)
+        .and_then(|f| f.set_modified(past))
+        .unwrap_or_else(|e| panic!("date {} back: {e}", tmp.display()));
+    fs::rename(&tmp, path).unwrap_or_else(|e| panic!("rename {} to {}: {e}", tmp.display(), path.display()));
+}
+
 /// A port that was free on 127.0.0.1 a moment ago.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
