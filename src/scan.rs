@@ -520,9 +520,24 @@ async fn scan_gated(
             return failure_record(info, f, 0, 0);
         }
     };
-    let (rm, rl) = tokio::join!(
+    // The headline sender's own hello confirms the verdict. With a third
+    // slot it goes out beside the quick check's two, so that the verdict
+    // costs no round of its own; with two it goes out in the next round,
+    // beside the certificate hello or the enumeration, once the quick
+    // check has shown that the server gets as far as a hello.
+    let headline = cfg.senders.profiles.first();
+    let speculative = gate.per_host() >= 3;
+    let (ep, sni_ref) = (&endpoint, sni.as_deref());
+    let send_headline = |go: bool| async move {
+        match headline {
+            Some(p) if go => Some(send_sender(gate, ep, cfg, sni_ref, p).await),
+            _ => None,
+        }
+    };
+    let (rm, rl, mut early) = tokio::join!(
         gate.probe(&endpoint, &modern, &cfg.probe),
-        gate.probe(&endpoint, &legacy, &cfg.probe)
+        gate.probe(&endpoint, &legacy, &cfg.probe),
+        send_headline(speculative)
     );
     let mut quick = Quick {
         modern: attempt(&modern, rm.as_ref()),
@@ -600,94 +615,107 @@ async fn scan_gated(
         .into_iter()
         .filter_map(|a| a.result.clone())
         .max_by_key(|n| catalog::version_rank(n.version));
-    // A TLS 1.3 server encrypts its Certificate: when no hello showed a
-    // chain, it is decrypted from one hello with a real key share (one
-    // more connection; SPEC §4). Under --enumerate the TLS 1.3 chain is
-    // fetched after the enumeration, below, whatever TLS 1.2 showed.
-    let tls13 = best.as_ref().is_some_and(|n| n.version == ProtocolVersion::TLS13);
-    if tls13 && certificates.is_empty() && !cfg.enumerate {
-        let t = crate::tls13::scan_chains(gate, &endpoint, sni.as_deref(), &cfg.probe, false).await;
-        for c in &t.chains {
-            add_chain(&mut certificates, ProtocolVersion::TLS13, c);
-        }
-        findings.extend(t.findings);
-    }
-    // When no hello showed a chain (nor decrypted one), one TLS 1.2 hello
-    // fetches it in clear (one more connection). Under --enumerate the
-    // enumeration's own TLS 1.2 hellos carry the chains.
-    if certificates.is_empty() && best.is_some() && !cfg.enumerate {
-        let suites: Vec<hsscan_wire::CipherSuite> = catalog::suites_for(ProtocolVersion::TLS12).map(|s| s.id).collect();
-        if let Ok(hello) = hellos::for_version(
-            ProtocolVersion::TLS12,
-            &suites,
-            &hellos::MODERN_GROUPS,
-            &[],
-            sni.as_deref(),
-        ) {
-            if let Some(r) = gate.probe(&endpoint, &hello, &cfg.probe).await {
-                if !r.flight.certificates.is_empty() {
-                    let version = r
-                        .flight
-                        .server_hello
-                        .as_ref()
-                        .map(hsscan_wire::ServerHello::selected_version);
-                    add_chain(
-                        &mut certificates,
-                        version.unwrap_or(ProtocolVersion::TLS12),
-                        &r.flight.certificates,
-                    );
-                }
-            }
-        }
-    }
+    let pending = early.is_none() && reached_handshake(&quick);
     let mut enumeration = None;
-    if cfg.enumerate && reached_handshake(&quick) {
-        let drive = crate::enumerate::Drive {
-            probe: &cfg.probe,
-            sni: sni.as_deref(),
-            backoff: cfg.retry_delay,
-            known: best.as_ref().map(|n| (n.version, n.cipher)),
-        };
-        // The enumeration's hellos never decrypt: a TLS 1.3 server's own
-        // chain (and, on a TLS 1.3-only server, that of its other key
-        // type) comes from the certificate hello. When the quick check
-        // already saw TLS 1.3, that hello goes out beside the enumeration.
-        let early = async {
-            if tls13 {
-                Some(crate::tls13::scan_chains(gate, &endpoint, sni.as_deref(), &cfg.probe, false).await)
-            } else {
-                None
-            }
-        };
-        let ((e, outcome), early) = tokio::join!(crate::enumerate::enumerate(gate, &endpoint, &drive), early);
-        findings.extend(outcome.findings);
-        for (version, c) in &outcome.chains {
-            add_chain(&mut certificates, *version, c);
-        }
-        let label = crate::enumerate::label;
-        if e.protocols.get(label(ProtocolVersion::TLS13)).copied().flatten() == Some(true) {
-            let tls12 = e.protocols.get(label(ProtocolVersion::TLS12)).copied().flatten() == Some(true);
-            let t = match early {
-                Some(mut t) => {
-                    if !tls12 {
-                        crate::tls13::other_key_type(gate, &endpoint, sni.as_deref(), &cfg.probe, &mut t).await;
-                    }
-                    t
-                }
-                None => crate::tls13::scan_chains(gate, &endpoint, sni.as_deref(), &cfg.probe, !tls12).await,
-            };
+    let work = async {
+        // A TLS 1.3 server encrypts its Certificate: when no hello showed a
+        // chain, it is decrypted from one hello with a real key share (one
+        // more connection; SPEC §4). Under --enumerate the TLS 1.3 chain is
+        // fetched after the enumeration, below, whatever TLS 1.2 showed.
+        let tls13 = best.as_ref().is_some_and(|n| n.version == ProtocolVersion::TLS13);
+        if tls13 && certificates.is_empty() && !cfg.enumerate {
+            let t = crate::tls13::scan_chains(gate, &endpoint, sni.as_deref(), &cfg.probe, false).await;
             for c in &t.chains {
                 add_chain(&mut certificates, ProtocolVersion::TLS13, c);
             }
             findings.extend(t.findings);
         }
-        findings.extend(enumeration_findings(&e));
-        // The enumeration found what the quick check missed: TLS it is.
-        if status != Status::Negotiated && e.protocols.values().any(|p| *p == Some(true)) {
-            status = Status::Negotiated;
-            failure = None;
+        // When no hello showed a chain (nor decrypted one), one TLS 1.2 hello
+        // fetches it in clear (one more connection). Under --enumerate the
+        // enumeration's own TLS 1.2 hellos carry the chains.
+        if certificates.is_empty() && best.is_some() && !cfg.enumerate {
+            let suites: Vec<hsscan_wire::CipherSuite> =
+                catalog::suites_for(ProtocolVersion::TLS12).map(|s| s.id).collect();
+            if let Ok(hello) = hellos::for_version(
+                ProtocolVersion::TLS12,
+                &suites,
+                &hellos::MODERN_GROUPS,
+                &[],
+                sni.as_deref(),
+            ) {
+                if let Some(r) = gate.probe(&endpoint, &hello, &cfg.probe).await {
+                    if !r.flight.certificates.is_empty() {
+                        let version = r
+                            .flight
+                            .server_hello
+                            .as_ref()
+                            .map(hsscan_wire::ServerHello::selected_version);
+                        add_chain(
+                            &mut certificates,
+                            version.unwrap_or(ProtocolVersion::TLS12),
+                            &r.flight.certificates,
+                        );
+                    }
+                }
+            }
         }
-        enumeration = Some(e);
+        if cfg.enumerate && reached_handshake(&quick) {
+            let drive = crate::enumerate::Drive {
+                probe: &cfg.probe,
+                sni: sni.as_deref(),
+                backoff: cfg.retry_delay,
+                known: best.as_ref().map(|n| (n.version, n.cipher)),
+            };
+            // The enumeration's hellos never decrypt: a TLS 1.3 server's own
+            // chain (and, on a TLS 1.3-only server, that of its other key
+            // type) comes from the certificate hello. When the quick check
+            // already saw TLS 1.3, that hello goes out beside the enumeration.
+            let early = async {
+                if tls13 {
+                    Some(crate::tls13::scan_chains(gate, &endpoint, sni.as_deref(), &cfg.probe, false).await)
+                } else {
+                    None
+                }
+            };
+            let ((e, outcome), early) = tokio::join!(crate::enumerate::enumerate(gate, &endpoint, &drive), early);
+            findings.extend(outcome.findings);
+            for (version, c) in &outcome.chains {
+                add_chain(&mut certificates, *version, c);
+            }
+            let label = crate::enumerate::label;
+            if e.protocols.get(label(ProtocolVersion::TLS13)).copied().flatten() == Some(true) {
+                let tls12 = e.protocols.get(label(ProtocolVersion::TLS12)).copied().flatten() == Some(true);
+                let t = match early {
+                    Some(mut t) => {
+                        if !tls12 {
+                            crate::tls13::other_key_type(gate, &endpoint, sni.as_deref(), &cfg.probe, &mut t).await;
+                        }
+                        t
+                    }
+                    None => crate::tls13::scan_chains(gate, &endpoint, sni.as_deref(), &cfg.probe, !tls12).await,
+                };
+                for c in &t.chains {
+                    add_chain(&mut certificates, ProtocolVersion::TLS13, c);
+                }
+                findings.extend(t.findings);
+            }
+            findings.extend(enumeration_findings(&e));
+            // The enumeration found what the quick check missed: TLS it is.
+            if status != Status::Negotiated && e.protocols.values().any(|p| *p == Some(true)) {
+                status = Status::Negotiated;
+                failure = None;
+            }
+            enumeration = Some(e);
+        }
+    };
+    let (late, ()) = tokio::join!(send_headline(pending), work);
+    if late.is_some() {
+        early = late;
+    }
+    // A server that got no hello as far as the handshake: the speculative
+    // confirmation says nothing the quick check's own failure does not.
+    if !reached_handshake(&quick) {
+        early = None;
     }
     let (mut senders, mut advice) = judge_senders(
         gate,
@@ -699,6 +727,7 @@ async fn scan_gated(
         enumeration.as_ref(),
         &mut certificates,
         info.mx_of.as_deref().unwrap_or(&[]),
+        early,
     )
     .await;
     let intolerance = crate::bisect::for_endpoint(
@@ -837,6 +866,7 @@ async fn judge_senders(
     enumeration: Option<&crate::enumerate::Enumeration>,
     certificates: &mut Vec<CertificateReport>,
     domains: &[String],
+    mut early: Option<Result<Option<Sent>, crate::senders::SenderResult>>,
 ) -> (Vec<crate::senders::SenderResult>, Vec<crate::senders::advice::Advice>) {
     use crate::senders::{self, advice};
     let mut results = Vec::new();
@@ -901,18 +931,27 @@ async fn judge_senders(
                 Err(e) => senders::unconfirmed(profile, format!("its hello does not encode: {e}")),
             }
         } else {
-            match probe_sender(
-                gate,
-                endpoint,
-                cfg,
-                sni,
-                profile,
-                answered,
-                certificates,
-                host_name.as_deref(),
-            )
-            .await
-            {
+            // The headline sender's hello may have gone out already.
+            let confirmation = match early.take() {
+                Some(Ok(sent)) => {
+                    sent.map(|sent| judge_sent(cfg, profile, sent, answered, certificates, host_name.as_deref()))
+                }
+                Some(Err(r)) => Some(r),
+                None => {
+                    probe_sender(
+                        gate,
+                        endpoint,
+                        cfg,
+                        sni,
+                        profile,
+                        answered,
+                        certificates,
+                        host_name.as_deref(),
+                    )
+                    .await
+                }
+            };
+            match confirmation {
                 Some(r) if dropped(&r) => {
                     recheck_drop(
                         gate,
@@ -1009,6 +1048,25 @@ async fn recheck_drop(
     r
 }
 
+/// A sender's own hello and what the server answered to it, sent before
+/// it is judged (so that it can go out beside other work).
+pub(crate) type Sent = (crate::hellos::Prepared, ProbeResult);
+
+/// Sends `profile`'s own hello; `Ok(None)` when the budget is spent, `Err`
+/// (the sender's result) when its hello does not encode.
+async fn send_sender(
+    gate: &HostGate,
+    endpoint: &Endpoint,
+    cfg: &ScanConfig,
+    sni: Option<&str>,
+    profile: &crate::senders::Profile,
+) -> Result<Option<Sent>, crate::senders::SenderResult> {
+    let hello = profile
+        .prepare(sni)
+        .map_err(|e| crate::senders::unconfirmed(profile, format!("its hello does not encode: {e}")))?;
+    Ok(gate.probe(endpoint, &hello, &cfg.probe).await.map(|r| (hello, r)))
+}
+
 /// Sends `profile`'s own hello and judges the answer; `None` when the
 /// budget is spent.
 #[allow(clippy::too_many_arguments)]
@@ -1022,12 +1080,23 @@ async fn probe_sender(
     certificates: &mut Vec<CertificateReport>,
     host: Option<&str>,
 ) -> Option<crate::senders::SenderResult> {
+    match send_sender(gate, endpoint, cfg, sni, profile).await {
+        Ok(sent) => sent.map(|sent| judge_sent(cfg, profile, sent, other_answered, certificates, host)),
+        Err(r) => Some(r),
+    }
+}
+
+/// Judges the answer to a sender's own hello, adding its chain to
+/// `certificates` when it is new.
+fn judge_sent(
+    cfg: &ScanConfig,
+    profile: &crate::senders::Profile,
+    (hello, r): Sent,
+    other_answered: bool,
+    certificates: &mut Vec<CertificateReport>,
+    host: Option<&str>,
+) -> crate::senders::SenderResult {
     use crate::senders;
-    let hello = match profile.prepare(sni) {
-        Ok(h) => h,
-        Err(e) => return Some(senders::unconfirmed(profile, format!("its hello does not encode: {e}"))),
-    };
-    let r = gate.probe(endpoint, &hello, &cfg.probe).await?;
     if let Some(leaf) = r.flight.certificates.first() {
         let sha = crate::certs::CertInfo::from_der(leaf).sha256;
         if !certificates
@@ -1049,7 +1118,7 @@ async fn probe_sender(
             verdicts: &c.verdicts,
         })
         .collect();
-    Some(senders::judge(
+    senders::judge(
         profile,
         &hello,
         &r,
@@ -1057,7 +1126,7 @@ async fn probe_sender(
             chains,
             other_hello_answered: other_answered,
         },
-    ))
+    )
 }
 
 #[cfg(test)]
