@@ -479,6 +479,15 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     }
 }
 
+/// The version a probe's chain came in: the one its ServerHello selected
+/// (a chain without one was read from a TLS 1.2-style flight).
+fn chain_version(r: &ProbeResult) -> ProtocolVersion {
+    r.flight
+        .server_hello
+        .as_ref()
+        .map_or(ProtocolVersion::TLS12, hsscan_wire::ServerHello::selected_version)
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -592,16 +601,7 @@ async fn scan_gated(
     };
     for r in &results {
         if !r.flight.certificates.is_empty() {
-            let version = r
-                .flight
-                .server_hello
-                .as_ref()
-                .map(hsscan_wire::ServerHello::selected_version);
-            add_chain(
-                &mut certificates,
-                version.unwrap_or(ProtocolVersion::TLS12),
-                &r.flight.certificates,
-            );
+            add_chain(&mut certificates, chain_version(r), &r.flight.certificates);
         } else if let Some(h) = &r.flight.sslv2 {
             add_chain(
                 &mut certificates,
@@ -645,16 +645,7 @@ async fn scan_gated(
             ) {
                 if let Some(r) = gate.probe(&endpoint, &hello, &cfg.probe).await {
                     if !r.flight.certificates.is_empty() {
-                        let version = r
-                            .flight
-                            .server_hello
-                            .as_ref()
-                            .map(hsscan_wire::ServerHello::selected_version);
-                        add_chain(
-                            &mut certificates,
-                            version.unwrap_or(ProtocolVersion::TLS12),
-                            &r.flight.certificates,
-                        );
+                        add_chain(&mut certificates, chain_version(&r), &r.flight.certificates);
                     }
                 }
             }
@@ -1103,12 +1094,12 @@ fn judge_sent(
             .iter()
             .any(|c| c.chain.first().map(|x| &x.sha256) == Some(&sha))
         {
-            let version = r
-                .flight
-                .server_hello
-                .as_ref()
-                .map(hsscan_wire::ServerHello::selected_version);
-            certificates.push(certificate_report(&r.flight.certificates, version, host, cfg));
+            certificates.push(certificate_report(
+                &r.flight.certificates,
+                Some(chain_version(&r)),
+                host,
+                cfg,
+            ));
         }
     }
     let chains: Vec<senders::Chain<'_>> = certificates
