@@ -300,6 +300,42 @@ pub fn legacy(sni: Option<&str>) -> Result<Prepared, EncodeError> {
     )
 }
 
+/// The smallest hello worth sending when every other one was dropped: up
+/// to TLS 1.2, the TLS 1.2 suites of the modern hello and the legacy
+/// RC4/3DES ones, four extensions, no padding (about 200 bytes). A
+/// receiver that drops long hellos answers it, and the drops can then be
+/// bisected against it.
+pub fn small(sni: Option<&str>) -> Result<Prepared, EncodeError> {
+    let mut suites: Vec<CipherSuite> = MODERN_SUITES
+        .iter()
+        .filter(|s| (**s >> 8) != 0x13)
+        .map(|&s| CipherSuite(s))
+        .collect();
+    suites.extend([0x000a, 0x0005, 0x0004].map(CipherSuite));
+    suites.push(CipherSuite::TLS_EMPTY_RENEGOTIATION_INFO_SCSV);
+    let mut hello = ClientHello::new(ProtocolVersion::TLS12, random32(), suites);
+    let mut ext = Vec::new();
+    if let Some(name) = sni {
+        ext.push(ClientExtension::ServerName(name.to_owned()));
+    }
+    ext.push(ClientExtension::SupportedGroups(vec![
+        NamedGroup::X25519,
+        NamedGroup::SECP256R1,
+        NamedGroup::SECP384R1,
+    ]));
+    ext.push(ClientExtension::EcPointFormats(vec![EcPointFormat::UNCOMPRESSED]));
+    ext.push(ClientExtension::SignatureAlgorithms(
+        hsscan_wire::client_hello::DEFAULT_SIGNATURE_SCHEMES.to_vec(),
+    ));
+    hello.extensions = Some(ext);
+    prepare(
+        &hello,
+        ProtocolVersion::TLS10,
+        ProtocolVersion::TLS10,
+        ProtocolVersion::TLS12,
+    )
+}
+
 /// Extras of an enumeration hello.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HelloOptions {

@@ -721,6 +721,20 @@ async fn scan_gated(
         early,
     )
     .await;
+    // Every hello dropped: one small hello says whether the drops are of
+    // long hellos, which the bisection can then name.
+    let mut known = best.as_ref().map(|n| (n.version, n.cipher));
+    let mut small = None;
+    if known.is_none() && senders.iter().any(crate::bisect::dropped_at_the_hello) {
+        if let Ok(p) = hellos::small(sni.as_deref()) {
+            if let Some(r) = gate.probe(&endpoint, &p, &cfg.probe).await {
+                if let Ok(Some(n)) = negotiated(&p, &r) {
+                    known = Some((n.version, n.cipher));
+                    small = Some(p.hello_bytes);
+                }
+            }
+        }
+    }
     let intolerance = crate::bisect::for_endpoint(
         &crate::bisect::Scope {
             gate,
@@ -730,7 +744,8 @@ async fn scan_gated(
             probe: &cfg.probe,
             today: cfg.at.date(),
             sni: sni.as_deref(),
-            known: best.as_ref().map(|n| (n.version, n.cipher)),
+            known,
+            small,
             host: &target.host.to_string(),
             port: target.port,
             domains: info.mx_of.as_deref().unwrap_or(&[]),

@@ -65,6 +65,12 @@ impl Variant {
         })
     }
 
+    /// Its suites, signalling values (the renegotiation SCSV) left out, as
+    /// the scan record's `cipher_count` counts them.
+    pub fn suite_count(&self) -> usize {
+        self.hello.cipher_suites.iter().filter(|s| !s.is_signal()).count()
+    }
+
     /// Its length in one record, header included.
     pub fn record_bytes(&self) -> usize {
         self.hello.to_record(self.record_version).map_or(0, |r| r.len())
@@ -157,13 +163,29 @@ pub struct Scope<'a> {
     pub sni: Option<&'a str>,
     /// What a hello of the scan negotiated.
     pub known: Option<(ProtocolVersion, hsscan_wire::CipherSuite)>,
+    /// Every hello of the scan was dropped but the small hello
+    /// ([`crate::hellos::small`], this many bytes) was answered: `known`
+    /// is what it negotiated.
+    pub small: Option<usize>,
     pub host: &'a str,
     pub port: u16,
     pub domains: &'a [String],
 }
 
+/// Whether a sender got no TLS because its hello was dropped (and no
+/// other hello was answered): what the small hello is tried for.
+pub fn dropped_at_the_hello(r: &crate::senders::SenderResult) -> bool {
+    r.outcome == crate::senders::Outcome::NoTls
+        && r.reason
+            .as_ref()
+            .is_some_and(|x| x.kind == crate::senders::ReasonKind::Dropped)
+}
+
 /// Bisects the first sender hello dropped with `hello-intolerance` (after
-/// the sender recheck), or, with `--bisect`, the headline sender's hello
+/// the sender recheck; or dropped with every other hello of the scan,
+/// when the small hello was answered: the reason becomes
+/// `hello-intolerance` if the bisection names a property), or, with
+/// `--bisect`, the headline sender's hello
 /// (else the modern hello). Names the property in that sender's reason,
 /// adds the advice for it and a finding, and returns the entries of
 /// `intolerance`.
@@ -175,11 +197,32 @@ pub async fn for_endpoint(
 ) -> Vec<Intolerance> {
     use crate::finding::{Finding, Severity};
     use crate::senders::{Outcome, ReasonKind};
+    // A sender refused with "no shared cipher" although it offers, at a
+    // version it offers, the suite the server chose for another hello:
+    // the server may read only part of its hello.
+    let offers_known = |r: &crate::senders::SenderResult| {
+        let Some((v, suite)) = scope.known else {
+            return false;
+        };
+        let rank = hsscan_wire::catalog::version_rank;
+        scope
+            .senders
+            .profiles
+            .iter()
+            .find(|p| p.id == r.sender)
+            .and_then(|p| p.prepare(scope.sni).ok())
+            .is_some_and(|h| {
+                h.suites.contains(&suite) && rank(h.min_version) <= rank(v) && rank(v) <= rank(h.max_version)
+            })
+    };
     let dropped = senders.iter().position(|r| {
         r.outcome == Outcome::NoTls
-            && r.reason
-                .as_ref()
-                .is_some_and(|x| x.kind == ReasonKind::HelloIntolerance)
+            && r.reason.as_ref().is_some_and(|x| match x.kind {
+                ReasonKind::HelloIntolerance => true,
+                ReasonKind::Dropped => scope.small.is_some(),
+                ReasonKind::NoSharedCipher => offers_known(r),
+                _ => false,
+            })
     });
     if dropped.is_none() && !scope.requested {
         return Vec::new();
@@ -211,10 +254,12 @@ pub async fn for_endpoint(
             "the hello of {} ({} bytes, {} suites)",
             p.id,
             subject.record_bytes(),
-            subject.hello.cipher_suites.len()
+            subject.suite_count()
         ),
         None => format!("the modern hello ({} bytes)", subject.record_bytes()),
     };
+    let subject_bytes = subject.record_bytes();
+    let subject_suites = subject.suite_count();
     let planner = Planner::new(subject, label, known, dropped.is_some());
     let b = bisect(scope.gate, scope.endpoint, scope.probe, planner).await;
     let Some(found) = b.intolerance.first() else {
@@ -238,7 +283,38 @@ pub async fn for_endpoint(
     if let (Some(i), Some(p)) = (index, profile) {
         if let Some(r) = senders.get_mut(i) {
             if r.outcome == Outcome::NoTls {
+                let mut flipped = false;
                 if let Some(reason) = r.reason.as_mut() {
+                    let (v, suite) = known;
+                    let detail = match reason.kind {
+                        // Every hello of the scan was dropped; the small one was not.
+                        ReasonKind::Dropped => Some(format!(
+                            "the server drops this sender's hello ({} bytes) and every other hello of the scan, but answers a small one ({} bytes)",
+                            subject_bytes,
+                            scope.small.unwrap_or(0)
+                        )),
+                        ReasonKind::NoSharedCipher if matches!(found.property, "suite-position" | "suite-count") => {
+                            Some(format!(
+                                "the server refuses this sender's hello ({} bytes, {} suites) although it offers {}, which the server chose at {} for another hello",
+                                subject_bytes,
+                                subject_suites,
+                                suite.name().unwrap_or("its suite"),
+                                v.name().unwrap_or("its version")
+                            ))
+                        }
+                        _ => None,
+                    };
+                    match detail {
+                        Some(d) => {
+                            reason.kind = ReasonKind::HelloIntolerance;
+                            reason.detail = d;
+                            flipped = true;
+                        }
+                        // Refused for another reason than what was bisected:
+                        // the finding says what the bisection found.
+                        None if reason.kind != ReasonKind::HelloIntolerance => return b.intolerance,
+                        None => {}
+                    }
                     reason.detail = format!(
                         "{}; bisection names the {}: {}",
                         reason.detail, found.property, found.evidence
@@ -252,8 +328,13 @@ pub async fn for_endpoint(
                     server_suites: vec![known.1],
                     today: scope.today,
                 };
-                let mut add = crate::senders::advice::for_intolerance(p, found.property, known.1, &facts);
-                verify(scope, p, found.property, known.1, &mut add).await;
+                let mut add = crate::senders::advice::for_intolerance(p, found, known.1, &facts);
+                verify(scope, p, found, known.1, &mut add).await;
+                if flipped {
+                    // The advice given for the reason the sender had
+                    // before answers a question that no longer stands.
+                    advice.retain(|a| a.for_sender != p.id);
+                }
                 // The bisected advice goes before the generic advice for this sender.
                 let at = advice.iter().position(|a| a.for_sender == p.id).unwrap_or(advice.len());
                 for (k, a) in add.into_iter().enumerate() {
@@ -270,7 +351,7 @@ pub async fn for_endpoint(
 async fn verify(
     scope: &Scope<'_>,
     p: &crate::senders::Profile,
-    property: &str,
+    found: &Intolerance,
     suite: hsscan_wire::CipherSuite,
     advice: &mut [crate::senders::advice::Advice],
 ) {
@@ -278,7 +359,7 @@ async fn verify(
         if a.expect != Some(crate::senders::advice::Expect::Tls) {
             continue;
         }
-        let Some(changed) = crate::senders::advice::changed_sender(p, property, suite) else {
+        let Some((_, changed)) = crate::senders::advice::sender_change(p, found, suite) else {
             continue;
         };
         let Ok(hello) = changed.prepare(scope.sni) else {

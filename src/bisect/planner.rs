@@ -435,6 +435,7 @@ impl Planner {
             self.found.push(Intolerance {
                 property: s.property.as_str(),
                 evidence: format!("{e} (edge not settled: {why})"),
+                longest_answered: None,
             });
         }
         self.summary = Some(format!(
@@ -471,9 +472,19 @@ impl Planner {
         self.found.push(Intolerance {
             property: property.as_str(),
             evidence,
+            longest_answered: None,
         });
         self.done = true;
         self.search = None;
+    }
+
+    /// A hello length above which every hello tried was dropped:
+    /// `longest` bytes is the longest answered.
+    fn found_length_limit(&mut self, evidence: String, longest: usize) {
+        self.found(Property::HelloLength, evidence);
+        if let Some(f) = self.found.last_mut() {
+            f.longest_answered = Some(longest);
+        }
     }
 
     /// `v` padded to `n` bytes when it is shorter (else as it is).
@@ -710,7 +721,7 @@ impl Planner {
                         None => {
                             s.upper = Upper::Done;
                             let e = self.evidence(&s, false);
-                            self.found(s.property, e);
+                            self.found_length_limit(e, s.pass);
                             return None;
                         }
                     }
@@ -956,7 +967,7 @@ impl Planner {
                                 "{}; dropped at every length tried above, up to {x} bytes",
                                 self.evidence(&done, false)
                             );
-                            self.found(Property::HelloLength, e);
+                            self.found_length_limit(e, done.pass);
                         } else {
                             let top = search.tried.iter().copied().filter(|t| *t < x && *t >= lower.1).max();
                             search.upper = Upper::Window { lower };
@@ -1047,7 +1058,7 @@ impl Planner {
                 s.pass,
                 s.fail,
                 name_suite(self.suite),
-                self.subject.hello.cipher_suites.len()
+                self.subject.suite_count()
             ),
             (p, _) => format!("{}: dropped ({how}) at {} bytes", p.as_str(), s.fail),
         }

@@ -78,6 +78,11 @@ pub struct Unsure {
 pub struct Intolerance {
     pub property: &'static str,
     pub evidence: String,
+    /// `hello-length` dropped above a size: the longest hello (record
+    /// bytes) answered below the drop. What a sender change must stay
+    /// within; not part of the record (the evidence says it).
+    #[serde(skip)]
+    pub longest_answered: Option<usize>,
 }
 
 /// A codepoint as SPEC §3 writes it: `{"id": "0x002f", "name": "…"}`.

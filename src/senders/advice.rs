@@ -396,15 +396,76 @@ fn post_quantum(g: hsscan_wire::NamedGroup) -> bool {
     group(g).is_some_and(|i| matches!(i.kind, GroupKind::MlKem | GroupKind::Hybrid))
 }
 
-/// The sender as it would be after the advice for an intolerance of
-/// `property` (`suite`: what the server negotiated): the hello to try
-/// before the advice is given. `None`: no sender setting changes it.
-pub fn changed_sender(p: &Profile, property: &str, suite: hsscan_wire::CipherSuite) -> Option<Profile> {
+/// A sender change that moves one hello property, for one destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The post-quantum groups left out of the group list (and shares).
+    NoPostQuantum,
+    /// No RFC 7685 padding (Postfix: `tls_disable_workarounds =
+    /// TLSEXT_PADDING`, OpenSSL's SSL_OP_TLSEXT_PADDING, which Postfix
+    /// turns on with the rest of SSL_OP_ALL).
+    NoPadding,
+    /// A short cipher list with the server's suite first.
+    ShortCiphers,
+    /// Both of the above.
+    ShortCiphersNoPadding,
+    /// Up to TLS 1.2.
+    NoTls13,
+}
+
+/// Whether the sender's library pads hellos of 256 to 511 bytes to 512
+/// (OpenSSL with SSL_OP_TLSEXT_PADDING: what Postfix sets): its hello
+/// shows it, or Postfix on OpenSSL does it where the hello is longer.
+fn pads(p: &Profile) -> bool {
+    p.hello.extension(hsscan_wire::ExtensionType::PADDING_0015).is_some()
+        || (p.mta.starts_with("postfix") && p.library.starts_with("OpenSSL"))
+}
+
+/// OpenSSL's padding rule (tls_construct_ctos_padding): a hello whose
+/// handshake message is 256 to 511 bytes long gets a padding extension
+/// that makes it 512 (or as close above as four bytes of header allow).
+fn openssl_repad(hello: &mut hsscan_wire::ClientHello) {
+    if let Some(ext) = hello.extensions.as_mut() {
+        ext.retain(|e| !matches!(e, hsscan_wire::ClientExtension::Padding(_)));
+    }
+    let Ok(len) = hello.to_bytes().map(|b| b.len()) else {
+        return;
+    };
+    if len > 0xff && len < 0x200 {
+        let data = (0x200 - len).saturating_sub(4);
+        if let Some(ext) = hello.extensions.as_mut() {
+            ext.push(hsscan_wire::ClientExtension::Padding(data));
+        }
+    }
+}
+
+/// The server's suite first, then the sender's ECDHE AEAD suites, after
+/// the sender's TLS 1.3 suites (which no cipher list touches); `None` when
+/// the suite has no OpenSSL name to write into a cipher list.
+fn short_suites(p: &Profile, suite: hsscan_wire::CipherSuite) -> Option<Vec<hsscan_wire::CipherSuite>> {
+    hsscan_wire::catalog::suite(suite)?.openssl_name?;
+    let short = |s: hsscan_wire::CipherSuite| {
+        hsscan_wire::catalog::suite(s)
+            .and_then(|i| i.properties)
+            .is_some_and(|x| x.kx.starts_with("ECDHE") && (x.cipher.contains("GCM") || x.cipher.contains("CHACHA")))
+    };
+    let all = &p.hello.cipher_suites;
+    let mut suites: Vec<_> = all.iter().copied().filter(|s| (s.0 >> 8) == 0x13).collect();
+    suites.push(suite);
+    suites.extend(all.iter().copied().filter(|s| *s != suite && short(*s)));
+    suites.extend(all.iter().copied().filter(|s| s.is_signal()));
+    Some(suites)
+}
+
+/// `p` as it would be after `change`, or `None` where the change does
+/// not apply to this sender's hello.
+fn apply_change(p: &Profile, change: Change, suite: hsscan_wire::CipherSuite) -> Option<Profile> {
     use hsscan_wire::ClientExtension as E;
     let mut c = p.clone();
-    let ext = c.hello.extensions.get_or_insert_with(Vec::new);
-    match property {
-        "key-share-size" | "hello-length" => {
+    let padded = pads(p);
+    match change {
+        Change::NoPostQuantum => {
+            let ext = c.hello.extensions.get_or_insert_with(Vec::new);
             let pq = ext.iter().any(|e| match e {
                 E::SupportedGroups(g) => g.iter().any(|x| post_quantum(*x)),
                 _ => false,
@@ -424,38 +485,28 @@ pub fn changed_sender(p: &Profile, property: &str, suite: hsscan_wire::CipherSui
                     _ => {}
                 }
             }
-            Some(c)
+            if padded {
+                openssl_repad(&mut c.hello);
+            }
         }
-        "suite-position" | "suite-count" => {
-            hsscan_wire::catalog::suite(suite)?.openssl_name?;
-            let short = |s: hsscan_wire::CipherSuite| {
-                hsscan_wire::catalog::suite(s)
-                    .and_then(|i| i.properties)
-                    .is_some_and(|x| {
-                        x.kx.starts_with("ECDHE") && (x.cipher.contains("GCM") || x.cipher.contains("CHACHA"))
-                    })
-            };
-            let tls13: Vec<hsscan_wire::CipherSuite> = p
-                .hello
-                .cipher_suites
-                .iter()
-                .copied()
-                .filter(|s| (s.0 >> 8) == 0x13)
-                .collect();
-            let mut suites = tls13;
-            suites.push(suite);
-            suites.extend(
-                p.hello
-                    .cipher_suites
-                    .iter()
-                    .copied()
-                    .filter(|s| *s != suite && short(*s)),
-            );
-            suites.extend(p.hello.cipher_suites.iter().copied().filter(|s| s.is_signal()));
-            c.hello.cipher_suites = suites;
-            Some(c)
+        Change::NoPadding | Change::ShortCiphersNoPadding => {
+            let ext = c.hello.extensions.get_or_insert_with(Vec::new);
+            if !ext.iter().any(|e| matches!(e, E::Padding(_))) {
+                return None;
+            }
+            ext.retain(|e| !matches!(e, E::Padding(_)));
+            if change == Change::ShortCiphersNoPadding {
+                c.hello.cipher_suites = short_suites(p, suite)?;
+            }
         }
-        "extension" => {
+        Change::ShortCiphers => {
+            c.hello.cipher_suites = short_suites(p, suite)?;
+            if padded {
+                openssl_repad(&mut c.hello);
+            }
+        }
+        Change::NoTls13 => {
+            let ext = c.hello.extensions.get_or_insert_with(Vec::new);
             let offers13 = ext
                 .iter()
                 .any(|e| matches!(e, E::SupportedVersions(v) if v.contains(&ProtocolVersion::TLS13)));
@@ -464,18 +515,72 @@ pub fn changed_sender(p: &Profile, property: &str, suite: hsscan_wire::CipherSui
             }
             ext.retain(|e| !matches!(e, E::SupportedVersions(_) | E::KeyShare(_) | E::PskKeyExchangeModes(_)));
             c.hello.cipher_suites.retain(|s| (s.0 >> 8) != 0x13);
-            Some(c)
         }
+    }
+    Some(c)
+}
+
+fn record_bytes(p: &Profile) -> usize {
+    p.hello
+        .to_record(ProtocolVersion::TLS10)
+        .map_or(usize::MAX, |r| r.len())
+}
+
+/// The sender change for an intolerance `found` by bisection (`suite`:
+/// what the server negotiated), and the sender as it would be after it:
+/// the hello to try before the change is advised. `None`: no sender
+/// setting changes that property. A hello dropped above a length gets the
+/// first change, smallest first, whose hello fits under it.
+pub fn sender_change(
+    p: &Profile,
+    found: &crate::enumerate::Intolerance,
+    suite: hsscan_wire::CipherSuite,
+) -> Option<(Change, Profile)> {
+    let try_ = |c: Change| apply_change(p, c, suite).map(|x| (c, x));
+    match found.property {
+        "key-share-size" => try_(Change::NoPostQuantum),
+        "hello-length" => match found.longest_answered {
+            Some(limit) => {
+                let mut order = vec![Change::NoPostQuantum];
+                if p.mta.starts_with("postfix") && version_at_least(&p.mta_version, 3, 4) {
+                    order.push(Change::NoPadding);
+                }
+                order.push(Change::ShortCiphers);
+                if p.mta.starts_with("postfix") && version_at_least(&p.mta_version, 3, 4) {
+                    order.push(Change::ShortCiphersNoPadding);
+                }
+                order
+                    .into_iter()
+                    .filter_map(try_)
+                    .find(|(_, x)| record_bytes(x) <= limit)
+            }
+            None => try_(Change::NoPostQuantum),
+        },
+        "suite-position" | "suite-count" => try_(Change::ShortCiphers),
+        "extension" => try_(Change::NoTls13),
         _ => None,
     }
 }
 
-/// Advice for a sender whose hello the server drops because of
-/// `property` (SPEC §8), found by bisection: the sender setting that
+/// Whether a Postfix version string (`3.7`, `3.7.11`) is at least `major.minor`.
+fn version_at_least(v: &str, major: u32, minor: u32) -> bool {
+    let mut parts = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
+}
+
+/// Advice for a sender whose hello the server drops because of the
+/// intolerance `found` by bisection (SPEC §8): the sender setting that
 /// changes that property for this destination only, where one exists,
 /// and the receiver-side fix. `suite`: what the server negotiated.
-pub fn for_intolerance(p: &Profile, property: &str, suite: hsscan_wire::CipherSuite, f: &Facts<'_>) -> Vec<Advice> {
+pub fn for_intolerance(
+    p: &Profile,
+    found: &crate::enumerate::Intolerance,
+    suite: hsscan_wire::CipherSuite,
+    f: &Facts<'_>,
+) -> Vec<Advice> {
     let mut out = Vec::new();
+    let property = found.property;
     let postfix = p.mta.starts_with("postfix");
     let base = |action, text: String| Advice::new(&p.id, action, text);
     let key = f.domains.first().map_or(f.host, String::as_str);
@@ -489,34 +594,69 @@ pub fn for_intolerance(p: &Profile, property: &str, suite: hsscan_wire::CipherSu
             .insert("transport_maps".to_owned(), "hash:/etc/postfix/transport".to_owned());
         a
     };
-    let changed = changed_sender(p, property, suite).is_some();
-    match property {
-        "key-share-size" | "hello-length" if postfix && changed => out.push(transport(
+    let name = hsscan_wire::catalog::suite(suite)
+        .and_then(|i| i.openssl_name)
+        .unwrap_or("");
+    let ciphers = || {
+        vec![
+            format!("  -o {{tls_medium_cipherlist = {name}:ECDHE+AESGCM:ECDHE+CHACHA20}}"),
+            "  -o smtp_tls_ciphers=medium".to_owned(),
+            "  -o smtp_tls_mandatory_ciphers=medium".to_owned(),
+        ]
+    };
+    let no_padding = || "  -o tls_disable_workarounds=TLSEXT_PADDING".to_owned();
+    let change = if postfix { sender_change(p, found, suite) } else { None };
+    let sizes = |x: &Profile| {
+        format!(
+            "this sender's hello is {} bytes, the changed one {} bytes",
+            record_bytes(p),
+            record_bytes(x)
+        )
+    };
+    let dest = format!("{}:{}", f.host, f.port);
+    match &change {
+        Some((Change::NoPostQuantum, x)) => out.push(transport(
             "nopq",
-            vec![
-                "  -o {tls_eecdh_auto_curves = X25519 prime256v1 secp384r1}".to_owned(),
-            ],
+            vec!["  -o {tls_eecdh_auto_curves = X25519 prime256v1 secp384r1}".to_owned()],
             format!(
-                "{}:{} drops this sender's hello because of its post-quantum key share ({property}): route it through a transport whose group list leaves out the post-quantum hybrid (X25519MLKEM768), which shrinks the hello by about 1,200 bytes; other destinations keep it",
-                f.host, f.port
+                "{dest} drops this sender's hello because of its post-quantum key share ({property}): route it through a transport whose group list leaves out the post-quantum hybrid (X25519MLKEM768), which shrinks the hello by about 1,200 bytes ({}); other destinations keep it",
+                sizes(x)
             ),
         )),
-        "suite-position" | "suite-count" if postfix && changed => {
-            let name = hsscan_wire::catalog::suite(suite).and_then(|i| i.openssl_name).unwrap_or("");
+        Some((Change::NoPadding, x)) => out.push(transport(
+            "nopadding",
+            vec![no_padding()],
+            format!(
+                "{dest} drops hellos longer than {} bytes ({property}), and this sender pads its hello to 512 bytes (RFC 7685): route it through a transport without that padding ({}; add any tls_disable_workarounds your main.cf sets); other destinations keep it",
+                found.longest_answered.unwrap_or(0),
+                sizes(x)
+            ),
+        )),
+        Some((Change::ShortCiphers | Change::ShortCiphersNoPadding, x)) if property == "hello-length" => {
+            let mut o = ciphers();
+            let mut how = "a short cipher list that puts the suite it takes first";
+            if change.as_ref().is_some_and(|(c, _)| *c == Change::ShortCiphersNoPadding) {
+                o.push(no_padding());
+                how = "a short cipher list that puts the suite it takes first, and no padding";
+            }
             out.push(transport(
-                "shortciphers",
-                vec![
-                    format!("  -o {{tls_medium_cipherlist = {name}:ECDHE+AESGCM:ECDHE+CHACHA20}}"),
-                    "  -o smtp_tls_ciphers=medium".to_owned(),
-                    "  -o smtp_tls_mandatory_ciphers=medium".to_owned(),
-                ],
+                "shorthello",
+                o,
                 format!(
-                    "{}:{} reads only the first suites of a hello ({property}) and this sender offers the one it takes ({name}) too late: route it through a transport with a short cipher list that puts {name} first",
-                    f.host, f.port
+                    "{dest} drops hellos longer than {} bytes ({property}): route it through a transport with {how} ({name}; {})",
+                    found.longest_answered.unwrap_or(0),
+                    sizes(x)
                 ),
             ));
         }
-        "extension" if postfix && changed => {
+        Some((Change::ShortCiphers | Change::ShortCiphersNoPadding, _)) => out.push(transport(
+            "shortciphers",
+            ciphers(),
+            format!(
+                "{dest} reads only the first suites of a hello ({property}) and this sender offers the one it takes ({name}) too late: route it through a transport with a short cipher list that puts {name} first"
+            ),
+        )),
+        Some((Change::NoTls13, _)) => {
             let attr = if protocols_attr(ProtocolVersion::TLS10, &p.mta_version).starts_with("protocols=>=") {
                 "protocols=<=TLSv1.2".to_owned()
             } else {
@@ -526,9 +666,7 @@ pub fn for_intolerance(p: &Profile, property: &str, suite: hsscan_wire::CipherSu
             let mut a = base(
                 Action::PostfixPolicy,
                 format!(
-                    "{}:{} drops hellos that offer TLS 1.3 (TLS 1.3 intolerance): hold this destination at TLS 1.2 until the receiver is fixed:\n  {}\n  {line}",
-                    f.host,
-                    f.port,
+                    "{dest} drops hellos that offer TLS 1.3 (TLS 1.3 intolerance): hold this destination at TLS 1.2 until the receiver is fixed:\n  {}\n  {line}",
                     exception_comment(f, "hello-intolerance")
                 ),
             );
@@ -537,7 +675,7 @@ pub fn for_intolerance(p: &Profile, property: &str, suite: hsscan_wire::CipherSu
             a.main_cf = policy_main_cf();
             out.push(a);
         }
-        _ => {}
+        None => {}
     }
     let fix = match property {
         "suite-position" | "suite-count" => "it reads only the first suites of a hello (Windows Server 2003 Schannel reads 64): move the service to a supported Windows/Exchange release, or put a TLS proxy in front",
@@ -570,6 +708,14 @@ mod tests {
         );
     }
 
+    fn found(property: &'static str) -> crate::enumerate::Intolerance {
+        crate::enumerate::Intolerance {
+            property,
+            evidence: String::new(),
+            longest_answered: None,
+        }
+    }
+
     fn facts() -> Facts<'static> {
         Facts {
             host: "mx.example.net",
@@ -588,7 +734,7 @@ mod tests {
         let name = hsscan_wire::catalog::suite(theirs)
             .and_then(|i| i.openssl_name)
             .expect("OpenSSL name");
-        let a = for_intolerance(&p, "suite-position", theirs, &facts());
+        let a = for_intolerance(&p, &found("suite-position"), theirs, &facts());
         assert_eq!(a[0].action, Action::PostfixTransport);
         assert!(
             a[0].master_cf[1].contains(&format!("tls_medium_cipherlist = {name}:")),
@@ -600,7 +746,7 @@ mod tests {
             Some("mx.example.net shortciphers:[mx.example.net]:25")
         );
         assert_eq!(a.last().map(|x| x.action), Some(Action::ReceiverChange));
-        let changed = changed_sender(&p, "suite-position", theirs).expect("a changed hello");
+        let (_, changed) = sender_change(&p, &found("suite-position"), theirs).expect("a changed hello");
         let at = changed
             .hello
             .cipher_suites
@@ -614,27 +760,94 @@ mod tests {
     }
 
     #[test]
+    fn a_length_limit_gets_the_smallest_change_whose_hello_fits_under_it() {
+        let p = Profile::shipped("postfix-3.7-openssl-3.0-may").expect("profile");
+        assert_eq!(record_bytes(&p), 517, "the captured hello, padded");
+        let suite = hsscan_wire::CipherSuite(0xc030);
+        let limit = |n| crate::enumerate::Intolerance {
+            longest_answered: Some(n),
+            ..found("hello-length")
+        };
+        // Without its padding the hello is 405 bytes.
+        let (c, x) = sender_change(&p, &limit(512), suite).expect("a change");
+        assert_eq!((c, record_bytes(&x)), (Change::NoPadding, 405));
+        let a = for_intolerance(&p, &limit(512), suite, &facts());
+        assert_eq!(a[0].master_cf[1], "  -o tls_disable_workarounds=TLSEXT_PADDING");
+        assert!(a[0].text.contains("longer than 512 bytes"), "{}", a[0].text);
+        // A short list (the server's suite, then ECDHE AEAD) is under
+        // 256 bytes, where OpenSSL does not pad.
+        let (c, x) = sender_change(&p, &limit(300), suite).expect("a change");
+        assert_eq!(c, Change::ShortCiphers);
+        assert!(record_bytes(&x) < 256 + 5, "{}", record_bytes(&x));
+        let a = for_intolerance(&p, &limit(300), suite, &facts());
+        assert!(a[0]
+            .master_cf
+            .iter()
+            .any(|l| l.contains("ECDHE-RSA-AES256-GCM-SHA384:")));
+        assert_eq!(
+            a[0].transport_line.as_deref(),
+            Some("mx.example.net shorthello:[mx.example.net]:25")
+        );
+        // Nothing brings it under 200 bytes: only the receiver can help.
+        assert!(sender_change(&p, &limit(200), suite).is_none());
+        let a = for_intolerance(&p, &limit(200), suite, &facts());
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].action, Action::ReceiverChange);
+        // Post-quantum: leaving the hybrid out is tried first.
+        let pq = Profile::shipped("postfix-openssl-3.5-may").expect("profile");
+        assert!(record_bytes(&pq) > 1024, "{}", record_bytes(&pq));
+        let (c, x) = sender_change(&pq, &limit(1024), suite).expect("a change");
+        assert_eq!(c, Change::NoPostQuantum);
+        assert!(record_bytes(&x) < 256 + 5, "{}", record_bytes(&x));
+    }
+
+    #[test]
+    fn a_changed_hello_is_padded_as_openssl_pads_it() {
+        // A handshake message of 256 to 511 bytes becomes 512 (RFC 7685,
+        // OpenSSL's tls_construct_ctos_padding); others stay as they are.
+        for (suites, want) in [(10usize, None), (150, Some(512)), (240, None)] {
+            let list = (0..suites)
+                .map(|i| hsscan_wire::CipherSuite(0x0100 + i as u16))
+                .collect();
+            let mut h = hsscan_wire::ClientHello::new(ProtocolVersion::TLS12, [0; 32], list);
+            h.extensions = Some(vec![hsscan_wire::ClientExtension::Padding(7)]);
+            openssl_repad(&mut h);
+            let len = h.to_bytes().expect("encodes").len();
+            match want {
+                Some(n) => assert_eq!(len, n, "{suites} suites"),
+                None => assert!(
+                    !h.extensions
+                        .iter()
+                        .flatten()
+                        .any(|e| matches!(e, hsscan_wire::ClientExtension::Padding(_))),
+                    "{suites} suites: {len}"
+                ),
+            }
+        }
+    }
+
+    #[test]
     fn tls13_intolerance_holds_that_destination_at_tls12_and_splits_only_ask_the_receiver() {
         let p = Profile::shipped("postfix-3.7-openssl-3.0-may").expect("profile");
         let suite = hsscan_wire::CipherSuite(0xc02f);
-        let a = for_intolerance(&p, "extension", suite, &facts());
+        let a = for_intolerance(&p, &found("extension"), suite, &facts());
         assert_eq!(
             a[0].policy_line.as_deref(),
             Some("[mx.example.net]:25 may protocols=<=TLSv1.2")
         );
-        let changed = changed_sender(&p, "extension", suite).expect("changed");
+        let (_, changed) = sender_change(&p, &found("extension"), suite).expect("changed");
         assert!(changed
             .hello
             .extension(hsscan_wire::ExtensionType::SUPPORTED_VERSIONS)
             .is_none());
         let old = Profile::shipped("postfix-openssl-1.1.1-may").expect("profile");
-        let a = for_intolerance(&old, "extension", suite, &facts());
+        let a = for_intolerance(&old, &found("extension"), suite, &facts());
         assert_eq!(
             a[0].policy_line.as_deref(),
             Some("[mx.example.net]:25 may protocols=!SSLv2:!SSLv3:!TLSv1.3")
         );
         for property in ["record-split", "segment-split", "record-version", "hello-length"] {
-            let a = for_intolerance(&p, property, suite, &facts());
+            let a = for_intolerance(&p, &found(property), suite, &facts());
             assert_eq!(a.len(), 1, "{property}: {a:?}");
             assert_eq!(a[0].action, Action::ReceiverChange, "{property}");
         }

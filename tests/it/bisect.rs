@@ -283,3 +283,235 @@ fn a_tls13_intolerant_receiver_gets_a_policy_line_that_a_real_relay_gets_past() 
         em.log()
     );
 }
+
+/// The emulator playing `toml`, logging every connection (`--json`).
+fn logged_emulator(name: &str, toml: &str) -> crate::support::Server {
+    crate::emulate::emulator_with(vec![
+        "emulate".into(),
+        "--json".into(),
+        "--config".into(),
+        crate::emulate::profile_file(name, toml).display().to_string(),
+    ])
+}
+
+/// The emulator's connection records so far, in order.
+fn connections(em: &crate::support::Server) -> Vec<Value> {
+    use crate::bulk::{emulator_connections, full_log};
+    emulator_connections(&full_log(em, "hsscan-emulate"))
+}
+
+/// Whether one of `cs` had its hello answered: a ServerHello (and, at TLS
+/// 1.2, the client's ClientKeyExchange after the flight; the emulator
+/// completes no handshake, and at TLS 1.3 sends nothing after its
+/// ServerHello: that is as far as TLS goes here).
+fn any_answered(cs: &[Value]) -> bool {
+    cs.iter()
+        .any(|c| c["client_reply"]["result"] == "accepted" || s(&c["outcome"]).starts_with("answered"))
+}
+
+/// The recipient domain of [`crate::emulate_postfix::submit`].
+const PARTNER: &str = "partner.test.example";
+
+/// A real Postfix relay (`may`) sends one message to `em` and fails to
+/// start TLS; hsscan as that relay (`--sender local`) scans `em`; the
+/// postfix-transport advice of the record is applied to the relay as an
+/// admin would (its master.cf lines appended, its transport line postmap'd
+/// into transport_maps for the partner domain: a host scan knows no
+/// recipient domain, so the line's key is the host, and a relay routes by
+/// domain); the relay's next message gets past the server flight.
+/// Returns the record and the transport advice.
+fn the_advised_transport_gets_a_real_relay_past(em: &crate::support::Server) -> (Value, Value) {
+    let nexthop = format!("[127.0.0.1]:{}", em.port);
+    let relay = Postfix::start_relay(&[
+        ("relayhost", &nexthop),
+        ("mynetworks", "127.0.0.0/8"),
+        ("smtp_tls_security_level", "may"),
+        ("smtp_tls_loglevel", "1"),
+    ]);
+    let conf = relay.conf_dir();
+    let out = crate::enum_support::run(
+        std::path::Path::new(env!("CARGO_BIN_EXE_hsscan")),
+        &[
+            format!("127.0.0.1:{}", em.port),
+            "--starttls".into(),
+            "smtp".into(),
+            "--json".into(),
+            "--sender".into(),
+            "local".into(),
+        ],
+        &[("MAIL_CONFIG", conf.to_str().unwrap_or("/tmp"))],
+        crate::enum_support::TOOL_LIMIT,
+    );
+    let r: Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}\n{}", out.stdout, out.stderr));
+    let transport = r["advice"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["action"] == "postfix-transport"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no transport advice: {r:#}"));
+    assert_eq!(s(&transport["expect"]), "tls", "{r:#}");
+    assert!(s(&transport["verified_by"]).ends_with(": answered"), "{r:#}");
+    let line = s(&transport["transport_line"]).to_owned();
+    let (key, route) = line
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("transport line {line:?}"));
+    assert_eq!(key, "127.0.0.1", "{line}");
+    assert_eq!(
+        route,
+        format!("{}:{nexthop}", route.split(':').next().unwrap_or("")),
+        "{line}"
+    );
+    println!(
+        "advised for {}: {}\n  {line}\n  verified by {}",
+        s(&r["senders"][0]["reason"]["kind"]),
+        transport["master_cf"],
+        s(&transport["verified_by"])
+    );
+
+    let scanned = connections(em).len();
+    crate::emulate_postfix::submit(&relay);
+    let before = relay.log_when(|l| l.contains("status=") && l.contains("relay="));
+    let first = connections(em);
+    assert!(
+        !any_answered(first.get(scanned..).unwrap_or(&[])),
+        "the relay's hello was answered before the advice?\n{before}"
+    );
+    assert!(
+        before.contains("Cannot start TLS"),
+        "the relay's TLS attempt should fail:\n{before}"
+    );
+
+    let master = conf.join("master.cf");
+    let mut text = std::fs::read_to_string(&master).expect("read master.cf");
+    for l in transport["master_cf"].as_array().expect("master_cf") {
+        text.push_str(s(l));
+        text.push('\n');
+    }
+    crate::support::write_postfix_file(&master, &text);
+    let table = conf.join("transport");
+    std::fs::write(&table, format!("{PARTNER} {route}\n")).expect("write transport");
+    relay.postmap(&table);
+    relay.reconfigure(&[("transport_maps", &format!("hash:{}", table.display()))]);
+    let tried = connections(em).len();
+    crate::emulate_postfix::submit(&relay);
+    let start = std::time::Instant::now();
+    let answered = || any_answered(connections(em).get(tried..).unwrap_or(&[]));
+    while !answered() && start.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        answered(),
+        "the relay's hello through the advised transport {line:?} was not answered:\n{}\n{}",
+        relay.log(),
+        em.log()
+    );
+    (r, transport)
+}
+
+/// A receiver that reads only the first 64 suites (Windows Server 2003
+/// Schannel) and has one suite, AES128-SHA, which Debian's Postfix offers
+/// 85th: the relay is refused with handshake_failure. hsscan names
+/// `suite-position` although the refusal reads "no shared cipher" (the
+/// quick check was answered with that suite), and the advised transport
+/// with a short cipher list gets the real relay past the server flight.
+#[test]
+fn a_receiver_reading_64_suites_gets_a_transport_that_a_real_relay_gets_past() {
+    let toml = r#"
+description = "A Windows Server 2003-like receiver: reads only the first 64 suites, has AES128-SHA only"
+facts = "test profile: suite window of Windows Server 2003 Schannel"
+[smtp]
+hostname = "mx.emulated.test"
+banner = "220 {hostname} Microsoft ESMTP MAIL Service ready"
+extensions = ["SIZE 37748736", "PIPELINING", "8BITMIME"]
+starttls = "offer"
+[tls]
+versions = ["TLSv1.0", "TLSv1.1", "TLSv1.2"]
+preference = "server"
+groups = ["secp256r1"]
+dh_bits = 2048
+features = ["secure_renegotiation"]
+version_mismatch = "alert:protocol_version"
+no_shared_cipher = "alert:handshake_failure"
+ciphers = ["TLS_RSA_WITH_AES_128_CBC_SHA"]
+[misbehave]
+suite_window = 64
+"#;
+    let em = logged_emulator("suite-window-64", toml);
+    let (r, transport) = the_advised_transport_gets_a_real_relay_past(&em);
+    let sender = &r["senders"][0];
+    assert_eq!(s(&sender["outcome"]), "no-tls", "{r:#}");
+    assert_eq!(s(&sender["reason"]["kind"]), "hello-intolerance", "{r:#}");
+    let detail = s(&sender["reason"]["detail"]);
+    assert!(detail.contains("suite-position"), "{detail}");
+    assert!(detail.contains("the server reads only the first 64 suites"), "{detail}");
+    assert!(
+        detail.contains("86 suites") && !detail.contains("87 suites"),
+        "{detail}"
+    );
+    assert_eq!(s(&r["intolerance"][0]["property"]), "suite-position", "{r:#}");
+    assert!(
+        transport["master_cf"]
+            .as_array()
+            .expect("master_cf")
+            .iter()
+            .any(|l| s(l).contains("tls_medium_cipherlist = AES128-SHA:")),
+        "{transport:#}"
+    );
+    // The advice for "no shared cipher" is gone with that reason.
+    assert!(
+        r["advice"]
+            .as_array()
+            .expect("advice")
+            .iter()
+            .all(|a| s(&a["action"]) != "no-tls-possible"),
+        "{r:#}"
+    );
+}
+
+/// A receiver that drops hellos over 512 bytes: Postfix pads its 405-byte
+/// hello to 517 (SSL_OP_TLSEXT_PADDING, on with Postfix's SSL_OP_ALL), so
+/// the relay is dropped; the advised transport without that padding gets
+/// it past the server flight.
+#[test]
+fn a_receiver_dropping_hellos_over_512_bytes_gets_a_transport_without_padding_that_a_real_relay_gets_past() {
+    let toml = format!("{POSTFIX_DEFAULT}\n[misbehave]\nmax_hello_bytes = 512\nintolerance = \"reset\"\n");
+    let em = logged_emulator("max-hello-512-relay", &toml);
+    let (r, transport) = the_advised_transport_gets_a_real_relay_past(&em);
+    assert_eq!(s(&r["senders"][0]["reason"]["kind"]), "hello-intolerance", "{r:#}");
+    assert_eq!(s(&r["intolerance"][0]["property"]), "hello-length", "{r:#}");
+    assert_eq!(
+        transport["master_cf"][1], "  -o tls_disable_workarounds=TLSEXT_PADDING",
+        "{transport:#}"
+    );
+    assert!(s(&transport["verified_by"]).contains("(405 bytes"), "{transport:#}");
+}
+
+/// A receiver that drops every hello over 300 bytes drops every hello of
+/// the quick check and the sender's: the small hello (about 200 bytes) is
+/// answered, the bisection runs from it, the reason becomes
+/// `hello-intolerance` with the length's edges, and the advised transport
+/// (a short cipher list) gets the real relay past the server flight.
+#[test]
+fn a_receiver_dropping_every_hello_over_300_bytes_is_bisected_from_a_small_hello() {
+    let toml = format!("{POSTFIX_DEFAULT}\n[misbehave]\nmax_hello_bytes = 300\nintolerance = \"reset\"\n");
+    let em = logged_emulator("max-hello-300", &toml);
+    let (r, transport) = the_advised_transport_gets_a_real_relay_past(&em);
+    let sender = &r["senders"][0];
+    assert_eq!(s(&sender["reason"]["kind"]), "hello-intolerance", "{r:#}");
+    let detail = s(&sender["reason"]["detail"]);
+    assert!(detail.contains("answers a small one"), "{detail}");
+    assert!(
+        detail.contains("a hello of 300 bytes is answered, one of 301 bytes dropped"),
+        "{detail}"
+    );
+    assert_eq!(s(&r["intolerance"][0]["property"]), "hello-length", "{r:#}");
+    assert!(
+        transport["master_cf"]
+            .as_array()
+            .expect("master_cf")
+            .iter()
+            .any(|l| s(l).contains("tls_medium_cipherlist = ")),
+        "{transport:#}"
+    );
+    println!("max_hello_bytes = 300: {} connections in all", r["connections"]);
+}
