@@ -728,9 +728,22 @@ async fn scan_gated(
     if known.is_none() && senders.iter().any(crate::bisect::dropped_at_the_hello) {
         if let Ok(p) = hellos::small(sni.as_deref()) {
             if let Some(r) = gate.probe(&endpoint, &p, &cfg.probe).await {
-                if let Ok(Some(n)) = negotiated(&p, &r) {
-                    known = Some((n.version, n.cipher));
-                    small = Some(p.hello_bytes);
+                match negotiated(&p, &r) {
+                    Ok(Some(n)) => {
+                        known = Some((n.version, n.cipher));
+                        small = Some(p.hello_bytes);
+                    }
+                    // Not the length, then: say so where the drop is told.
+                    _ => {
+                        for x in senders.iter_mut().filter(|x| crate::bisect::dropped_at_the_hello(x)) {
+                            if let Some(reason) = x.reason.as_mut() {
+                                reason.detail = format!(
+                                    "{}; a small hello ({} bytes) is not answered either",
+                                    reason.detail, p.hello_bytes
+                                );
+                            }
+                        }
+                    }
                 }
             }
         }

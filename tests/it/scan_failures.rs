@@ -440,7 +440,11 @@ fn reset_after_the_hello() {
     );
     assert_eq!(r["verdict"]["outcome"], "no-tls", "{r:#}");
     assert_eq!(r["senders"][0]["reason"]["kind"], "dropped", "{r:#}");
-    assert_eq!(r["connections"], 5, "{r:#}");
+    // A small hello is tried too (a length limit would let it through).
+    let detail = r["senders"][0]["reason"]["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("a small hello ("), "{detail}");
+    assert!(detail.ends_with("bytes) is not answered either"), "{detail}");
+    assert_eq!(r["connections"], 6, "{r:#}");
 }
 
 #[test]
