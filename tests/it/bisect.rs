@@ -312,6 +312,29 @@ fn any_answered(cs: &[Value]) -> bool {
 /// The recipient domain of [`crate::emulate_postfix::submit`].
 const PARTNER: &str = "partner.test.example";
 
+/// Applies a postfix-transport advice to `relay` as an admin would: its
+/// master.cf lines appended, its transport line postmap'd into
+/// transport_maps for the partner domain (a host scan knows no recipient
+/// domain, so the line's key is the host, and a relay routes by domain).
+fn apply_transport(relay: &Postfix, transport: &Value) {
+    let conf = relay.conf_dir();
+    let line = s(&transport["transport_line"]);
+    let (_, route) = line
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("transport line {line:?}"));
+    let master = conf.join("master.cf");
+    let mut text = std::fs::read_to_string(&master).expect("read master.cf");
+    for l in transport["master_cf"].as_array().expect("master_cf") {
+        text.push_str(s(l));
+        text.push('\n');
+    }
+    crate::support::write_postfix_file(&master, &text);
+    let table = conf.join("transport");
+    std::fs::write(&table, format!("{PARTNER} {route}\n")).expect("write transport");
+    relay.postmap(&table);
+    relay.reconfigure(&[("transport_maps", &format!("hash:{}", table.display()))]);
+}
+
 /// A real Postfix relay (`may`) sends one message to `em` and fails to
 /// start TLS; hsscan as that relay (`--sender local`) scans `em`; the
 /// postfix-transport advice of the record is applied to the relay as an
@@ -381,17 +404,7 @@ fn the_advised_transport_gets_a_real_relay_past(em: &crate::support::Server) -> 
         "the relay's TLS attempt should fail:\n{before}"
     );
 
-    let master = conf.join("master.cf");
-    let mut text = std::fs::read_to_string(&master).expect("read master.cf");
-    for l in transport["master_cf"].as_array().expect("master_cf") {
-        text.push_str(s(l));
-        text.push('\n');
-    }
-    crate::support::write_postfix_file(&master, &text);
-    let table = conf.join("transport");
-    std::fs::write(&table, format!("{PARTNER} {route}\n")).expect("write transport");
-    relay.postmap(&table);
-    relay.reconfigure(&[("transport_maps", &format!("hash:{}", table.display()))]);
+    apply_transport(&relay, &transport);
     let tried = connections(em).len();
     crate::emulate_postfix::submit(&relay);
     let start = std::time::Instant::now();
@@ -514,4 +527,64 @@ fn a_receiver_dropping_every_hello_over_300_bytes_is_bisected_from_a_small_hello
         "{transport:#}"
     );
     println!("max_hello_bytes = 300: {} connections in all", r["connections"]);
+}
+
+/// The post-quantum advice on a real Postfix. This machine's Postfix
+/// (OpenSSL 3.0) sends no post-quantum share, so a receiver that drops
+/// them cannot break it; what a real relay shows is that the advised
+/// transport is one Postfix runs, and that through it the relay's hello
+/// lists exactly the groups the advice names (no hybrid) and is answered:
+/// the hello hsscan verified, the OpenSSL 3.5 sender's without its hybrid.
+#[test]
+fn the_post_quantum_transport_runs_on_a_real_relay_with_exactly_the_advised_groups() {
+    let toml = format!("{POSTFIX_DEFAULT}\n[misbehave]\nmax_key_share_bytes = 200\n");
+    let em = logged_emulator("max-key-share-200-relay", &toml);
+    let run = hsscan(&[
+        &format!("127.0.0.1:{}", em.port),
+        "--starttls",
+        "smtp",
+        "--sender",
+        "postfix-openssl-3.5-may",
+        "--json",
+        "--ehlo",
+        EHLO,
+    ]);
+    let r = run.record();
+    let ctx = run.describe();
+    assert_eq!(s(&r["intolerance"][0]["property"]), "key-share-size", "{ctx}");
+    let transport = r["advice"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["action"] == "postfix-transport"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no transport advice\n{ctx}"));
+    assert!(s(&transport["verified_by"]).ends_with(": answered"), "{ctx}");
+    let nexthop = format!("[127.0.0.1]:{}", em.port);
+    let relay = Postfix::start_relay(&[
+        ("relayhost", &nexthop),
+        ("mynetworks", "127.0.0.0/8"),
+        ("smtp_tls_security_level", "may"),
+        ("smtp_tls_loglevel", "1"),
+    ]);
+    apply_transport(&relay, &transport);
+    let tried = connections(&em).len();
+    crate::emulate_postfix::submit(&relay);
+    let start = std::time::Instant::now();
+    let through = || {
+        connections(&em)
+            .get(tried..)
+            .unwrap_or(&[])
+            .iter()
+            .find(|c| s(&c["outcome"]).starts_with("answered"))
+            .cloned()
+    };
+    while through().is_none() && start.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let c = through().unwrap_or_else(|| panic!("the relay's hello was not answered:\n{}\n{}", relay.log(), em.log()));
+    assert_eq!(
+        c["hellos"][0]["groups"],
+        serde_json::json!(["X25519", "secp256r1", "secp384r1"]),
+        "{c:#}"
+    );
+    assert_eq!(c["hellos"][0]["key_shares"], serde_json::json!(["X25519"]), "{c:#}");
 }
