@@ -77,6 +77,8 @@ pub struct IpGate {
     round_trip: std::sync::Mutex<Option<Duration>>,
     /// The IP has answered 421 (too many connections, rate limits).
     limited: AtomicBool,
+    /// A half-closed hello was dropped here (see [`IpGate::may_half_close`]).
+    half_close_broken: AtomicBool,
     last_start: Mutex<Option<Instant>>,
     delay: Duration,
     used: AtomicU32,
@@ -92,6 +94,7 @@ impl IpGate {
             per_host: per_host.max(1),
             round_trip: std::sync::Mutex::new(None),
             limited: AtomicBool::new(false),
+            half_close_broken: AtomicBool::new(false),
             last_start: Mutex::new(None),
             delay,
             used: AtomicU32::new(0),
@@ -137,11 +140,23 @@ impl IpGate {
         }
     }
 
-    /// Learns from a finished probe: its round trip, and whether the
-    /// server limits connections.
+    /// Whether a probe may shut its side down right after the hello
+    /// ([`ProbeConfig::half_close`]): not once a half-closed hello was
+    /// dropped here (the server may take the early close for the end; the
+    /// enumeration asks a dropped hello again, then with a whole
+    /// connection), nor for a server that has answered 421.
+    fn may_half_close(&self) -> bool {
+        !self.half_close_broken.load(Ordering::SeqCst) && !self.limited.load(Ordering::SeqCst)
+    }
+
+    /// Learns from a finished probe: its round trip, whether the server
+    /// limits connections, and whether it drops half-closed hellos.
     fn observe(&self, r: &ProbeResult) {
         if r.failure.as_ref().is_some_and(|f| f.kind == FailureKind::RateLimited) {
             self.limited.store(true, Ordering::SeqCst);
+        }
+        if r.half_closed && !r.answered() && r.failure.as_ref().is_some_and(|f| f.kind.is_drop_after_hello()) {
+            self.half_close_broken.store(true, Ordering::SeqCst);
         }
         if let Some(sample) = r.round_trip {
             let mut rtt = self
@@ -192,6 +207,7 @@ impl HostGate {
     pub fn tuned(&self, cfg: &ProbeConfig) -> ProbeConfig {
         ProbeConfig {
             close_wait: self.ip.close_wait(cfg.close_wait),
+            half_close: cfg.half_close && self.ip.may_half_close(),
             ..*cfg
         }
     }
@@ -315,5 +331,46 @@ fn warn_local_limit(detail: &str) {
             "hsscan: warning: {}: connections back off and retry (raise `ulimit -n` or lower -j)",
             crate::style::escape(detail)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{Failure, Stage};
+
+    fn result(half_closed: bool, failure: Option<FailureKind>) -> ProbeResult {
+        let mut r = crate::probe::answer_from_bytes(&[], crate::probe::StreamEnd::Closed);
+        r.half_closed = half_closed;
+        r.failure = failure.map(|k| Failure::new(Stage::Handshake, k, "test"));
+        r
+    }
+
+    #[test]
+    fn a_dropped_half_closed_hello_ends_half_closing_for_that_ip() {
+        let gate = HostGate::new(2, Duration::ZERO, None);
+        let asked = ProbeConfig {
+            half_close: true,
+            ..ProbeConfig::default()
+        };
+        assert!(gate.tuned(&asked).half_close);
+        assert!(!gate.tuned(&ProbeConfig::default()).half_close, "only where asked");
+        // An alert, or a drop of a whole connection, says nothing about it.
+        gate.ip.observe(&result(true, Some(FailureKind::Alert)));
+        gate.ip.observe(&result(false, Some(FailureKind::ResetAfterHello)));
+        assert!(gate.tuned(&asked).half_close);
+        gate.ip.observe(&result(true, Some(FailureKind::ClosedAfterHello)));
+        assert!(!gate.tuned(&asked).half_close);
+    }
+
+    #[test]
+    fn a_server_that_answered_421_gets_whole_connections() {
+        let gate = HostGate::new(2, Duration::ZERO, None);
+        let asked = ProbeConfig {
+            half_close: true,
+            ..ProbeConfig::default()
+        };
+        gate.ip.observe(&result(false, Some(FailureKind::RateLimited)));
+        assert!(!gate.tuned(&asked).half_close);
     }
 }

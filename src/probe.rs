@@ -26,6 +26,12 @@ pub struct ProbeConfig {
     /// After our close, how long to wait for the server's (see [`close`]);
     /// the per-IP gate shortens it for a far host.
     pub close_wait: Duration,
+    /// Shut our side down right after the hello, where no second hello can
+    /// follow (see [`exchange`]): the server has our close before it
+    /// answers and closes as it answers, so the slot is free as soon as
+    /// the answer is read, and a server that serves one connection at a
+    /// time is free at once.
+    pub half_close: bool,
 }
 
 impl Default for ProbeConfig {
@@ -35,6 +41,7 @@ impl Default for ProbeConfig {
             read_timeout: Duration::from_secs(10),
             banner_timeout: Duration::from_secs(30),
             close_wait: CLOSE_WAIT,
+            half_close: false,
         }
     }
 }
@@ -80,6 +87,8 @@ pub struct ProbeResult {
     /// its reply, the hello and the first bytes of the answer): about one
     /// round trip to the server.
     pub round_trip: Option<Duration>,
+    /// Our side was shut down right after the hello.
+    pub half_closed: bool,
 }
 
 impl ProbeResult {
@@ -117,6 +126,7 @@ pub async fn run_following(
         failure: None,
         elapsed: Duration::ZERO,
         round_trip: None,
+        half_closed: false,
     };
     let failure = exchange(endpoint, writes, retry, cfg, &mut result).await.err();
     result.failure = failure;
@@ -152,6 +162,19 @@ async fn exchange(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+    // Nothing more to send: our close goes with the hello. The server
+    // reads the hello first and answers it (TLS reads record by record);
+    // a server that takes the early close for a drop is told apart by the
+    // gate, which then stops doing this for that IP.
+    if cfg.half_close && retry.is_none() {
+        let _ = stream.flush().await;
+        if tokio::time::timeout(Duration::from_millis(200), stream.shutdown())
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            result.half_closed = true;
+        }
+    }
     let waiting = crate::wait::begin(
         || format!("the answer to the ClientHello from {}", endpoint.addr),
         3 * cfg.read_timeout,
@@ -185,14 +208,24 @@ async fn exchange(
     // Politeness: a close_notify in the record version the server chose,
     // then close; nothing is completed. After a TLS 1.3 ServerHello only an
     // encrypted alert would be valid, so the connection is just closed.
-    if let Some(h) = &result.flight.server_hello {
+    if let Some(h) = result.flight.server_hello.as_ref().filter(|_| !result.half_closed) {
         if h.selected_version() != hsscan_wire::ProtocolVersion::TLS13 {
             let [major, minor] = h.legacy_version.0.to_be_bytes();
             let alert = [21, major, minor, 0, 2, 1, 0];
             let _ = tokio::time::timeout(Duration::from_millis(200), stream.write_all(&alert)).await;
         }
     }
-    close(&mut stream, cfg.close_wait).await;
+    // Half closed, the server had our close before its answer, and its
+    // own close follows the answer: the wait ends as that arrives.
+    let closed = close(&mut stream, cfg.close_wait).await;
+    // A server that sent its whole flight waits for our next message: its
+    // close answers ours, one round trip later. Over implicit TLS that is
+    // the only exchange after the connect that is a round trip alone (the
+    // hello's answer may carry the connect's: a path whose connect returns
+    // at once, as through a proxy, holds the hello until the handshake).
+    if let Some(d) = closed.filter(|_| !result.half_closed && result.flight.server_hello_done) {
+        result.round_trip = Some(result.round_trip.map_or(d, |r| r.min(d)));
+    }
     outcome
 }
 
@@ -228,7 +261,9 @@ pub async fn open(
 /// for the server to close too, so that it has seen this connection end
 /// before the next one to it starts: a server counting connections per
 /// client (Postfix anvil) never sees more than --per-host at once.
-pub async fn close(stream: &mut TcpStream, wait: Duration) {
+/// Returns how long after our close the server's came, when it came.
+pub async fn close(stream: &mut TcpStream, wait: Duration) -> Option<Duration> {
+    let start = Instant::now();
     let _ = tokio::time::timeout(Duration::from_millis(200), stream.shutdown()).await;
     let mut sink = [0u8; 2048];
     let deadline = tokio::time::Instant::now() + wait;
@@ -236,9 +271,11 @@ pub async fn close(stream: &mut TcpStream, wait: Duration) {
     while drained < MAX_DRAIN {
         match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
             Ok(Ok(n)) if n > 0 => drained += n,
+            Ok(Ok(_)) => return Some(start.elapsed()),
             _ => break,
         }
     }
+    None
 }
 
 /// How long to wait for the server's close after ours, so that it has
@@ -473,6 +510,7 @@ pub fn answer_from_bytes(bytes: &[u8], end: StreamEnd) -> ProbeResult {
         flight,
         failure,
         elapsed: Duration::ZERO,
+        half_closed: false,
     }
 }
 

@@ -932,6 +932,7 @@ async fn judge_senders(
                 flight: crate::probe::Flight::default(),
                 failure: f,
                 elapsed: Duration::ZERO,
+                half_closed: false,
             };
             match profile.prepare(sni) {
                 Ok(p) => {

@@ -166,6 +166,13 @@ pub struct Drive<'a> {
 /// at once as the planner hands out and the gate lets through.
 pub async fn enumerate(gate: &HostGate, endpoint: &Endpoint, drive: &Drive<'_>) -> (Enumeration, Outcome) {
     let parallel = gate.per_host();
+    // An enumeration hello is one question: our side closes with it (the
+    // gate stops that for a server that drops such hellos).
+    let half_closing = crate::probe::ProbeConfig {
+        half_close: true,
+        ..*drive.probe
+    };
+    let half_closing = &half_closing;
     let mut planner = Planner::new(drive.known, drive.backoff, parallel);
     let mut inflight = FuturesUnordered::new();
     // Hellos the planner handed out beyond what the host may have open at
@@ -202,7 +209,7 @@ pub async fn enumerate(gate: &HostGate, endpoint: &Endpoint, drive: &Drive<'_>) 
                 if !offer.delay.is_zero() {
                     tokio::time::sleep(offer.delay).await;
                 }
-                (offer.id, gate.probe(endpoint, &hello, drive.probe).await)
+                (offer.id, gate.probe(endpoint, &hello, half_closing).await)
             });
         }
         crate::wait::progress(|| {

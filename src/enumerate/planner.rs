@@ -451,9 +451,14 @@ impl Planner {
                 changed = true;
             }
         }
+        // The TLS 1.3 group pass, the longest chain of hellos that each
+        // wait for the one before, needs one TLS 1.3 suite: it starts with
+        // the first found, beside the rest of the TLS 1.3 suite pass.
         if self.side_by_side() && self.stage == 0 && !self.groups13_started {
             let found = self.slots.iter().find_map(|s| match &s.pass {
-                PassKind::Suites(p) if s.done && p.version() == ProtocolVersion::TLS13 => Some(p.found().to_vec()),
+                PassKind::Suites(p) if (s.done || !p.found().is_empty()) && p.version() == ProtocolVersion::TLS13 => {
+                    Some(p.found().to_vec())
+                }
                 _ => None,
             });
             if let Some(found) = found {
