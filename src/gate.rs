@@ -222,7 +222,13 @@ impl HostGate {
                 let mut tries = 0;
                 loop {
                     let cfg = self.tuned(cfg);
-                    let r = probe::run_following(endpoint, &hello.writes, hello.retry.as_ref(), &cfg).await;
+                    let closing = if cfg.half_close && hello.retry.is_none() {
+                        with_close_notify(hello)
+                    } else {
+                        None
+                    };
+                    let writes = closing.as_deref().unwrap_or(&hello.writes);
+                    let r = probe::run_following(endpoint, writes, hello.retry.as_ref(), &cfg).await;
                     // A connect that failed on a limit of this machine (EMFILE
                     // under a large -j) says nothing about the server: wait for
                     // other connections to end and try again before reporting it.
@@ -307,6 +313,25 @@ impl IpGate {
     }
 }
 
+/// The hello's writes with a close_notify alert after it (SPEC §7: a
+/// close_notify when done), for a probe that closes its side with the
+/// hello: the server reads it after the hello, once it has answered.
+/// Only for a TLS record offering at most TLS 1.2 (SSLv2 has no alerts,
+/// and after a TLS 1.3 ServerHello a plaintext alert is out of place).
+fn with_close_notify(hello: &Prepared) -> Option<Vec<Vec<u8>>> {
+    use hsscan_wire::catalog::version_rank;
+    let first = hello.writes.first()?;
+    let (&kind, version) = (first.first()?, first.get(1..3)?);
+    if kind != 22 || version_rank(hello.max_version) > version_rank(hsscan_wire::ProtocolVersion::TLS12) {
+        return None;
+    }
+    let mut writes = hello.writes.clone();
+    writes
+        .last_mut()?
+        .extend_from_slice(&[21, version[0], version[1], 0, 2, 1, 0]);
+    Some(writes)
+}
+
 /// Tries after the first of a connection that failed on a local limit.
 const LOCAL_RETRIES: u32 = 6;
 
@@ -361,6 +386,27 @@ mod tests {
         assert!(gate.tuned(&asked).half_close);
         gate.ip.observe(&result(true, Some(FailureKind::ClosedAfterHello)));
         assert!(!gate.tuned(&asked).half_close);
+    }
+
+    #[test]
+    fn a_half_closed_hello_up_to_tls12_carries_a_close_notify() {
+        let suites = [hsscan_wire::CipherSuite(0xc02f)];
+        let groups = [hsscan_wire::NamedGroup::X25519];
+        let of = |v| crate::hellos::for_version(v, &suites, &groups, &[], None).expect("encodes");
+        let tls12 = of(hsscan_wire::ProtocolVersion::TLS12);
+        let w = with_close_notify(&tls12).expect("a TLS 1.2 hello");
+        let last = w.last().expect("writes");
+        assert_eq!(
+            &last[last.len() - 7..],
+            &[21, 3, 1, 0, 2, 1, 0],
+            "the hello's record version"
+        );
+        assert_eq!(w.concat().len(), tls12.writes.concat().len() + 7);
+        let suites = [hsscan_wire::CipherSuite(0x1301)];
+        let tls13 = crate::hellos::for_version(hsscan_wire::ProtocolVersion::TLS13, &suites, &groups, &[], None)
+            .expect("encodes");
+        assert!(with_close_notify(&tls13).is_none());
+        assert!(with_close_notify(&crate::hellos::sslv2().expect("encodes")).is_none());
     }
 
     #[test]
