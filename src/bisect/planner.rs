@@ -436,6 +436,7 @@ impl Planner {
                 property: s.property.as_str(),
                 evidence: format!("{e} (edge not settled: {why})"),
                 longest_answered: None,
+                extension: None,
             });
         }
         self.summary = Some(format!(
@@ -473,6 +474,7 @@ impl Planner {
             property: property.as_str(),
             evidence,
             longest_answered: None,
+            extension: None,
         });
         self.done = true;
         self.search = None;
@@ -888,7 +890,11 @@ impl Planner {
                                 self.label,
                                 if self.probing { "is answered without it" } else { "sends it" }
                             );
+                            let typ = set.first().and_then(|i| self.items.get(*i)).map(|x| x.typ().0);
                             self.found(Property::Extension, e);
+                            if let Some(f) = self.found.last_mut() {
+                                f.extension = typ;
+                            }
                         } else {
                             self.ext = Some(ExtSearch { suspects: set });
                         }

@@ -83,6 +83,9 @@ pub struct Intolerance {
     /// within; not part of the record (the evidence says it).
     #[serde(skip)]
     pub longest_answered: Option<usize>,
+    /// `extension`: the extension type that breaks the hello.
+    #[serde(skip)]
+    pub extension: Option<u16>,
 }
 
 /// A codepoint as SPEC §3 writes it: `{"id": "0x002f", "name": "…"}`.

@@ -411,6 +411,8 @@ pub enum Change {
     ShortCiphersNoPadding,
     /// Up to TLS 1.2.
     NoTls13,
+    /// No session_ticket extension (Postfix: `tls_ssl_options = NO_TICKET`).
+    NoTicket,
 }
 
 /// Whether the sender's library pads hellos of 256 to 511 bytes to 512
@@ -505,6 +507,17 @@ fn apply_change(p: &Profile, change: Change, suite: hsscan_wire::CipherSuite) ->
                 openssl_repad(&mut c.hello);
             }
         }
+        Change::NoTicket => {
+            let ext = c.hello.extensions.get_or_insert_with(Vec::new);
+            let before = ext.len();
+            ext.retain(|e| e.typ() != hsscan_wire::ExtensionType::SESSION_TICKET);
+            if ext.len() == before {
+                return None;
+            }
+            if padded {
+                openssl_repad(&mut c.hello);
+            }
+        }
         Change::NoTls13 => {
             let ext = c.hello.extensions.get_or_insert_with(Vec::new);
             let offers13 = ext
@@ -557,7 +570,13 @@ pub fn sender_change(
             None => try_(Change::NoPostQuantum),
         },
         "suite-position" | "suite-count" => try_(Change::ShortCiphers),
-        "extension" => try_(Change::NoTls13),
+        "extension" => match found.extension {
+            // What TLS 1.3 adds, or an extension not named: without TLS 1.3.
+            None | Some(0x002b | 0x0033 | 0x002d) => try_(Change::NoTls13),
+            Some(0x0023) => try_(Change::NoTicket),
+            Some(0x0015) if version_at_least(&p.mta_version, 3, 4) => try_(Change::NoPadding),
+            Some(_) => None,
+        },
         _ => None,
     }
 }
@@ -620,6 +639,22 @@ pub fn for_intolerance(
             vec!["  -o {tls_eecdh_auto_curves = X25519 prime256v1 secp384r1}".to_owned()],
             format!(
                 "{dest} drops this sender's hello because of its post-quantum key share ({property}): route it through a transport whose group list leaves out the post-quantum hybrid (X25519MLKEM768), which shrinks the hello by about 1,200 bytes ({}); other destinations keep it",
+                sizes(x)
+            ),
+        )),
+        Some((Change::NoTicket, x)) => out.push(transport(
+            "noticket",
+            vec!["  -o tls_ssl_options=NO_TICKET".to_owned()],
+            format!(
+                "{dest} drops hellos carrying the session_ticket extension ({property}): route it through a transport without it ({}; add any tls_ssl_options your main.cf sets; sessions to it are then not resumed by ticket); other destinations keep it",
+                sizes(x)
+            ),
+        )),
+        Some((Change::NoPadding, x)) if property == "extension" => out.push(transport(
+            "nopadding",
+            vec![no_padding()],
+            format!(
+                "{dest} drops hellos carrying the padding extension ({property}): route it through a transport without that padding ({}; add any tls_disable_workarounds your main.cf sets); other destinations keep it",
                 sizes(x)
             ),
         )),
@@ -713,6 +748,7 @@ mod tests {
             property,
             evidence: String::new(),
             longest_answered: None,
+            extension: None,
         }
     }
 
@@ -846,6 +882,19 @@ mod tests {
             a[0].policy_line.as_deref(),
             Some("[mx.example.net]:25 may protocols=!SSLv2:!SSLv3:!TLSv1.3")
         );
+        // One named extension: the knob for it where Postfix has one.
+        let ext = |t| crate::enumerate::Intolerance {
+            extension: Some(t),
+            ..found("extension")
+        };
+        let a = for_intolerance(&p, &ext(0x0023), suite, &facts());
+        assert_eq!(a[0].master_cf[1], "  -o tls_ssl_options=NO_TICKET");
+        assert_eq!(
+            for_intolerance(&p, &ext(0x0033), suite, &facts())[0].action,
+            Action::PostfixPolicy
+        );
+        let a = for_intolerance(&p, &ext(0x0017), suite, &facts());
+        assert_eq!(a.len(), 1, "extended_master_secret: no Postfix setting, {a:?}");
         for property in ["record-split", "segment-split", "record-version", "hello-length"] {
             let a = for_intolerance(&p, &found(property), suite, &facts());
             assert_eq!(a.len(), 1, "{property}: {a:?}");

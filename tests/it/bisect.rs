@@ -588,3 +588,23 @@ fn the_post_quantum_transport_runs_on_a_real_relay_with_exactly_the_advised_grou
     );
     assert_eq!(c["hellos"][0]["key_shares"], serde_json::json!(["X25519"]), "{c:#}");
 }
+
+/// A receiver that drops every hello carrying the session_ticket
+/// extension, which Debian's Postfix sends: hsscan names the extension
+/// and advises a transport with `tls_ssl_options = NO_TICKET`, which the
+/// real relay gets past (TLS 1.3 kept: the fix is only the extension).
+#[test]
+fn a_receiver_dropping_session_tickets_gets_a_transport_without_them_that_a_real_relay_gets_past() {
+    let toml =
+        format!("{POSTFIX_DEFAULT}\n[misbehave]\ndrop_extension = \"session_ticket\"\nintolerance = \"reset\"\n");
+    let em = logged_emulator("drop-session-ticket", &toml);
+    let (r, transport) = the_advised_transport_gets_a_real_relay_past(&em);
+    let sender = &r["senders"][0];
+    assert_eq!(s(&sender["reason"]["kind"]), "hello-intolerance", "{r:#}");
+    assert!(s(&sender["reason"]["detail"]).contains("session_ticket"), "{r:#}");
+    assert_eq!(s(&r["intolerance"][0]["property"]), "extension", "{r:#}");
+    assert_eq!(
+        transport["master_cf"][1], "  -o tls_ssl_options=NO_TICKET",
+        "{transport:#}"
+    );
+}
