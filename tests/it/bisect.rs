@@ -213,28 +213,8 @@ fn a_tls13_intolerant_receiver_gets_a_policy_line_that_a_real_relay_gets_past() 
             .to_string(),
     ]);
     let nexthop = format!("[127.0.0.1]:{}", em.port);
-    let relay = Postfix::start_relay(&[
-        ("relayhost", &nexthop),
-        ("mynetworks", "127.0.0.0/8"),
-        ("smtp_tls_security_level", "may"),
-        ("smtp_tls_loglevel", "1"),
-    ]);
+    let (relay, r) = relay_scanned_as_local(&em);
     let conf = relay.conf_dir();
-    let out = crate::enum_support::run(
-        std::path::Path::new(env!("CARGO_BIN_EXE_hsscan")),
-        &[
-            format!("127.0.0.1:{}", em.port),
-            "--starttls".into(),
-            "smtp".into(),
-            "--json".into(),
-            "--sender".into(),
-            "local".into(),
-        ],
-        &[("MAIL_CONFIG", conf.to_str().unwrap_or("/tmp"))],
-        crate::enum_support::TOOL_LIMIT,
-    );
-    let r: Value = serde_json::from_str(out.stdout.trim())
-        .unwrap_or_else(|e| panic!("no JSON ({e}): {}\n{}", out.stdout, out.stderr));
     let sender = &r["senders"][0];
     assert_eq!(s(&sender["outcome"]), "no-tls", "{r:#}");
     assert_eq!(s(&sender["reason"]["kind"]), "hello-intolerance", "{r:#}");
@@ -335,15 +315,9 @@ fn apply_transport(relay: &Postfix, transport: &Value) {
     relay.reconfigure(&[("transport_maps", &format!("hash:{}", table.display()))]);
 }
 
-/// A real Postfix relay (`may`) sends one message to `em` and fails to
-/// start TLS; hsscan as that relay (`--sender local`) scans `em`; the
-/// postfix-transport advice of the record is applied to the relay as an
-/// admin would (its master.cf lines appended, its transport line postmap'd
-/// into transport_maps for the partner domain: a host scan knows no
-/// recipient domain, so the line's key is the host, and a relay routes by
-/// domain); the relay's next message gets past the server flight.
-/// Returns the record and the transport advice.
-fn the_advised_transport_gets_a_real_relay_past(em: &crate::support::Server) -> (Value, Value) {
+/// A real Postfix relay (`may`) whose relayhost is `em`, and the record
+/// of hsscan scanning `em` as that relay (`--sender local`).
+fn relay_scanned_as_local(em: &crate::support::Server) -> (Postfix, Value) {
     let nexthop = format!("[127.0.0.1]:{}", em.port);
     let relay = Postfix::start_relay(&[
         ("relayhost", &nexthop),
@@ -367,6 +341,20 @@ fn the_advised_transport_gets_a_real_relay_past(em: &crate::support::Server) -> 
     );
     let r: Value = serde_json::from_str(out.stdout.trim())
         .unwrap_or_else(|e| panic!("no JSON ({e}): {}\n{}", out.stdout, out.stderr));
+    (relay, r)
+}
+
+/// A real Postfix relay (`may`) sends one message to `em` and fails to
+/// start TLS; hsscan as that relay (`--sender local`) scans `em`; the
+/// postfix-transport advice of the record is applied to the relay as an
+/// admin would (its master.cf lines appended, its transport line postmap'd
+/// into transport_maps for the partner domain: a host scan knows no
+/// recipient domain, so the line's key is the host, and a relay routes by
+/// domain); the relay's next message gets past the server flight.
+/// Returns the record and the transport advice.
+fn the_advised_transport_gets_a_real_relay_past(em: &crate::support::Server) -> (Value, Value) {
+    let nexthop = format!("[127.0.0.1]:{}", em.port);
+    let (relay, r) = relay_scanned_as_local(em);
     let transport = r["advice"]
         .as_array()
         .and_then(|a| a.iter().find(|x| x["action"] == "postfix-transport"))
