@@ -690,6 +690,13 @@ async fn scan_gated(
                 }
                 findings.extend(t.findings);
             }
+            let seen: Vec<_> = [("modern", &quick.modern), ("legacy", &quick.legacy)]
+                .into_iter()
+                .chain(quick.wide.as_ref().map(|w| ("wide", w)))
+                .filter_map(|(name, a)| a.result.as_ref().map(|n| (n.version, n.cipher, name)))
+                .collect();
+            let mut e = e;
+            e.check_against(&seen);
             findings.extend(enumeration_findings(&e));
             // The enumeration found what the quick check missed: TLS it is.
             if status != Status::Negotiated && e.protocols.values().any(|p| *p == Some(true)) {

@@ -64,6 +64,36 @@ impl Enumeration {
     pub fn is_complete(&self) -> bool {
         self.complete.values().all(|c| *c)
     }
+
+    /// Holds the result against what hellos on whole connections (the
+    /// quick check's) negotiated: `(version, suite, which hello)`. The
+    /// enumeration's own hellos close our side with the hello; a server
+    /// that answered them otherwise than a whole connection would leave a
+    /// negotiated suite out of its protocol's list, or the protocol out:
+    /// that protocol is then not complete, and `unsure` says why.
+    pub fn check_against(&mut self, seen: &[(ProtocolVersion, CipherSuite, &str)]) {
+        for (v, suite, hello) in seen {
+            let l = label(*v);
+            let listed = self
+                .ciphers
+                .get(l)
+                .is_some_and(|c| c.iter().any(|x| x.id == suite.hex()));
+            if listed || self.complete.get(l) != Some(&true) {
+                continue;
+            }
+            self.complete.insert(l, false);
+            if self.protocols.get(l).copied().flatten() != Some(true) {
+                self.protocols.insert(l, None);
+            }
+            self.unsure.push(Unsure {
+                protocol: l,
+                reason: format!(
+                    "the quick check's {hello} hello negotiated {} at {l}, which the enumeration did not find",
+                    suite.name().unwrap_or("a suite")
+                ),
+            });
+        }
+    }
 }
 
 /// Why a protocol's result is not settled.
@@ -246,4 +276,41 @@ pub async fn enumerate(gate: &HostGate, endpoint: &Endpoint, drive: &Drive<'_>) 
         intolerance: Vec::new(),
     };
     (enumeration, outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enumeration(tls12: &[u16]) -> Enumeration {
+        let l = label(ProtocolVersion::TLS12);
+        Enumeration {
+            protocols: BTreeMap::from([(l, Some(true))]),
+            ciphers: BTreeMap::from([(l, tls12.iter().map(|s| Codepoint::from(CipherSuite(*s))).collect())]),
+            complete: BTreeMap::from([(l, true)]),
+            unsure: Vec::new(),
+            server_preference: BTreeMap::new(),
+            groups: Vec::new(),
+            features: Features::default(),
+            dh_bits: None,
+            details: BTreeMap::new(),
+            intolerance: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_suite_the_quick_check_negotiated_and_the_enumeration_missed_makes_it_unsure() {
+        let mut e = enumeration(&[0xc02f, 0xc030]);
+        e.check_against(&[(ProtocolVersion::TLS12, CipherSuite(0xc02f), "modern")]);
+        assert!(e.is_complete() && e.unsure.is_empty());
+        e.check_against(&[(ProtocolVersion::TLS12, CipherSuite(0x002f), "legacy")]);
+        assert!(!e.is_complete());
+        assert_eq!(e.protocols[label(ProtocolVersion::TLS12)], Some(true));
+        assert!(e.unsure[0].reason.contains("legacy hello negotiated"), "{:?}", e.unsure);
+        // A protocol the enumeration said no to, but a whole connection got.
+        let mut e = enumeration(&[]);
+        e.protocols.insert(label(ProtocolVersion::TLS12), Some(false));
+        e.check_against(&[(ProtocolVersion::TLS12, CipherSuite(0x002f), "legacy")]);
+        assert_eq!(e.protocols[label(ProtocolVersion::TLS12)], None);
+    }
 }
