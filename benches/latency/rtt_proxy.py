@@ -162,6 +162,7 @@ class Proxy:
         self.max_client = 0
         self.server_now = 0  # upstream connected, neither side's close seen by the server
         self.max_server = 0
+        self.tasks = set()  # every connection's handler, held until it is done
 
     def emit(self, **kw):
         kw["t"] = round(time.time(), 6)
@@ -246,7 +247,14 @@ class Proxy:
             listen = f"{lh}:{lp}"
 
             def cb(r, w, listen=listen, target=target):
-                return self.handle(r, w, listen, target)
+                # A task of our own, held until done: the one asyncio's
+                # StreamReaderProtocol makes is dropped when the client's
+                # transport is lost, and a pending task nobody holds may be
+                # collected mid-connection ("Task was destroyed but it is
+                # pending"), as seen with clients that half-close early.
+                t = asyncio.ensure_future(self.handle(r, w, listen, target))
+                self.tasks.add(t)
+                t.add_done_callback(self.tasks.discard)
 
             servers.append(await asyncio.start_server(cb, lh, lp, reuse_address=True, backlog=1024))
         if self.ready:
