@@ -331,6 +331,26 @@ async fn read_hello(stream: &mut TcpStream, d: &mut Deframer, reads: &mut usize)
     }
 }
 
+/// Whether the client has closed its side right after its hello (within
+/// a short wait: the close travels just behind the hello); what it sent
+/// meanwhile (a close_notify) goes to the deframer.
+async fn closed_with_hello(stream: &mut TcpStream, d: &mut Deframer) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+    let mut chunk = [0u8; 512];
+    let mut total = 0usize;
+    while total < MAX_HELLO_BYTES {
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) => return true,
+            Ok(Ok(n)) => {
+                total += n;
+                let _ = d.push(chunk.get(..n).unwrap_or(&[]));
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
 async fn tls(stream: &mut TcpStream, log: &mut Log, shared: &Shared, open: &Open<'_>, rng: &mut Bytes) -> String {
     let responder = Responder {
         profile: &shared.profile,
@@ -348,6 +368,12 @@ async fn tls(stream: &mut TcpStream, log: &mut Log, shared: &Shared, open: &Open
             Ok(h) => h,
             Err(why) => return why,
         };
+        if let Some(r) = shared.profile.misbehave.close_with_hello {
+            if closed_with_hello(stream, &mut d).await {
+                refuse(stream, open, r, None).await;
+                return format!("{} (the client closed its side with the hello)", r.describe());
+            }
+        }
         let framing = d.hello_framing().unwrap_or_default();
         let arrival = Arrival {
             bytes: framing.bytes,

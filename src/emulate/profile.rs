@@ -127,6 +127,7 @@ struct MisbehaveFile {
     drop_extension: Option<String>,
     record_version: Option<String>,
     max_legacy_version: Option<String>,
+    close_with_hello: Option<String>,
 }
 
 /// What the emulator does instead of answering.
@@ -246,6 +247,10 @@ pub struct Misbehave {
     /// version intolerance, the servers that broke when clients first
     /// offered TLS 1.2.
     pub max_legacy_version: Option<ProtocolVersion>,
+    /// What it does with a hello whose client closed its side with it
+    /// (TCP half-close before the answer): a server or device that takes
+    /// the early close for the end of the connection.
+    pub close_with_hello: Option<Refusal>,
 }
 
 #[derive(Debug, Clone)]
@@ -441,6 +446,11 @@ impl Profile {
                 .map(|s| Refusal::parse(s, "misbehave.intolerance"))
                 .transpose()?,
             max_key_share_bytes: m.max_key_share_bytes,
+            close_with_hello: m
+                .close_with_hello
+                .as_deref()
+                .map(|s| Refusal::parse(s, "misbehave.close_with_hello"))
+                .transpose()?,
             drop_extension: m
                 .drop_extension
                 .as_deref()

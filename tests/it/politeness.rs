@@ -138,3 +138,60 @@ fn the_default_check_never_has_more_than_per_host_open() {
         assert_eq!(r["senders"][0]["confirmed"], true, "per-host {n}: {r:#}");
     }
 }
+
+/// An enumeration hello closes our side as it goes out. A server that
+/// takes that early close for the end (the emulator with
+/// `close_with_hello = "reset"`: every such hello is reset) costs the
+/// enumeration a few connections and nothing else: the first dropped
+/// hello ends the half-close for that address, the enumeration asks it
+/// again on a whole connection, and the result equals that of the same
+/// profile without the misbehaviour, complete and sure.
+#[test]
+fn a_server_that_resets_half_closed_hellos_gets_whole_connections_and_the_same_result() {
+    const PROFILE: &str = include_str!("../../src/emulate/profiles/postfix-default.toml");
+    let scan = |name: &str, toml: &str| {
+        let em = crate::emulate::emulator_with(vec![
+            "emulate".into(),
+            "--json".into(),
+            "--config".into(),
+            crate::emulate::profile_file(name, toml).display().to_string(),
+        ]);
+        let target = format!("127.0.0.1:{}", em.port);
+        let r = hsscan(&[
+            "--json",
+            "--enumerate",
+            "--starttls",
+            "smtp",
+            "--sender",
+            "postfix-3.7-openssl-3.0-may",
+            &target,
+        ])
+        .record();
+        (r, emulator_connections(&full_log(&em, "hsscan-emulate")))
+    };
+    let (plain, _) = scan("half-close-plain", PROFILE);
+    let (strict, log) = scan(
+        "half-close-reset",
+        &format!("{PROFILE}\n[misbehave]\nclose_with_hello = \"reset\"\n"),
+    );
+    let reset = log
+        .iter()
+        .filter(|c| {
+            c["outcome"]
+                .as_str()
+                .unwrap_or("")
+                .contains("closed its side with the hello")
+        })
+        .count();
+    assert!(reset >= 1, "no half-closed hello reached the emulator: {log:#?}");
+    for key in ["protocols", "ciphers", "groups", "complete", "unsure"] {
+        assert_eq!(
+            strict["enumeration"][key], plain["enumeration"][key],
+            "{key}: {strict:#}"
+        );
+    }
+    assert_eq!(strict["enumeration"]["unsure"], json!([]), "{strict:#}");
+    let (a, b) = (plain["connections"].as_u64(), strict["connections"].as_u64());
+    assert!(b > a, "the resets cost connections: {a:?} vs {b:?}");
+    println!("half-closed hellos reset: {reset}; connections {a:?} without, {b:?} with the resets");
+}
