@@ -264,6 +264,13 @@ fn a_tls13_intolerant_receiver_gets_a_policy_line_that_a_real_relay_gets_past() 
     );
 }
 
+/// Whether one of a transport advice's master.cf lines contains `needle`.
+fn has_master_line(transport: &Value, needle: &str) -> bool {
+    transport["master_cf"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|l| s(l).contains(needle)))
+}
+
 /// The emulator playing `toml`, logging every connection (`--json`).
 fn logged_emulator(name: &str, toml: &str) -> crate::support::Server {
     crate::emulate::emulator_with(vec![
@@ -315,16 +322,21 @@ fn apply_transport(relay: &Postfix, transport: &Value) {
     relay.reconfigure(&[("transport_maps", &format!("hash:{}", table.display()))]);
 }
 
-/// A real Postfix relay (`may`) whose relayhost is `em`, and the record
-/// of hsscan scanning `em` as that relay (`--sender local`).
-fn relay_scanned_as_local(em: &crate::support::Server) -> (Postfix, Value) {
+/// A real Postfix relay (`may`, TLS logged) whose relayhost is `em`.
+fn relay_to(em: &crate::support::Server) -> Postfix {
     let nexthop = format!("[127.0.0.1]:{}", em.port);
-    let relay = Postfix::start_relay(&[
+    Postfix::start_relay(&[
         ("relayhost", &nexthop),
         ("mynetworks", "127.0.0.0/8"),
         ("smtp_tls_security_level", "may"),
         ("smtp_tls_loglevel", "1"),
-    ]);
+    ])
+}
+
+/// [`relay_to`] `em`, and the record of hsscan scanning `em` as that
+/// relay (`--sender local`).
+fn relay_scanned_as_local(em: &crate::support::Server) -> (Postfix, Value) {
+    let relay = relay_to(em);
     let conf = relay.conf_dir();
     let out = crate::enum_support::run(
         std::path::Path::new(env!("CARGO_BIN_EXE_hsscan")),
@@ -451,11 +463,7 @@ suite_window = 64
     );
     assert_eq!(s(&r["intolerance"][0]["property"]), "suite-position", "{r:#}");
     assert!(
-        transport["master_cf"]
-            .as_array()
-            .expect("master_cf")
-            .iter()
-            .any(|l| s(l).contains("tls_medium_cipherlist = AES128-SHA:")),
+        has_master_line(&transport, "tls_medium_cipherlist = AES128-SHA:"),
         "{transport:#}"
     );
     // The advice for "no shared cipher" is gone with that reason.
@@ -506,14 +514,7 @@ fn a_receiver_dropping_every_hello_over_300_bytes_is_bisected_from_a_small_hello
         "{detail}"
     );
     assert_eq!(s(&r["intolerance"][0]["property"]), "hello-length", "{r:#}");
-    assert!(
-        transport["master_cf"]
-            .as_array()
-            .expect("master_cf")
-            .iter()
-            .any(|l| s(l).contains("tls_medium_cipherlist = ")),
-        "{transport:#}"
-    );
+    assert!(has_master_line(&transport, "tls_medium_cipherlist = "), "{transport:#}");
     println!("max_hello_bytes = 300: {} connections in all", r["connections"]);
 }
 
@@ -546,13 +547,7 @@ fn the_post_quantum_transport_runs_on_a_real_relay_with_exactly_the_advised_grou
         .cloned()
         .unwrap_or_else(|| panic!("no transport advice\n{ctx}"));
     assert!(s(&transport["verified_by"]).ends_with(": answered"), "{ctx}");
-    let nexthop = format!("[127.0.0.1]:{}", em.port);
-    let relay = Postfix::start_relay(&[
-        ("relayhost", &nexthop),
-        ("mynetworks", "127.0.0.0/8"),
-        ("smtp_tls_security_level", "may"),
-        ("smtp_tls_loglevel", "1"),
-    ]);
+    let relay = relay_to(&em);
     apply_transport(&relay, &transport);
     let tried = connections(&em).len();
     crate::emulate_postfix::submit(&relay);
