@@ -221,12 +221,10 @@ impl HostGate {
             .connection(async {
                 let mut tries = 0;
                 loop {
-                    let cfg = self.tuned(cfg);
-                    let closing = if cfg.half_close && hello.retry.is_none() {
-                        with_close_notify(hello)
-                    } else {
-                        None
-                    };
+                    let mut cfg = self.tuned(cfg);
+                    // A hello that may draw a HelloRetryRequest needs our side open.
+                    cfg.half_close &= hello.retry.is_none();
+                    let closing = if cfg.half_close { with_close_notify(hello) } else { None };
                     let writes = closing.as_deref().unwrap_or(&hello.writes);
                     let r = probe::run_following(endpoint, writes, hello.retry.as_ref(), &cfg).await;
                     // A connect that failed on a limit of this machine (EMFILE

@@ -923,6 +923,7 @@ async fn judge_senders(
         best_version: best,
         server_suites,
         today: cfg.at.date(),
+        sni,
     };
     let host_name = target
         .host
@@ -959,25 +960,11 @@ async fn judge_senders(
             }
         } else {
             // The headline sender's hello may have gone out already.
-            let confirmation = match early.take() {
-                Some(Ok(sent)) => {
-                    sent.map(|sent| judge_sent(cfg, profile, sent, answered, certificates, host_name.as_deref()))
-                }
-                Some(Err(r)) => Some(r),
-                None => {
-                    probe_sender(
-                        gate,
-                        endpoint,
-                        cfg,
-                        sni,
-                        profile,
-                        answered,
-                        certificates,
-                        host_name.as_deref(),
-                    )
-                    .await
-                }
+            let sent = match early.take() {
+                Some(sent) => sent,
+                None => send_sender(gate, endpoint, cfg, sni, profile).await,
             };
+            let confirmation = judge_sent(cfg, profile, sent, answered, certificates, host_name.as_deref());
             match confirmation {
                 Some(r) if dropped(&r) => {
                     recheck_drop(
@@ -1107,23 +1094,26 @@ async fn probe_sender(
     certificates: &mut Vec<CertificateReport>,
     host: Option<&str>,
 ) -> Option<crate::senders::SenderResult> {
-    match send_sender(gate, endpoint, cfg, sni, profile).await {
-        Ok(sent) => sent.map(|sent| judge_sent(cfg, profile, sent, other_answered, certificates, host)),
-        Err(r) => Some(r),
-    }
+    let sent = send_sender(gate, endpoint, cfg, sni, profile).await;
+    judge_sent(cfg, profile, sent, other_answered, certificates, host)
 }
 
-/// Judges the answer to a sender's own hello, adding its chain to
-/// `certificates` when it is new.
+/// Judges what [`send_sender`] got, adding the chain to `certificates`
+/// when it is new; `None` when the budget was spent.
 fn judge_sent(
     cfg: &ScanConfig,
     profile: &crate::senders::Profile,
-    (hello, r): Sent,
+    sent: Result<Option<Sent>, crate::senders::SenderResult>,
     other_answered: bool,
     certificates: &mut Vec<CertificateReport>,
     host: Option<&str>,
-) -> crate::senders::SenderResult {
+) -> Option<crate::senders::SenderResult> {
     use crate::senders;
+    let (hello, r) = match sent {
+        Ok(Some(sent)) => sent,
+        Ok(None) => return None,
+        Err(r) => return Some(r),
+    };
     if let Some(leaf) = r.flight.certificates.first() {
         let sha = crate::certs::CertInfo::from_der(leaf).sha256;
         if !certificates
@@ -1145,7 +1135,7 @@ fn judge_sent(
             verdicts: &c.verdicts,
         })
         .collect();
-    senders::judge(
+    Some(senders::judge(
         profile,
         &hello,
         &r,
@@ -1153,7 +1143,7 @@ fn judge_sent(
             chains,
             other_hello_answered: other_answered,
         },
-    )
+    ))
 }
 
 #[cfg(test)]

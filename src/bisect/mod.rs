@@ -327,6 +327,7 @@ pub async fn for_endpoint(
                     best_version: Some(known.0),
                     server_suites: vec![known.1],
                     today: scope.today,
+                    sni: scope.sni,
                 };
                 let mut add = crate::senders::advice::for_intolerance(p, found, known.1, &facts);
                 verify(scope, p, found, known.1, &mut add).await;
@@ -359,7 +360,7 @@ async fn verify(
         if a.expect != Some(crate::senders::advice::Expect::Tls) {
             continue;
         }
-        let Some((_, changed)) = crate::senders::advice::sender_change(p, found, suite) else {
+        let Some((_, changed)) = crate::senders::advice::sender_change(p, found, suite, scope.sni) else {
             continue;
         };
         let Ok(hello) = changed.prepare(scope.sni) else {

@@ -78,6 +78,8 @@ pub struct Facts<'a> {
     pub server_suites: Vec<hsscan_wire::CipherSuite>,
     /// The UTC date advice expires (owner and removal date comments).
     pub today: time::Date,
+    /// The name a sender puts in its SNI (when it sends one).
+    pub sni: Option<&'a str>,
 }
 
 /// The result of a probe with a changed hello, per candidate.
@@ -423,21 +425,16 @@ fn pads(p: &Profile) -> bool {
         || (p.mta.starts_with("postfix") && p.library.starts_with("OpenSSL"))
 }
 
-/// OpenSSL's padding rule (tls_construct_ctos_padding): a hello whose
-/// handshake message is 256 to 511 bytes long gets a padding extension
-/// that makes it 512 (or as close above as four bytes of header allow).
-fn openssl_repad(hello: &mut hsscan_wire::ClientHello) {
-    if let Some(ext) = hello.extensions.as_mut() {
-        ext.retain(|e| !matches!(e, hsscan_wire::ClientExtension::Padding(_)));
-    }
-    let Ok(len) = hello.to_bytes().map(|b| b.len()) else {
-        return;
-    };
-    if len > 0xff && len < 0x200 {
-        let data = (0x200 - len).saturating_sub(4);
-        if let Some(ext) = hello.extensions.as_mut() {
-            ext.push(hsscan_wire::ClientExtension::Padding(data));
-        }
+/// Marks a changed hello of a sender that pads as padded: the sender's
+/// [`Profile::prepare`] then applies OpenSSL's rule to what is left (a
+/// hello of 256 to 511 bytes becomes 512, others stay as they are).
+fn keep_padding(hello: &mut hsscan_wire::ClientHello) {
+    let ext = hello.extensions.get_or_insert_with(Vec::new);
+    if !ext
+        .iter()
+        .any(|e| matches!(e, hsscan_wire::ClientExtension::Padding(_)))
+    {
+        ext.push(hsscan_wire::ClientExtension::Padding(0));
     }
 }
 
@@ -488,7 +485,7 @@ fn apply_change(p: &Profile, change: Change, suite: hsscan_wire::CipherSuite) ->
                 }
             }
             if padded {
-                openssl_repad(&mut c.hello);
+                keep_padding(&mut c.hello);
             }
         }
         Change::NoPadding | Change::ShortCiphersNoPadding => {
@@ -504,7 +501,7 @@ fn apply_change(p: &Profile, change: Change, suite: hsscan_wire::CipherSuite) ->
         Change::ShortCiphers => {
             c.hello.cipher_suites = short_suites(p, suite)?;
             if padded {
-                openssl_repad(&mut c.hello);
+                keep_padding(&mut c.hello);
             }
         }
         Change::NoTicket => {
@@ -515,7 +512,7 @@ fn apply_change(p: &Profile, change: Change, suite: hsscan_wire::CipherSuite) ->
                 return None;
             }
             if padded {
-                openssl_repad(&mut c.hello);
+                keep_padding(&mut c.hello);
             }
         }
         Change::NoTls13 => {
@@ -533,10 +530,9 @@ fn apply_change(p: &Profile, change: Change, suite: hsscan_wire::CipherSuite) ->
     Some(c)
 }
 
-fn record_bytes(p: &Profile) -> usize {
-    p.hello
-        .to_record(ProtocolVersion::TLS10)
-        .map_or(usize::MAX, |r| r.len())
+/// The length of the hello `p` sends (its SNI, its padding), in one record.
+fn record_bytes(p: &Profile, sni: Option<&str>) -> usize {
+    p.prepare(sni).map_or(usize::MAX, |h| h.hello_bytes)
 }
 
 /// The sender change for an intolerance `found` by bisection (`suite`:
@@ -548,6 +544,7 @@ pub fn sender_change(
     p: &Profile,
     found: &crate::enumerate::Intolerance,
     suite: hsscan_wire::CipherSuite,
+    sni: Option<&str>,
 ) -> Option<(Change, Profile)> {
     let try_ = |c: Change| apply_change(p, c, suite).map(|x| (c, x));
     match found.property {
@@ -565,7 +562,7 @@ pub fn sender_change(
                 order
                     .into_iter()
                     .filter_map(try_)
-                    .find(|(_, x)| record_bytes(x) <= limit)
+                    .find(|(_, x)| record_bytes(x, sni) <= limit)
             }
             None => try_(Change::NoPostQuantum),
         },
@@ -624,12 +621,16 @@ pub fn for_intolerance(
         ]
     };
     let no_padding = || "  -o tls_disable_workarounds=TLSEXT_PADDING".to_owned();
-    let change = if postfix { sender_change(p, found, suite) } else { None };
+    let change = if postfix {
+        sender_change(p, found, suite, f.sni)
+    } else {
+        None
+    };
     let sizes = |x: &Profile| {
         format!(
             "this sender's hello is {} bytes, the changed one {} bytes",
-            record_bytes(p),
-            record_bytes(x)
+            record_bytes(p, f.sni),
+            record_bytes(x, f.sni)
         )
     };
     let dest = format!("{}:{}", f.host, f.port);
@@ -760,6 +761,7 @@ mod tests {
             best_version: Some(ProtocolVersion::TLS12),
             server_suites: vec![],
             today: time::macros::date!(2026 - 01 - 01),
+            sni: None,
         }
     }
 
@@ -782,7 +784,7 @@ mod tests {
             Some("mx.example.net shortciphers:[mx.example.net]:25")
         );
         assert_eq!(a.last().map(|x| x.action), Some(Action::ReceiverChange));
-        let (_, changed) = sender_change(&p, &found("suite-position"), theirs).expect("a changed hello");
+        let (_, changed) = sender_change(&p, &found("suite-position"), theirs, None).expect("a changed hello");
         let at = changed
             .hello
             .cipher_suites
@@ -798,23 +800,23 @@ mod tests {
     #[test]
     fn a_length_limit_gets_the_smallest_change_whose_hello_fits_under_it() {
         let p = Profile::shipped("postfix-3.7-openssl-3.0-may").expect("profile");
-        assert_eq!(record_bytes(&p), 517, "the captured hello, padded");
+        assert_eq!(record_bytes(&p, None), 517, "the captured hello, padded");
         let suite = hsscan_wire::CipherSuite(0xc030);
         let limit = |n| crate::enumerate::Intolerance {
             longest_answered: Some(n),
             ..found("hello-length")
         };
         // Without its padding the hello is 405 bytes.
-        let (c, x) = sender_change(&p, &limit(512), suite).expect("a change");
-        assert_eq!((c, record_bytes(&x)), (Change::NoPadding, 405));
+        let (c, x) = sender_change(&p, &limit(512), suite, None).expect("a change");
+        assert_eq!((c, record_bytes(&x, None)), (Change::NoPadding, 405));
         let a = for_intolerance(&p, &limit(512), suite, &facts());
         assert_eq!(a[0].master_cf[1], "  -o tls_disable_workarounds=TLSEXT_PADDING");
         assert!(a[0].text.contains("longer than 512 bytes"), "{}", a[0].text);
         // A short list (the server's suite, then ECDHE AEAD) is under
         // 256 bytes, where OpenSSL does not pad.
-        let (c, x) = sender_change(&p, &limit(300), suite).expect("a change");
+        let (c, x) = sender_change(&p, &limit(300), suite, None).expect("a change");
         assert_eq!(c, Change::ShortCiphers);
-        assert!(record_bytes(&x) < 256 + 5, "{}", record_bytes(&x));
+        assert!(record_bytes(&x, None) < 256 + 5, "{}", record_bytes(&x, None));
         let a = for_intolerance(&p, &limit(300), suite, &facts());
         assert!(a[0]
             .master_cf
@@ -825,41 +827,55 @@ mod tests {
             Some("mx.example.net shorthello:[mx.example.net]:25")
         );
         // Nothing brings it under 200 bytes: only the receiver can help.
-        assert!(sender_change(&p, &limit(200), suite).is_none());
+        assert!(sender_change(&p, &limit(200), suite, None).is_none());
         let a = for_intolerance(&p, &limit(200), suite, &facts());
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].action, Action::ReceiverChange);
         // Post-quantum: leaving the hybrid out is tried first.
         let pq = Profile::shipped("postfix-openssl-3.5-may").expect("profile");
-        assert!(record_bytes(&pq) > 1024, "{}", record_bytes(&pq));
-        let (c, x) = sender_change(&pq, &limit(1024), suite).expect("a change");
+        assert!(record_bytes(&pq, None) > 1024, "{}", record_bytes(&pq, None));
+        let (c, x) = sender_change(&pq, &limit(1024), suite, None).expect("a change");
         assert_eq!(c, Change::NoPostQuantum);
-        assert!(record_bytes(&x) < 256 + 5, "{}", record_bytes(&x));
+        assert!(record_bytes(&x, None) < 256 + 5, "{}", record_bytes(&x, None));
     }
 
     #[test]
     fn a_changed_hello_is_padded_as_openssl_pads_it() {
         // A handshake message of 256 to 511 bytes becomes 512 (RFC 7685,
-        // OpenSSL's tls_construct_ctos_padding); others stay as they are.
-        for (suites, want) in [(10usize, None), (150, Some(512)), (240, None)] {
-            let list = (0..suites)
-                .map(|i| hsscan_wire::CipherSuite(0x0100 + i as u16))
-                .collect();
-            let mut h = hsscan_wire::ClientHello::new(ProtocolVersion::TLS12, [0; 32], list);
-            h.extensions = Some(vec![hsscan_wire::ClientExtension::Padding(7)]);
-            openssl_repad(&mut h);
-            let len = h.to_bytes().expect("encodes").len();
-            match want {
-                Some(n) => assert_eq!(len, n, "{suites} suites"),
-                None => assert!(
-                    !h.extensions
-                        .iter()
-                        .flatten()
-                        .any(|e| matches!(e, hsscan_wire::ClientExtension::Padding(_))),
-                    "{suites} suites: {len}"
-                ),
-            }
+        // OpenSSL's tls_construct_ctos_padding); others stay as they are:
+        // the sender's own prepare applies it to whatever a change leaves.
+        let p = Profile::shipped("postfix-3.7-openssl-3.0-may").expect("profile");
+        for (suites, want) in [(10u16, None), (100, Some(517)), (240, None)] {
+            let mut c = p.clone();
+            c.hello.cipher_suites = (0..suites).map(|i| hsscan_wire::CipherSuite(0x0100 + i)).collect();
+            c.hello
+                .extensions
+                .get_or_insert_with(Vec::new)
+                .retain(|e| !matches!(e, hsscan_wire::ClientExtension::Padding(_)));
+            let bare = record_bytes(&c, None);
+            keep_padding(&mut c.hello);
+            let padded = record_bytes(&c, None);
+            assert_eq!(padded, want.unwrap_or(bare), "{suites} suites: {bare} bytes bare");
         }
+        // The SNI the sender sends counts: a long name takes a short list
+        // into the padding window.
+        let name = "mx1.partner-mail.example.net";
+        let limit = crate::enumerate::Intolerance {
+            longest_answered: Some(300),
+            ..found("hello-length")
+        };
+        let mut sni = p.clone();
+        sni.sni = true;
+        let short = sender_change(&sni, &limit, hsscan_wire::CipherSuite(0xc030), None);
+        assert_eq!(short.map(|(c, _)| c), Some(Change::ShortCiphers));
+        let (c, x) = sender_change(&sni, &limit, hsscan_wire::CipherSuite(0xc030), Some(name)).expect("a change");
+        assert_eq!(
+            c,
+            Change::ShortCiphersNoPadding,
+            "{} bytes",
+            record_bytes(&x, Some(name))
+        );
+        assert!(record_bytes(&x, Some(name)) <= 300);
     }
 
     #[test]
@@ -871,7 +887,7 @@ mod tests {
             a[0].policy_line.as_deref(),
             Some("[mx.example.net]:25 may protocols=<=TLSv1.2")
         );
-        let (_, changed) = sender_change(&p, &found("extension"), suite).expect("changed");
+        let (_, changed) = sender_change(&p, &found("extension"), suite, None).expect("changed");
         assert!(changed
             .hello
             .extension(hsscan_wire::ExtensionType::SUPPORTED_VERSIONS)
